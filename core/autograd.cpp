@@ -1,0 +1,212 @@
+// The autograd engine: record() builds the graph during forward, run_backward() walks it once.
+#include "core/autograd.h"
+
+#include "core/backend.h"
+
+#include <atomic>
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace kindling {
+namespace {
+
+thread_local bool tls_grad_enabled = true;
+std::atomic<uint64_t> next_sequence_nr{0};
+
+// A recorded op: its backward formula is a closure that owns the op's SavedTensors.
+class FunctionNode final : public Node {
+ public:
+  FunctionNode(const char* name, BackwardFn fn) : name_(name), fn_(std::move(fn)) {}
+  std::string name() const override { return name_; }
+
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override {
+    KINDLING_CHECK(fn_ != nullptr, AutogradError,
+                   "{}: trying to backward through the graph a second time; its saved tensors were "
+                   "freed after the first backward (pass retain_graph=true to keep them)",
+                   name_);
+    GradOutputs outputs{std::move(grads), {}};
+    for (const Edge& e : next_edges) outputs.needs_input_grad.push_back(e.valid());
+    return fn_(outputs);
+  }
+
+  void release_saved() override { fn_ = nullptr; }
+
+ private:
+  std::string name_;
+  BackwardFn fn_;
+};
+
+// The sink for a leaf: adds the incoming gradient into leaf.grad.
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
+  std::string name() const override { return "AccumulateGrad"; }
+
+  std::vector<Tensor> apply(std::vector<Tensor>&& grads) override {
+    Tensor& g = grads[0];
+    Tensor& accumulated = leaf_->grad;
+    if (!accumulated.defined()) {
+      // Own the buffer: a gradient that is a view of another tensor must not be updated in place
+      // by the next accumulation.
+      accumulated = (g.storage().use_count() > 1 || !g.is_contiguous()) ? g.detach().clone() : g.detach();
+    } else {
+      accumulated.add_(g);
+    }
+    return {};
+  }
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.requires_grad()) return {};
+  TensorImpl* impl = t.impl();
+  if (impl->grad_fn) return {impl->grad_fn, impl->output_nr};
+  std::shared_ptr<Node> accumulator = impl->grad_accumulator.lock();
+  if (!accumulator) {
+    accumulator = std::make_shared<AccumulateGrad>(t.impl_ptr());
+    accumulator->outputs.push_back({t.shape(), t.dtype(), t.device()});
+    accumulator->sequence_nr = next_sequence_nr++;
+    impl->grad_accumulator = accumulator;
+  }
+  return {accumulator, 0};
+}
+
+}  // namespace
+
+bool GradMode::is_enabled() { return tls_grad_enabled; }
+void GradMode::set_enabled(bool enabled) { tls_grad_enabled = enabled; }
+
+SavedTensor::SavedTensor(const Tensor& t) {
+  if (!t.defined()) return;
+  tensor_ = t.detach();
+  version_ = t.storage()->version();
+}
+
+const Tensor& SavedTensor::unpack() const {
+  KINDLING_CHECK(!tensor_.defined() || tensor_.storage()->version() == version_, AutogradError,
+                 "a tensor saved for backward ({}) was modified by an in-place operation after it "
+                 "was saved (version {} now, {} when saved)",
+                 tensor_.describe(), tensor_.storage()->version(), version_);
+  return tensor_;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward) {
+  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+  node->sequence_nr = next_sequence_nr++;
+  for (const Tensor& input : inputs) node->next_edges.push_back(gradient_edge(input));
+  for (uint32_t i = 0; i < outputs.size(); ++i) {
+    TensorImpl* impl = outputs[i].impl();
+    node->outputs.push_back({impl->shape, impl->dtype, outputs[i].device()});
+    impl->grad_fn = node;
+    impl->output_nr = i;
+    impl->requires_grad = true;
+  }
+}
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& root_grads,
+                  bool retain_graph) {
+  NoGradGuard no_grad;   // backward formulas do not record
+  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  std::unordered_map<Node*, int> dependencies;
+  std::vector<std::shared_ptr<Node>> root_nodes;
+
+  auto accumulate = [&](const Edge& edge, Tensor grad) {
+    Node* node = edge.node.get();
+    const OutputMeta& meta = node->outputs[edge.input_nr];
+    KINDLING_CHECK(grad.shape() == meta.shape, AutogradError,
+                   "backward: {} received a gradient of shape {} for an output of shape {}",
+                   node->name(), shape_str(grad.shape()), shape_str(meta.shape));
+    auto& slot = buffers.try_emplace(node, node->outputs.size()).first->second[edge.input_nr];
+    if (!slot.defined()) {
+      slot = grad;
+    } else {
+      Tensor sum = slot.clone();   // never update a gradient that another node may still hold
+      sum.add_(grad);
+      slot = sum;
+    }
+  };
+
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& root = roots[i];
+    KINDLING_CHECK(root.requires_grad(), AutogradError,
+                   "backward: the tensor ({}) does not require grad and has no grad_fn",
+                   root.describe());
+    Tensor grad = i < root_grads.size() ? root_grads[i] : Tensor();
+    if (!grad.defined()) {
+      KINDLING_CHECK(root.numel() == 1, AutogradError,
+                     "backward: a gradient can be implied only for a single-element output; this "
+                     "output is {} — pass a gradient of that shape",
+                     root.describe());
+      grad = ones_like(root);
+    }
+    KINDLING_CHECK(grad.shape() == root.shape(), ShapeError,
+                   "backward: gradient {} does not match the output {}", grad.describe(),
+                   root.describe());
+    Edge edge = gradient_edge(root);
+    accumulate(edge, grad.detach());
+    root_nodes.push_back(edge.node);
+  }
+
+  // Count, for each node, how many edges reach it from the roots.
+  std::vector<Node*> stack;
+  std::unordered_set<Node*> seen;
+  for (auto& node : root_nodes)
+    if (seen.insert(node.get()).second) stack.push_back(node.get());
+  while (!stack.empty()) {
+    Node* node = stack.back();
+    stack.pop_back();
+    for (const Edge& e : node->next_edges) {
+      if (!e.valid()) continue;
+      ++dependencies[e.node.get()];
+      if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+    }
+  }
+
+  auto later_first = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
+    return a->sequence_nr < b->sequence_nr;
+  };
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(later_first)>
+      ready(later_first);
+  std::unordered_set<Node*> queued;
+  for (auto& node : root_nodes)
+    if (dependencies[node.get()] == 0 && queued.insert(node.get()).second) ready.push(node);
+
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.top();
+    ready.pop();
+    std::vector<Tensor> grads = std::move(buffers[node.get()]);
+    buffers.erase(node.get());
+    grads.resize(node->outputs.size());
+    bool any = false;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (grads[i].defined()) {
+        any = true;
+      } else {
+        const OutputMeta& meta = node->outputs[i];
+        grads[i] = zeros(meta.shape, TensorOptions{}.with_dtype(meta.dtype).with_device(meta.device));
+      }
+    }
+    std::vector<Tensor> input_grads;
+    if (any) input_grads = node->apply(std::move(grads));
+    if (!retain_graph) node->release_saved();
+    for (size_t i = 0; i < node->next_edges.size(); ++i) {
+      const Edge& e = node->next_edges[i];
+      if (!e.valid()) continue;
+      if (i < input_grads.size() && input_grads[i].defined()) accumulate(e, input_grads[i]);
+      if (--dependencies[e.node.get()] == 0 && queued.insert(e.node.get()).second) ready.push(e.node);
+    }
+  }
+}
+
+}  // namespace kindling

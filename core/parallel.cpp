@@ -1,0 +1,155 @@
+// A fixed pool of worker threads that parallel_for hands equal chunks to. The caller runs one
+// chunk itself and waits for the rest, so with n threads there are n-1 workers.
+#include "core/parallel.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kindling {
+namespace {
+
+thread_local bool tls_in_parallel = false;
+
+int default_threads() {
+  if (const char* env = std::getenv("KINDLING_NUM_THREADS")) {
+    const int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) { resize(threads); }
+  ~ThreadPool() { stop_workers(); }
+
+  int size() const { return int(workers_.size()) + 1; }
+
+  void resize(int threads) {
+    stop_workers();
+    stopping_ = false;
+    for (int i = 0; i < threads - 1; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  }
+
+  void run(int64_t begin, int64_t end, int chunks, const std::function<void(int64_t, int64_t)>& fn) {
+    std::unique_lock call_lock(call_mutex_);   // one parallel_for at a time from outside the pool
+    const int64_t total = end - begin;
+    auto chunk_range = [&](int c) {
+      return std::pair{begin + total * c / chunks, begin + total * (c + 1) / chunks};
+    };
+    std::exception_ptr first_error;
+    std::mutex error_mutex;
+    auto guarded = [&](int c) {
+      auto [b, e] = chunk_range(c);
+      try {
+        if (b < e) fn(b, e);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!first_error) first_error = std::current_exception();
+      }
+    };
+    {
+      std::lock_guard lock(mutex_);
+      task_ = guarded;
+      num_chunks_ = chunks;
+      pending_ = chunks - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    tls_in_parallel = true;
+    guarded(0);
+    tls_in_parallel = false;
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    task_ = nullptr;
+    lock.unlock();
+    if (first_error) std::rethrow_exception(first_error);
+  }
+
+ private:
+  void worker_loop(int index) {
+    tls_in_parallel = true;
+    uint64_t seen = 0;
+    for (;;) {
+      std::function<void(int)> task;
+      int chunk;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+        chunk = index + 1;
+        if (chunk >= num_chunks_) continue;
+        task = task_;
+      }
+      task(chunk);
+      {
+        std::lock_guard lock(mutex_);
+        --pending_;
+      }
+      done_.notify_all();
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex call_mutex_, mutex_;
+  std::condition_variable wake_, done_;
+  std::function<void(int)> task_;
+  int num_chunks_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+ThreadPool& pool() {
+  static ThreadPool* instance = [] {
+    openblas_set_num_threads(1);   // one level of threads: ours
+    return new ThreadPool(default_threads());
+  }();
+  return *instance;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+
+void set_num_threads(int n) { pool().resize(std::max(1, n)); }
+
+bool in_parallel_region() { return tls_in_parallel; }
+
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t total = end - begin;
+  if (total <= 0) return;
+  if (tls_in_parallel || total <= std::max<int64_t>(grain, 1)) {
+    fn(begin, end);
+    return;
+  }
+  ThreadPool& p = pool();
+  const int chunks = int(std::min<int64_t>(p.size(), (total + grain - 1) / std::max<int64_t>(grain, 1)));
+  if (chunks <= 1) {
+    fn(begin, end);
+    return;
+  }
+  p.run(begin, end, chunks, fn);
+}
+
+}  // namespace kindling

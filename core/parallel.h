@@ -1,0 +1,21 @@
+// One thread pool for the CPU backend. Kernels split loops with parallel_for; loops smaller than
+// their grain stay serial, and a parallel_for inside a pool thread runs serially, so there is only
+// ever one level of threads. OpenBLAS is pinned to one thread for the same reason: kernels call
+// sgemm from inside pool threads, never a threaded BLAS from several threads.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace kindling {
+
+// KINDLING_NUM_THREADS, else the number of cores. set_num_threads resizes the pool.
+int num_threads();
+void set_num_threads(int n);
+// Calls fn(chunk_begin, chunk_end) over [begin, end) on up to num_threads() threads, the caller
+// included; serial when end - begin <= grain or when already inside a pool thread. Exceptions thrown
+// by fn are rethrown in the caller (the first one wins).
+void parallel_for(int64_t begin, int64_t end, int64_t grain,
+                  const std::function<void(int64_t, int64_t)>& fn);
+bool in_parallel_region();
+
+}  // namespace kindling
