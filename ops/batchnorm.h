@@ -1,0 +1,23 @@
+// Batch normalisation over the channel dim, as torch.nn.functional.batch_norm.
+#pragma once
+#include "core/tensor.h"
+
+namespace kindling {
+
+// Requires: input f32 [N,C,H,W], [N,C,L] or [N,C] (BatchNorm1d), viewed as [N,C,H,W] with H = L or
+// H = W = 1; weight, bias undefined (affine off: 1 and 0) or f32 [C]; running_mean and running_var
+// both undefined or both f32 [C]; all on one device; in training, more than one value per channel.
+// Ensures, with M = N*H*W values per channel:
+//   training (or no running stats): mean, var = batch mean and biased variance per channel
+//     (accumulated in double on the CPU); y = (x - mean) / sqrt(var + eps) * weight + bias; and, when
+//     running stats are given, in place and outside autograd (their version is bumped):
+//     running_mean = (1-momentum)*running_mean + momentum*mean,
+//     running_var  = (1-momentum)*running_var  + momentum*var*M/(M-1)   (unbiased, as PyTorch).
+//   eval: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, each sample on its own
+//     (the output does not depend on the rest of the batch).
+// Differentiable in input, weight and bias; training mode through the batch statistics.
+Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, bool training,
+                  double momentum = 0.1, double eps = 1e-5);
+
+}  // namespace kindling
