@@ -1,0 +1,140 @@
+// The CUDA backend object and its context: device discovery, the one stream and the library
+// handles, error reporting, and registration with core (make_cuda_backend_if_available). A binary
+// built with CUDA runs CPU-only on a machine without a GPU or driver: discovery then finds no device.
+#include "core/backend.h"
+#include "ops/cuda/cuda_allocator.h"
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/cuda_context.h"
+
+#include "ops/cuda/loss_launch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace kindling {
+namespace cuda {
+namespace {
+
+// "ops/cuda/conv.cu" rather than the build machine's absolute path.
+const char* repo_relative(const char* file) {
+  const char* ops = std::strstr(file, "ops/cuda/");
+  return ops ? ops : file;
+}
+
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && value[0] != '\0' && std::strcmp(value, "0") != 0;
+}
+
+struct Context {
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+  std::once_flag cudnn_once;
+  int num_sms = 1;
+
+  Context() {
+    KINDLING_CUDA_CHECK(cudaSetDevice(0));
+    KINDLING_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
+    // Non-blocking: the legacy default stream, which other libraries may use, does not serialise us.
+    KINDLING_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    KINDLING_CUDA_CHECK(cublasCreate(&cublas));
+    KINDLING_CUDA_CHECK(cublasSetStream(cublas, stream));
+    // Plain f32 GEMMs (no TF32), so CUDA matches the CPU to rounding.
+    KINDLING_CUDA_CHECK(cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH));
+  }
+};
+
+Context& context() {
+  static auto* instance = new Context();   // never destroyed: the driver may be gone at exit
+  return *instance;
+}
+
+}  // namespace
+
+[[noreturn]] void throw_call_error(const char* call, const char* file, int line, const char* error_name,
+                                   const char* error_text) {
+  throw DeviceError(fmt::format("CUDA: {} failed at {}:{}: {} ({})", call, repo_relative(file), line,
+                                error_name, error_text));
+}
+
+cudaStream_t stream() { return context().stream; }
+cublasHandle_t cublas() { return context().cublas; }
+int num_sms() { return context().num_sms; }
+
+cudnnHandle_t cudnn() {
+  Context& ctx = context();
+  std::call_once(ctx.cudnn_once, [&] {
+    KINDLING_CUDA_CHECK(cudnnCreate(&ctx.cudnn));
+    KINDLING_CUDA_CHECK(cudnnSetStream(ctx.cudnn, ctx.stream));
+  });
+  return ctx.cudnn;
+}
+
+bool deterministic() { return env_flag("KINDLING_DETERMINISTIC"); }
+bool allow_tf32() { return env_flag("KINDLING_ALLOW_TF32"); }
+
+}  // namespace cuda
+
+CudaBackend::CudaBackend() { (void)cuda::context(); }
+
+Allocator& CudaBackend::allocator() { return cuda::device_allocator(); }
+
+std::string CudaBackend::name() const {
+  cudaDeviceProp prop{};
+  KINDLING_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  return fmt::format("cuda:0 ({}, sm_{}{}, {} SMs, {:.1f} GiB)", prop.name, prop.major, prop.minor,
+                     prop.multiProcessorCount, double(prop.totalGlobalMem) / double(1ull << 30));
+}
+
+void CudaBackend::synchronize() { KINDLING_CUDA_CHECK(cudaStreamSynchronize(cuda::stream())); }
+
+// logits [N,C], labels [N] -> row_loss [N], grad [N,C] (may be undefined): the generic loss kernel of
+// ops/cuda/loss.cu (the losses' own file) on our stream. It flags the first row with a non-finite
+// logit; reading that flag back waits for the kernel, as the CPU twin's check does.
+void CudaBackend::loss_rows(const LossDesc& loss, const Tensor& row_loss, const Tensor& grad,
+                            const Tensor& logits, const Tensor& labels, float grad_scale) {
+  const int64_t N = logits.size(0), C = logits.size(1);
+  const Tensor dense_labels = labels.contiguous();
+  cuda::DeviceBuffer bad_row(sizeof(int));
+  KINDLING_CUDA_CHECK(launch_loss_rows(loss, row_loss.data<float>(), grad.defined() ? grad.data<float>() : nullptr,
+                                       logits.data<float>(), dense_labels.data<int64_t>(), N, C, grad_scale,
+                                       bad_row.as<int>(), cuda::stream()));
+  int first_bad_row = 0;
+  cuda::download(&first_bad_row, bad_row.get(), sizeof(int));
+  if (first_bad_row >= N) return;
+  const std::vector<float> row = logits.select(0, first_bad_row).to_vector<float>();
+  int64_t column = 0;
+  while (column < C && std::isfinite(row[size_t(column)])) ++column;
+  throw ValueError(fmt::format("loss {}: logits row {} holds a non-finite value ({} at column {})",
+                               loss_kind_name(loss.kind), first_bad_row, row[size_t(std::min(column, C - 1))],
+                               column));
+}
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {   // no driver, no device: CPU only
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+Backend* make_cuda_backend_if_available() {
+  if (cuda_device_count() == 0) return nullptr;
+  try {
+    return new CudaBackend();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "kindling: a CUDA GPU is visible but could not be initialised; using the CPU only: %s\n",
+                 e.what());
+    return nullptr;
+  }
+}
+
+}  // namespace kindling

@@ -1,0 +1,82 @@
+// CUDA optimizer steps: one fused elementwise kernel per parameter, reading and writing each of
+// param, grad and state once. The formulas are core/backend.h's SgdArgs and AdamWArgs, in f32.
+#include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/cuda_context.h"
+
+#include <cmath>
+
+namespace kindling {
+namespace {
+
+constexpr int kBlock = 256;
+
+void check_same(const char* op, const Tensor& param, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    KINDLING_CHECK(t->dtype() == DType::f32 && t->is_contiguous() && t->numel() == param.numel(), ShapeError,
+                   "{} on CUDA: expected contiguous f32 tensors of {} elements like the parameter, got {}", op,
+                   param.numel(), t->describe());
+}
+
+// param, grad, buf [n]; g = grad + wd*p; buf = first ? g : momentum*buf + (1-dampening)*g;
+// g = nesterov ? g + momentum*buf : buf (g itself when momentum == 0); p -= lr*g
+__global__ void sgd_step_kernel(float* param, const float* grad, float* buf, int64_t n, SgdArgs a) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
+    float g = grad[i];
+    if (a.weight_decay != 0.0f) g += a.weight_decay * param[i];
+    if (a.momentum != 0.0f) {
+      const float b = a.first_step ? g : a.momentum * buf[i] + (1.0f - a.dampening) * g;
+      buf[i] = b;
+      g = a.nesterov ? g + a.momentum * b : b;
+    }
+    param[i] -= a.lr * g;
+  }
+}
+
+// param, grad, m, v [n]; p -= lr*wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g²;
+// p -= lr * (m / bias1) / (sqrt(v / bias2) + eps), bias_k = 1 - beta_k^t
+__global__ void adamw_step_kernel(float* param, const float* grad, float* m, float* v, int64_t n, AdamWArgs a,
+                                  float bias1, float bias2) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
+    const float g = grad[i];
+    float p = param[i];
+    p -= a.lr * a.weight_decay * p;
+    const float mi = a.beta1 * m[i] + (1.0f - a.beta1) * g;
+    const float vi = a.beta2 * v[i] + (1.0f - a.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = p - a.lr * (mi / bias1) / (sqrtf(vi / bias2) + a.eps);
+  }
+}
+
+}  // namespace
+
+void CudaBackend::sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                           const SgdArgs& args) {
+  check_same("sgd_step", param, {&param, &grad});
+  if (args.momentum != 0.0f) {
+    KINDLING_CHECK(momentum_buffer.defined(), ValueError, "sgd_step on CUDA: momentum {} needs a momentum buffer",
+                   args.momentum);
+    check_same("sgd_step", param, {&momentum_buffer});
+  }
+  const int64_t n = param.numel();
+  if (n == 0) return;
+  sgd_step_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
+      param.data<float>(), grad.data<float>(), args.momentum != 0.0f ? momentum_buffer.data<float>() : nullptr, n,
+      args);
+  KINDLING_CUDA_LAUNCH_CHECK("sgd_step_kernel");
+}
+
+void CudaBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                             const Tensor& exp_avg_sq, const AdamWArgs& args) {
+  check_same("adamw_step", param, {&param, &grad, &exp_avg, &exp_avg_sq});
+  const int64_t n = param.numel();
+  if (n == 0) return;
+  // Bias corrections once per step on the host, in double.
+  const float bias1 = float(1.0 - std::pow(double(args.beta1), double(args.step)));
+  const float bias2 = float(1.0 - std::pow(double(args.beta2), double(args.step)));
+  adamw_step_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
+      param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(), n, args, bias1, bias2);
+  KINDLING_CUDA_LAUNCH_CHECK("adamw_step_kernel");
+}
+
+}  // namespace kindling
