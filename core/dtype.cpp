@@ -42,7 +42,10 @@ std::string Device::str() const {
 
 std::string shape_str(const Shape& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ',';   // appending separately avoids a GCC 12 -Wrestrict false positive
+    s += std::to_string(shape[i]);
+  }
   return s + "]";
 }
 

@@ -1,10 +1,67 @@
-// PLACEHOLDER: replaced wholesale by the helper that owns this stem.
+// CPU GEMM: cblas_sgemm (OpenBLAS pinned to one thread) split over kindling's thread pool, by
+// batch when there are enough batches, else by blocks of rows of C. One level of threads only.
 #include "ops/cpu/cpu_backend.h"
 
-namespace kindling {
+#include "core/parallel.h"
 
-void CpuBackend::gemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, int64_t, float, float*, int64_t, int64_t, int64_t) {
-  throw Error("gemm: not implemented on the CPU yet");
+#include <cblas.h>
+
+#include <algorithm>
+
+namespace kindling {
+namespace {
+
+// Below this many multiply-adds per task, splitting costs more than it saves.
+constexpr int64_t kMinTaskFlops = int64_t(1) << 18;
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+}
+
+}  // namespace
+
+// C[b] [M,N] = alpha * op(A[b]) [M,K] · op(B[b]) [K,N] + beta * C[b], row-major; op(X) = Xᵀ when
+// trans_x (X then stored as [K,M] / [N,K]); X[b] = X + b * stride_x.
+void CpuBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
+                      int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
+                      int64_t batch) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  if (K == 0) {   // an empty sum: C = beta * C (BLAS implementations disagree on this edge)
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          float& c = C[b * stride_c + i * ldc + j];
+          c = beta == 0.0f ? 0.0f : beta * c;
+        }
+    return;
+  }
+  const int threads = num_threads();   // also starts the pool, which pins OpenBLAS to one thread
+  const int64_t flops = M * N * std::max<int64_t>(K, 1);
+  if (batch >= threads || M < 2 * threads) {
+    const int64_t grain = std::max<int64_t>(1, kMinTaskFlops / flops);
+    parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b)
+        sgemm(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+              C + b * stride_c, ldc);
+    });
+    return;
+  }
+  // Few large products: split the rows of C. Rows of op(A) start at i*lda, or at column i of the
+  // stored [K,M] matrix when A is transposed.
+  const int64_t grain = std::max<int64_t>(1, kMinTaskFlops / (N * std::max<int64_t>(K, 1)));
+  for (int64_t b = 0; b < batch; ++b) {
+    const float* Ab = A + b * stride_a;
+    const float* Bb = B + b * stride_b;
+    float* Cb = C + b * stride_c;
+    parallel_for(0, M, grain, [&](int64_t row_begin, int64_t row_end) {
+      const float* A_rows = trans_a ? Ab + row_begin : Ab + row_begin * lda;
+      sgemm(trans_a, trans_b, row_end - row_begin, N, K, alpha, A_rows, lda, Bb, ldb, beta,
+            Cb + row_begin * ldc, ldc);
+    });
+  }
 }
 
 }  // namespace kindling
