@@ -34,46 +34,56 @@ struct SumAndSquares {
   }
 };
 
-// mean = sum/n, var = sumsq/n - mean² (biased, in double), invstd = 1/sqrt(var + eps);
-// running = (1 - momentum)*running + momentum*stat with the unbiased var * n/(n-1).
+// Per channel, in double: mean = sum/M, var = sumsq/M - mean² (biased), invstd = 1/sqrt(var + eps);
+// running = (1 - momentum)*running + momentum*stat, with the unbiased var*M/(M-1); and the affine
+// map y = scale*x + shift, scale = invstd*weight, shift = bias - mean*scale, as the CPU computes it.
 struct TrainStats {
   float* save_mean;
   float* save_invstd;
   float* running_mean;   // both null or both set
   float* running_var;
+  const float* weight;   // null: 1
+  const float* bias;     // null: 0
+  float2* affine;        // (scale, shift) per channel, for the normalising pass
   double count, momentum, eps;
   __device__ void operator()(int64_t c, double2 sums) const {
     const double mean = sums.x / count;
     const double var = fmax(sums.y / count - mean * mean, 0.0);
+    const double invstd = 1.0 / sqrt(var + eps);
     save_mean[c] = float(mean);
-    save_invstd[c] = float(1.0 / sqrt(var + eps));
+    save_invstd[c] = float(invstd);
     if (running_mean != nullptr) {
       const double unbiased = count > 1.0 ? var * count / (count - 1.0) : var;
-      running_mean[c] = float((1.0 - momentum) * running_mean[c] + momentum * mean);
-      running_var[c] = float((1.0 - momentum) * running_var[c] + momentum * unbiased);
+      running_mean[c] = float((1.0 - momentum) * double(running_mean[c]) + momentum * mean);
+      running_var[c] = float((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
     }
+    const double scale = invstd * (weight ? double(weight[c]) : 1.0);
+    affine[c] = make_float2(float(scale), float((bias ? double(bias[c]) : 0.0) - mean * scale));
   }
 };
 
-// x, y [N,C,L]; y = (x - mean[c]) * invstd[c] * weight[c] + bias[c]
-__global__ void normalize_kernel(float* y, const float* x, const float* mean, const float* invstd, const float* weight,
-                                 const float* bias, int64_t C, int64_t L, int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t c = (i / L) % C;
-    const float scale = invstd[c] * (weight ? weight[c] : 1.0f);
-    y[i] = (x[i] - mean[c]) * scale + (bias ? bias[c] : 0.0f);
+// [C]: scale = weight / sqrt(running_var + eps), shift = bias - running_mean*scale, in double.
+__global__ void eval_affine_kernel(float2* affine, const float* running_mean, const float* running_var,
+                                   const float* weight, const float* bias, double eps, int64_t C) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C; c += int64_t(blockDim.x) * gridDim.x) {
+    const double scale = (weight ? double(weight[c]) : 1.0) / sqrt(double(running_var[c]) + eps);
+    affine[c] = make_float2(float(scale), float((bias ? double(bias[c]) : 0.0) - double(running_mean[c]) * scale));
   }
 }
 
-// x, y [N,C,L]; y = (x - running_mean[c]) / sqrt(running_var[c] + eps) * weight[c] + bias[c]
-__global__ void normalize_eval_kernel(float* y, const float* x, const float* running_mean, const float* running_var,
-                                      const float* weight, const float* bias, float eps, int64_t C, int64_t L,
+// x, y [N,C,L]; y = scale[c]*x + shift[c]
+__global__ void channel_affine_kernel(float* y, const float* x, const float2* affine, int64_t C, int64_t L,
                                       int64_t total) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t c = (i / L) % C;
-    const float scale = (1.0f / sqrtf(running_var[c] + eps)) * (weight ? weight[c] : 1.0f);
-    y[i] = (x[i] - running_mean[c]) * scale + (bias ? bias[c] : 0.0f);
+    const float2 a = affine[(i / L) % C];
+    y[i] = a.x * x[i] + a.y;
   }
+}
+
+void launch_channel_affine(const Tensor& y, const Tensor& x, const float2* affine, const cuda::ChannelGeometry& g) {
+  channel_affine_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
+      y.data<float>(), x.data<float>(), affine, g.C, g.L, x.numel());
+  KINDLING_CUDA_LAUNCH_CHECK("channel_affine_kernel");
 }
 
 // Per channel: sum dy, and sum dy * xhat with xhat = (x - mean) * invstd.
@@ -88,27 +98,31 @@ struct GradSums {
   }
 };
 
-// Keeps the sums for the dx pass; dbias = sum dy, dweight = sum dy * xhat when wanted.
+// dbias = sum dy, dweight = sum dy*xhat (when wanted), and the constants of
+// dx = a*dy + b*(x - mean) + d: k = invstd*weight, a = k, b = -k*invstd*sum_dy_xhat/M, d = -k*sum_dy/M.
 struct GradFinish {
-  double2* sums_out;
+  const float* mean;
+  const float* invstd;
+  const float* weight;   // null: 1
   float* dweight;
   float* dbias;
+  float4* dx_coef;       // (a, b, d, mean)
+  double count;
   __device__ void operator()(int64_t c, double2 sums) const {
-    sums_out[c] = sums;
     if (dbias) dbias[c] = float(sums.x);
     if (dweight) dweight[c] = float(sums.y);
+    const double k = double(invstd[c]) * (weight ? double(weight[c]) : 1.0);
+    dx_coef[c] = make_float4(float(k), float(-k * double(invstd[c]) * sums.y / count), float(-k * sums.x / count),
+                             mean[c]);
   }
 };
 
-// dx [N,C,L] = weight[c] * invstd[c] * (dy - sum_dy[c]/n - xhat * sum_dy_xhat[c]/n)
-__global__ void batch_norm_dx_kernel(float* dx, const float* dy, const float* x, const float* weight, const float* mean,
-                                     const float* invstd, const double2* sums, double count, int64_t C, int64_t L,
-                                     int64_t total) {
+// dx [N,C,L] = a*dy + b*(x - mean) + d with GradFinish's per-channel constants
+__global__ void batch_norm_dx_kernel(float* dx, const float* dy, const float* x, const float4* coef, int64_t C,
+                                     int64_t L, int64_t total) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
-    const int64_t c = (i / L) % C;
-    const float xhat = (x[i] - mean[c]) * invstd[c];
-    const float mean_dy = float(sums[c].x / count), mean_dy_xhat = float(sums[c].y / count);
-    dx[i] = (weight ? weight[c] : 1.0f) * invstd[c] * (dy[i] - mean_dy - xhat * mean_dy_xhat);
+    const float4 k = coef[(i / L) % C];
+    dx[i] = k.x * dy[i] + k.y * (x[i] - k.w) + k.z;
   }
 }
 
@@ -121,15 +135,14 @@ void CudaBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
   const cuda::ChannelGeometry g = geometry(op, x);
   KINDLING_CHECK(running_mean.defined() == running_var.defined(), ValueError,
                  "{}: running_mean and running_var must be both defined or both undefined", op);
+  if (x.numel() == 0) return;
+  cuda::DeviceBuffer affine(size_t(g.C) * sizeof(float2));
   const TrainStats stats{channel_ptr(op, save_mean, g.C), channel_ptr(op, save_invstd, g.C),
                          channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
+                         channel_ptr(op, weight, g.C), channel_ptr(op, bias, g.C), affine.as<float2>(),
                          double(g.N * g.L), double(momentum), double(eps)};
-  if (x.numel() == 0) return;
   cuda::channel_sums(op, g, SumAndSquares{x.data<float>()}, stats);
-  normalize_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
-      y.data<float>(), x.data<float>(), stats.save_mean, stats.save_invstd, channel_ptr(op, weight, g.C),
-      channel_ptr(op, bias, g.C), g.C, g.L, x.numel());
-  KINDLING_CUDA_LAUNCH_CHECK("normalize_kernel");
+  launch_channel_affine(y, x, affine.as<float2>(), g);
 }
 
 void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -139,31 +152,34 @@ void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Te
   KINDLING_CHECK(running_mean.defined() && running_var.defined(), ValueError,
                  "{}: evaluation mode needs running_mean and running_var", op);
   if (x.numel() == 0) return;
-  normalize_eval_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
-      y.data<float>(), x.data<float>(), channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
-      channel_ptr(op, weight, g.C), channel_ptr(op, bias, g.C), eps, g.C, g.L, x.numel());
-  KINDLING_CUDA_LAUNCH_CHECK("normalize_eval_kernel");
+  cuda::DeviceBuffer affine(size_t(g.C) * sizeof(float2));
+  eval_affine_kernel<<<cuda::grid_for(g.C, 128), 128, 0, cuda::stream()>>>(
+      affine.as<float2>(), channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
+      channel_ptr(op, weight, g.C), channel_ptr(op, bias, g.C), double(eps), g.C);
+  KINDLING_CUDA_LAUNCH_CHECK("eval_affine_kernel");
+  launch_channel_affine(y, x, affine.as<float2>(), g);
 }
 
+// dx may be undefined (only the parameter gradients wanted); dweight, dbias likewise.
 void CudaBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
                                  const Tensor& x, const Tensor& weight, const Tensor& save_mean,
                                  const Tensor& save_invstd) {
   const char* op = "batch_norm_bwd";
   const cuda::ChannelGeometry g = geometry(op, x);
   for (const Tensor* t : {&dx, &dy})
-    KINDLING_CHECK(t->shape() == x.shape() && t->dtype() == DType::f32 && t->is_contiguous(), ShapeError,
-                   "{} on CUDA: expected contiguous f32 gradients shaped like x {}, got {}", op, x.describe(),
-                   t->describe());
+    KINDLING_CHECK(!t->defined() || (t->shape() == x.shape() && t->dtype() == DType::f32 && t->is_contiguous()),
+                   ShapeError, "{} on CUDA: expected contiguous f32 gradients shaped like x {}, got {}", op,
+                   x.describe(), t->describe());
   if (g.C == 0) return;
   const float* mean = channel_ptr(op, save_mean, g.C);
   const float* invstd = channel_ptr(op, save_invstd, g.C);
-  cuda::DeviceBuffer sums(size_t(g.C) * sizeof(double2));
+  cuda::DeviceBuffer coef(size_t(g.C) * sizeof(float4));
   cuda::channel_sums(op, g, GradSums{dy.data<float>(), x.data<float>(), mean, invstd},
-                     GradFinish{sums.as<double2>(), channel_ptr(op, dweight, g.C), channel_ptr(op, dbias, g.C)});
-  if (x.numel() == 0) return;
+                     GradFinish{mean, invstd, channel_ptr(op, weight, g.C), channel_ptr(op, dweight, g.C),
+                                channel_ptr(op, dbias, g.C), coef.as<float4>(), double(g.N * g.L)});
+  if (!dx.defined() || x.numel() == 0) return;
   batch_norm_dx_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
-      dx.data<float>(), dy.data<float>(), x.data<float>(), channel_ptr(op, weight, g.C), mean, invstd,
-      sums.as<double2>(), double(g.N * g.L), g.C, g.L, x.numel());
+      dx.data<float>(), dy.data<float>(), x.data<float>(), coef.as<float4>(), g.C, g.L, x.numel());
   KINDLING_CUDA_LAUNCH_CHECK("batch_norm_dx_kernel");
 }
 

@@ -21,8 +21,7 @@ void check_same(const char* op, const Tensor& param, std::initializer_list<const
 // g = nesterov ? g + momentum*buf : buf (g itself when momentum == 0); p -= lr*g
 __global__ void sgd_step_kernel(float* param, const float* grad, float* buf, int64_t n, SgdArgs a) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
-    float g = grad[i];
-    if (a.weight_decay != 0.0f) g += a.weight_decay * param[i];
+    float g = grad[i] + a.weight_decay * param[i];
     if (a.momentum != 0.0f) {
       const float b = a.first_step ? g : a.momentum * buf[i] + (1.0f - a.dampening) * g;
       buf[i] = b;
@@ -33,18 +32,16 @@ __global__ void sgd_step_kernel(float* param, const float* grad, float* buf, int
 }
 
 // param, grad, m, v [n]; p -= lr*wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g²;
-// p -= lr * (m / bias1) / (sqrt(v / bias2) + eps), bias_k = 1 - beta_k^t
-__global__ void adamw_step_kernel(float* param, const float* grad, float* m, float* v, int64_t n, AdamWArgs a,
-                                  float bias1, float bias2) {
+// p -= (lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps)   (PyTorch's arrangement, as on the CPU)
+__global__ void adamw_step_kernel(float* param, const float* grad, float* m, float* v, int64_t n, float b1, float b2,
+                                  float eps, float decay, float step_size, float inv_sqrt_bias2) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
     const float g = grad[i];
-    float p = param[i];
-    p -= a.lr * a.weight_decay * p;
-    const float mi = a.beta1 * m[i] + (1.0f - a.beta1) * g;
-    const float vi = a.beta2 * v[i] + (1.0f - a.beta2) * g * g;
+    const float mi = b1 * m[i] + (1.0f - b1) * g;
+    const float vi = b2 * v[i] + (1.0f - b2) * g * g;
     m[i] = mi;
     v[i] = vi;
-    param[i] = p - a.lr * (mi / bias1) / (sqrtf(vi / bias2) + a.eps);
+    param[i] = param[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bias2 + eps);
   }
 }
 
@@ -71,11 +68,15 @@ void CudaBackend::adamw_step(const Tensor& param, const Tensor& grad, const Tens
   check_same("adamw_step", param, {&param, &grad, &exp_avg, &exp_avg_sq});
   const int64_t n = param.numel();
   if (n == 0) return;
+  KINDLING_CHECK(args.step >= 1, ValueError, "adamw_step: step must be >= 1, got {}", args.step);
   // Bias corrections once per step on the host, in double.
-  const float bias1 = float(1.0 - std::pow(double(args.beta1), double(args.step)));
-  const float bias2 = float(1.0 - std::pow(double(args.beta2), double(args.step)));
+  const double t = double(args.step);
+  const float step_size = float(double(args.lr) / (1.0 - std::pow(double(args.beta1), t)));
+  const float inv_sqrt_bias2 = float(1.0 / std::sqrt(1.0 - std::pow(double(args.beta2), t)));
+  const float decay = 1.0f - args.lr * args.weight_decay;
   adamw_step_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
-      param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(), n, args, bias1, bias2);
+      param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(), n, args.beta1,
+      args.beta2, args.eps, decay, step_size, inv_sqrt_bias2);
   KINDLING_CUDA_LAUNCH_CHECK("adamw_step_kernel");
 }
 

@@ -70,13 +70,15 @@ __global__ void max_pool_bwd_kernel(Pool2dParams p, float* dx, const float* dy, 
   }
 }
 
-// The divisor of output (pp, q): R*S, or the number of in-bounds positions of its window.
+// The divisor of output (pp, q), as the CPU and PyTorch define it: the window's area clipped to the
+// padded image (count_include_pad), or to the image itself.
 __device__ inline float avg_divisor(const Pool2dParams& p, int64_t pp, int64_t q) {
-  if (p.count_include_pad) return float(p.R * p.S);
   const int64_t h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
-  const int64_t rows = min(h0 + p.R, p.H) - max(h0, int64_t(0));
-  const int64_t cols = min(w0 + p.S, p.W) - max(w0, int64_t(0));
-  return float(max(rows * cols, int64_t(1)));
+  const int64_t h1 = min(h0 + p.R, p.H + p.pad_h), w1 = min(w0 + p.S, p.W + p.pad_w);
+  const int64_t area = p.count_include_pad
+                           ? (h1 - h0) * (w1 - w0)
+                           : (min(h1, p.H) - max(h0, int64_t(0))) * (min(w1, p.W) - max(w0, int64_t(0)));
+  return float(max(area, int64_t(1)));
 }
 
 // x [N,C,H,W] -> y [N,C,P,Q]; y[n,c,p,q] = sum over the in-bounds window / avg_divisor(p, q)
