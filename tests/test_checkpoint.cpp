@@ -2,6 +2,7 @@
 // with its message, name/shape validation against a model, optimizer state, and a standard-library
 // Python reader (tests/reference/read_checkpoint.py) reading a kindling checkpoint.
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/checkpoint.h"
 #include "nn/models.h"
 #include "nn/optim.h"
@@ -337,4 +338,36 @@ TEST_CASE("a Python script with only json and struct reads a kindling checkpoint
   expect["tensors"]["fc.bias"]["shape"] = {11};
   spit(expect_path, expect.dump());
   CHECK(std::system(("python3 " + script + " " + path + " " + expect_path + " > /dev/null").c_str()) != 0);
+}
+
+TEST_CASE("a checkpoint of a CUDA model loads into a CPU model and back") {
+  if (!cuda_available()) {
+    MESSAGE("no CUDA device: skipping the cross-device checkpoint check");
+    return;
+  }
+  const std::string dir = scratch("cuda");
+  const std::string path = dir + "/cuda.safetensors";
+  Generator g1(1), g2(2), g3(3);
+  auto on_gpu = make_model("resnet20", 3, 10, 32, g1);
+  on_gpu->to(Device::cuda());
+  Sgd sgd(on_gpu->named_parameters(), {0.1, 0.9, 0, 0, false});
+  Generator data(4);
+  sum(on_gpu->forward(randn({2, 3, 32, 32}, {}, &data).to(Device::cuda()))).backward();
+  sgd.step();
+  save_checkpoint(path, on_gpu->state_dict(), sgd.state_dict(), {});
+
+  auto on_cpu = make_model("resnet20", 3, 10, 32, g2);
+  Sgd cpu_sgd(on_cpu->named_parameters(), {0.1, 0.9, 0, 0, false});
+  load_checkpoint(path, on_cpu->state_dict(), cpu_sgd.state_dict());
+  auto back_on_gpu = make_model("resnet20", 3, 10, 32, g3);
+  back_on_gpu->to(Device::cuda());
+  load_checkpoint(path, back_on_gpu->state_dict());
+  const NamedTensors a = on_gpu->state_dict(), b = on_cpu->state_dict(), c = back_on_gpu->state_dict();
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].first);
+    CHECK(b[i].second.device() == Device::cpu());
+    CHECK(c[i].second.device() == a[i].second.device());
+    CHECK(bytes_of(a[i].second.to(Device::cpu())) == bytes_of(b[i].second));
+    CHECK(bytes_of(c[i].second.to(Device::cpu())) == bytes_of(b[i].second));
+  }
 }

@@ -1,6 +1,7 @@
 // nn/: module state and names, parameter counts, initialisation, train/eval behaviour, forward
 // shapes of every model, optimizers against hand-computed updates, gradient clipping, schedules.
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "nn/layers.h"
 #include "nn/models.h"
 #include "nn/optim.h"
@@ -484,4 +485,27 @@ TEST_CASE("make_schedule parses specs and names bad ones") {
   CHECK(error_text([] { make_schedule("step:size=x", 0.1, 10, 5); }) == "schedule 'step:size=x': size=x is not a number");
   CHECK(error_text([] { make_schedule("onecycle:warmup=2", 0.1, 10, 5); }) ==
         "schedule 'onecycle:warmup=2': unknown key 'warmup' for onecycle");
+}
+
+TEST_CASE("a CUDA model starts from the CPU model's weights and computes the same logits") {
+  if (!cuda_available()) {
+    MESSAGE("no CUDA device: skipping the CPU/CUDA model check");
+    return;
+  }
+  Generator g1(9), g2(9), data(10);
+  auto cpu_model = make_model("resnet20", 3, 10, 32, g1);
+  auto gpu_model = make_model("resnet20", 3, 10, 32, g2);
+  gpu_model->to(Device::cuda());
+  CHECK(gpu_model->device() == Device::cuda());
+  const NamedTensors a = cpu_model->state_dict(), b = gpu_model->state_dict();
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].first);
+    if (a[i].second.dtype() == DType::f32)
+      CHECK(a[i].second.to_vector<float>() == b[i].second.to_vector<float>());
+  }
+  CHECK(find_tensor(b, "bn1.num_batches_tracked")->device() == Device::cpu());   // a host counter
+  const Tensor x = randn({4, 3, 32, 32}, {}, &data);
+  const std::vector<float> on_cpu = cpu_model->forward(x).to_vector<float>();
+  const std::vector<float> on_gpu = gpu_model->forward(x.to(Device::cuda())).to_vector<float>();
+  for (size_t i = 0; i < on_cpu.size(); ++i) CHECK(on_gpu[i] == doctest::Approx(on_cpu[i]).epsilon(1e-3));
 }

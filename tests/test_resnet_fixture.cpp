@@ -4,6 +4,7 @@
 // kindling's resnet20 must reproduce them to a norm-relative error of 1e-4 per tensor. The test
 // reads the committed fixture only; PyTorch is not needed to run it.
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/checkpoint.h"
 #include "nn/models.h"
 #include "ops/ops.h"
@@ -38,8 +39,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels) {
   return neg(mean(sum(mul(log_softmax(logits, 1), one_hot(labels, logits.size(1))), 1)));
 }
 
-// Runs one forward and backward in `mode` and compares logits, loss and every gradient.
-void check_mode(const std::string& mode) {
+// Runs one forward and backward in `mode` on `device` and compares logits, loss and every gradient.
+void check_mode(const std::string& mode, Device device = Device::cpu()) {
   const SafetensorsFile fixture = SafetensorsFile::read(kFixture);
   auto model = make_model("resnet20", 3, 10, 32);
   const NamedTensors params = model->named_parameters();
@@ -58,10 +59,11 @@ void check_mode(const std::string& mode) {
     else state.emplace_back(name, tensor.detach().clone());   // train: fresh statistics, as PyTorch's
   }
   model->load_state_dict(state);
+  model->to(device);
   model->train(mode == "train");
 
-  const Tensor logits = model->forward(fixture.tensor("input"));
-  const Tensor loss = cross_entropy(logits, fixture.tensor("labels"));
+  const Tensor logits = model->forward(fixture.tensor("input").to(device));
+  const Tensor loss = cross_entropy(logits, fixture.tensor("labels").to(device));
   loss.backward();
 
   const double logits_error = relative_error(logits, fixture.tensor(mode + ".logits"));
@@ -86,7 +88,7 @@ void check_mode(const std::string& mode) {
       CHECK(relative_error(buffer, fixture.tensor("train." + name)) <= kTolerance);
     }
   }
-  MESSAGE(mode, " mode: loss ", loss.item<float>(), ", largest relative error ", worst, " (", worst_name, ")");
+  MESSAGE(mode, " mode on ", device.str(), ": loss ", loss.item<float>(), ", largest relative error ", worst, " (", worst_name, ")");
 }
 
 }  // namespace
@@ -97,4 +99,13 @@ TEST_CASE("ResNet-20 matches PyTorch in train mode: logits, loss, every gradient
 
 TEST_CASE("ResNet-20 matches PyTorch in eval mode with non-trivial running statistics") {
   check_mode("eval");
+}
+
+TEST_CASE("ResNet-20 matches PyTorch on CUDA, train and eval") {
+  if (!cuda_available()) {
+    MESSAGE("no CUDA device: skipping the CUDA fixture check");
+    return;
+  }
+  check_mode("train", Device::cuda());
+  check_mode("eval", Device::cuda());
 }
