@@ -174,7 +174,8 @@ SafetensorsFile SafetensorsFile::read(const std::string& path) {
   if (expected_begin != data_size)
     fail(path, "{} bytes of data follow the last tensor (the file is not a valid safetensors file)",
          data_size - expected_begin);
-  file.data_.assign(bytes.begin() + 8 + int64_t(header_size), bytes.end());
+  file.data_offset_ = 8 + header_size;
+  file.bytes_ = std::move(bytes);
   return file;
 }
 
@@ -188,7 +189,7 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
   const SafetensorsEntry* e = find(name);
   if (!e) fail(path_, "has no tensor {}", name);
   Tensor out = empty(e->shape, TensorOptions{}.with_dtype(e->dtype));
-  if (e->end > e->begin) std::memcpy(out.data_ptr(), data_.data() + e->begin, e->end - e->begin);
+  if (e->end > e->begin) std::memcpy(out.data_ptr(), bytes_.data() + data_offset_ + e->begin, e->end - e->begin);
   return out;
 }
 

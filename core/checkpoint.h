@@ -52,7 +52,8 @@ class SafetensorsFile {
   std::string path_;
   std::map<std::string, std::string> metadata_;
   std::vector<SafetensorsEntry> entries_;
-  std::vector<char> data_;   // the data section
+  std::vector<char> bytes_;     // the whole file
+  uint64_t data_offset_ = 0;    // where the data section starts in bytes_
 };
 
 // Writes `tensors` (any device, f32/i64/u8, unique names) and `metadata` atomically to `path`.
