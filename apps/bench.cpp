@@ -1,0 +1,252 @@
+// `kindling bench`: op-level timings (the convolutions of ResNet-20 and ResNet-18, GEMMs, batch
+// norm, pooling, the losses) and the end-to-end training step, on every requested device, with
+// PyTorch's twin (bench/pytorch_reference.py) run beside it by --compare-pytorch. Each result:
+// warm-up, then the median and spread of timed repeats, images/s, GFLOP/s where defined, peak
+// memory from the device allocator.
+#include "apps/commands.h"
+#include "apps/trainer.h"
+#include "core/autograd.h"
+#include "core/backend.h"
+#include "core/device_info.h"
+#include "core/parallel.h"
+#include "losses/loss.h"
+#include "losses/loss_bench.h"
+#include "nn/models.h"
+#include "nn/optim.h"
+#include "ops/ops.h"
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+namespace kindling::app {
+namespace {
+
+struct Result {
+  std::string name, device;
+  double ms_median = 0, ms_min = 0, ms_max = 0;
+  double images_per_s = -1, gflops = -1;
+  size_t peak_bytes = 0;
+  nlohmann::json to_json() const {
+    nlohmann::json j = {{"name", name}, {"device", device}, {"ms_median", ms_median}, {"ms_min", ms_min},
+                        {"ms_max", ms_max}, {"peak_bytes", peak_bytes}};
+    j["images_per_s"] = images_per_s >= 0 ? nlohmann::json(images_per_s) : nlohmann::json(nullptr);
+    if (gflops >= 0) j["gflops"] = gflops;
+    return j;
+  }
+};
+
+struct Options {
+  std::string model = "resnet20";
+  int64_t batch_size = 128, channels = 3, image_size = 32, classes = 10;
+  std::string device = "cpu";
+  int warmup = 3, repeats = 20, threads = 0;
+  bool ops = false, json = false, compare_pytorch = false;
+  std::string python = "/usr/bin/python3";
+};
+
+// Warm-up, then `repeats` timed calls; the device is synchronized before each clock read.
+Result time_it(const std::string& name, Device device, int warmup, int repeats, const std::function<void()>& fn) {
+  Backend& be = backend(device);
+  for (int i = 0; i < warmup; ++i) fn();
+  be.synchronize();
+  be.allocator().reset_peak();
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    be.synchronize();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  Result r;
+  r.name = name;
+  r.device = device.str();
+  r.ms_median = ms[ms.size() / 2];
+  r.ms_min = ms.front();
+  r.ms_max = ms.back();
+  r.peak_bytes = be.allocator().stats().peak_allocated_bytes;
+  return r;
+}
+
+Result train_step(const Options& o, Device device) {
+  manual_seed(0);
+  auto model = make_model(o.model, o.channels, o.classes, o.image_size);
+  model->to(device);
+  SgdOptions so;
+  so.lr = 0.1;
+  so.momentum = 0.9;
+  so.weight_decay = 5e-4;
+  Sgd optimizer(model->named_parameters(), so);
+  Loss loss("ce");
+  const Tensor x = randn({o.batch_size, o.channels, o.image_size, o.image_size}).to(device);
+  std::vector<int64_t> labels(size_t(o.batch_size));
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i) % o.classes;
+  const Tensor y = from_vector(labels, {o.batch_size}).to(device);
+  Result r = time_it(fmt::format("train_step/{}/b{}", o.model, o.batch_size), device, o.warmup, o.repeats, [&] {
+    Tensor l = loss(model->forward(x), y);
+    optimizer.zero_grad();
+    l.backward();
+    optimizer.step();
+  });
+  r.images_per_s = double(o.batch_size) * 1e3 / r.ms_median;
+  return r;
+}
+
+struct ConvShape {
+  const char* model;
+  int64_t N, C, H, K, R, stride;
+};
+
+std::vector<Result> op_benchmarks(const Options& o, Device device) {
+  std::vector<Result> results;
+  Backend& be = backend(device);
+  const TensorOptions on = TensorOptions{}.with_device(device);
+  const int64_t n = o.batch_size;
+  const ConvShape shapes[] = {
+      {"resnet20", n, 16, 32, 16, 3, 1}, {"resnet20", n, 16, 32, 32, 3, 2}, {"resnet20", n, 32, 16, 32, 3, 1},
+      {"resnet20", n, 32, 16, 64, 3, 2}, {"resnet20", n, 64, 8, 64, 3, 1},  {"resnet18", n, 64, 32, 64, 3, 1},
+      {"resnet18", n, 128, 16, 128, 3, 1}, {"resnet18", n, 256, 8, 256, 3, 1}, {"resnet18", n, 512, 4, 512, 3, 1},
+      {"resnet18", n, 64, 32, 128, 1, 2}};
+  for (const ConvShape& s : shapes) {
+    Conv2dParams p{s.N, s.C, s.H, s.H, s.K, s.R, s.R, 0, 0};
+    p.stride_h = p.stride_w = s.stride;
+    p.pad_h = p.pad_w = s.R / 2;
+    p.P = p.Q = (s.H + 2 * p.pad_h - s.R) / s.stride + 1;
+    const Tensor x = randn({s.N, s.C, s.H, s.H}, on), w = randn({s.K, s.C, s.R, s.R}, on);
+    const Tensor y = empty({s.N, s.K, p.P, p.Q}, on), dx = empty_like(x), dw = empty_like(w);
+    const double flops = 2.0 * double(s.N * s.K * p.P * p.Q * s.C * s.R * s.R);
+    const std::string tag = fmt::format("{}/c{}_k{}_{}x{}_r{}_s{}", s.model, s.C, s.K, s.H, s.H, s.R, s.stride);
+    auto add = [&](const char* what, const std::function<void()>& fn) {
+      Result r = time_it(fmt::format("conv2d_{}/{}", what, tag), device, 2, o.repeats, fn);
+      r.gflops = flops / (r.ms_median * 1e6);
+      results.push_back(r);
+    };
+    add("fwd", [&] { be.conv2d_fwd(p, y, x, w, Tensor()); });
+    add("bwd_data", [&] { be.conv2d_bwd_data(p, dx, y, w); });
+    add("bwd_weight", [&] { be.conv2d_bwd_weight(p, dw, Tensor(), x, y); });
+  }
+  for (int64_t size : {512, 1024, 2048}) {
+    const Tensor a = randn({size, size}, on), b = randn({size, size}, on), c = empty({size, size}, on);
+    Result r = time_it(fmt::format("gemm/{}x{}x{}", size, size, size), device, 2, o.repeats, [&] {
+      be.gemm(false, false, size, size, size, 1.0f, a.data<float>(), size, 0, b.data<float>(), size, 0, 0.0f,
+              c.data<float>(), size, 0, 1);
+    });
+    r.gflops = 2.0 * double(size * size * size) / (r.ms_median * 1e6);
+    results.push_back(r);
+  }
+  {
+    const Tensor x = randn({n, 64, 32, 32}, on), y = empty_like(x), dx = empty_like(x);
+    const Tensor weight = ones({64}, on), bias = zeros({64}, on), mean = zeros({64}, on), var = ones({64}, on);
+    const Tensor save_mean = empty({64}, on), save_invstd = empty({64}, on), dw = empty({64}, on), db = empty({64}, on);
+    results.push_back(time_it("batch_norm_fwd_train/64x32x32", device, 2, o.repeats, [&] {
+      be.batch_norm_fwd_train(y, save_mean, save_invstd, mean, var, x, weight, bias, 0.1f, 1e-5f);
+    }));
+    results.push_back(time_it("batch_norm_bwd/64x32x32", device, 2, o.repeats, [&] {
+      be.batch_norm_bwd(dx, dw, db, y, x, weight, save_mean, save_invstd);
+    }));
+    Pool2dParams pp{n, 64, 32, 32, 16, 16, 2, 2, 2, 2};
+    const Tensor py = empty({n, 64, 16, 16}, on), idx = empty({n, 64, 16, 16}, TensorOptions{on}.with_dtype(DType::i64));
+    results.push_back(time_it("max_pool2d_fwd/64x32x32_k2", device, 2, o.repeats, [&] { be.max_pool2d_fwd(pp, py, idx, x); }));
+    results.push_back(time_it("max_pool2d_bwd/64x32x32_k2", device, 2, o.repeats, [&] { be.max_pool2d_bwd(pp, dx, py, idx); }));
+  }
+  for (const LossBenchResult& l : bench_losses({}, {}, device, o.repeats)) {
+    Result r;
+    r.name = fmt::format("loss/{}/N{}_C{} (composed {:.3f} ms, fused {:.1f}x faster)", l.loss, l.N, l.C,
+                         l.composed_ms, l.speedup());
+    r.device = device.str();
+    r.ms_median = r.ms_min = r.ms_max = l.fused_ms;
+    results.push_back(r);
+  }
+  return results;
+}
+
+void print_table(const std::vector<Result>& results) {
+  fmt::print("{:<62} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10}\n", "benchmark", "device", "median ms", "min ms",
+             "max ms", "img/s", "GFLOP/s", "peak MiB");
+  for (const Result& r : results)
+    fmt::print("{:<62} {:>6} {:>10.3f} {:>10.3f} {:>10.3f} {:>9} {:>9} {:>10.1f}\n", r.name, r.device, r.ms_median,
+               r.ms_min, r.ms_max, r.images_per_s >= 0 ? fmt::format("{:.0f}", r.images_per_s) : "-",
+               r.gflops >= 0 ? fmt::format("{:.1f}", r.gflops) : "-", double(r.peak_bytes) / (1 << 20));
+}
+
+// Runs bench/pytorch_reference.py with the same model, batch, device and threads; returns its JSON.
+nlohmann::json run_pytorch(const Options& o, Device device) {
+  const std::filesystem::path script = std::filesystem::path(KINDLING_SOURCE_DIR) / "bench" / "pytorch_reference.py";
+  const std::string command =
+      fmt::format("'{}' '{}' --model {} --batch-size {} --device {} --threads {} --steps {} --warmup {} "
+                  "--channels {} --image-size {} --classes {}",
+                  o.python, script.string(), o.model, o.batch_size, device.is_cpu() ? "cpu" : "cuda", num_threads(),
+                  o.repeats, o.warmup, o.channels, o.image_size, o.classes);
+  FILE* pipe = popen(command.c_str(), "r");
+  KINDLING_CHECK(pipe != nullptr, Error, "bench: could not run {}", command);
+  std::string output;
+  char buffer[4096];
+  while (size_t got = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, got);
+  const int status = pclose(pipe);
+  KINDLING_CHECK(status == 0 && !output.empty(), Error,
+                 "bench: the PyTorch reference failed ({}); is python3-torch installed?", command);
+  const size_t last_line = output.rfind("\n{");   // the JSON object is the last line
+  return nlohmann::json::parse(last_line == std::string::npos ? output : output.substr(last_line + 1));
+}
+
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  app.add_option("--model", o->model, "model of the end-to-end training step")->capture_default_str();
+  app.add_option("--batch-size", o->batch_size, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--device", o->device, "cpu, cuda or all")->check(CLI::IsMember({"cpu", "cuda", "all"}))->capture_default_str();
+  app.add_option("--channels", o->channels, "input channels")->check(CLI::PositiveNumber);
+  app.add_option("--image-size", o->image_size, "input height and width")->check(CLI::PositiveNumber);
+  app.add_option("--classes", o->classes, "class count")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", o->warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
+  app.add_option("--repeats", o->repeats, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--threads", o->threads, "CPU threads (0: default)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--ops", o->ops, "also time the op-level benchmarks");
+  app.add_flag("--json", o->json, "one JSON object per benchmark");
+  app.add_flag("--compare-pytorch", o->compare_pytorch, "run bench/pytorch_reference.py beside and print the ratio");
+  app.add_option("--python", o->python, "python with torch, for --compare-pytorch")->capture_default_str();
+  return [o] {
+    apply_threads(o->threads);
+    std::vector<Device> devices;
+    if (o->device != "cuda") devices.push_back(Device::cpu());
+    if (o->device == "cuda" || (o->device == "all" && cuda_available())) devices.push_back(Device::cuda());
+    if (!o->json) fmt::print("{}\n", machine_summary());
+    std::vector<Result> results;
+    std::vector<nlohmann::json> extra;
+    for (Device device : devices) {
+      if (o->ops) {
+        auto ops = op_benchmarks(*o, device);
+        results.insert(results.end(), ops.begin(), ops.end());
+      }
+      const Result step = train_step(*o, device);
+      results.push_back(step);
+      if (o->compare_pytorch) {
+        nlohmann::json torch = run_pytorch(*o, device);
+        const double ratio = step.images_per_s / torch.at("images_per_s").get<double>();
+        torch["kindling_over_pytorch"] = ratio;
+        extra.push_back(torch);
+      }
+    }
+    if (o->json) {
+      for (const Result& r : results) fmt::print("{}\n", r.to_json().dump());
+      for (const auto& j : extra) fmt::print("{}\n", j.dump());
+      return 0;
+    }
+    print_table(results);
+    for (const auto& j : extra)
+      fmt::print("pytorch {} ({} threads) on {}: {:.0f} img/s (median {:.2f} ms); kindling/pytorch = {:.2f}x\n",
+                 j.at("torch").get<std::string>(), j.at("threads").get<int>(), j.at("device").get<std::string>(),
+                 j.at("images_per_s").get<double>(), j.at("ms_median").get<double>(),
+                 j.at("kindling_over_pytorch").get<double>());
+    return 0;
+  };
+}
+
+}  // namespace kindling::app

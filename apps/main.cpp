@@ -1,0 +1,50 @@
+// kindling: train, eval, study, bench, losses, info.
+#include "apps/commands.h"
+#include "core/error.h"
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <map>
+
+int main(int argc, char** argv) {
+  using namespace kindling;
+  CLI::App app{"kindling: a deep learning framework written from scratch in C++", "kindling"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(KINDLING_VERSION));
+  std::map<CLI::App*, app::Command> commands;
+  auto add = [&](const char* name, const char* help, app::Command (*make)(CLI::App&)) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    commands[sub] = make(*sub);
+  };
+  add("train", "train a model on a dataset", app::add_train);
+  add("eval", "evaluate a checkpoint on a test set", app::add_eval);
+  add("study", "compare losses: train every (loss, seed) and tabulate", app::add_study);
+  add("bench", "time ops and training steps, CPU and CUDA, against PyTorch", app::add_bench);
+  add("losses", "list every loss with its formula and hyperparameters", app::add_losses);
+  add("info", "version, build options, BLAS, CUDA and GPUs", app::add_info);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, listing what is valid where CLI11 knows it.
+    fmt::print(stderr, "kindling: {} (see kindling --help)\n", e.what());
+    return 2;
+  }
+  try {
+    for (auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "kindling: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kindling: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

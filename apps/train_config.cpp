@@ -1,0 +1,98 @@
+#include "apps/train_config.h"
+
+#include "core/error.h"
+#include "data/datasets.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace kindling::app {
+
+void add_data_flags(CLI::App& app, DataFlags& f) {
+  app.add_option("--data", f.data, "dataset: fashion-mnist, mnist, emnist-<split>, cifar10, cifar100")
+      ->capture_default_str();
+  app.add_option("--data-dir", f.data_dir, "directory holding the dataset files");
+  app.add_option("--limit-test", f.limit_test, "use the first N test samples (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-size", f.batch_size, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--device", f.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--threads", f.threads, "CPU threads (0: KINDLING_NUM_THREADS or all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--workers", f.workers, "data prefetch threads")->check(CLI::PositiveNumber);
+}
+
+void add_train_flags(CLI::App& app, TrainConfig& c) {
+  add_data_flags(app, c.data);
+  app.add_option("--model", c.model,
+                 "resnet20, resnet32, resnet44, resnet56, resnet110, resnet18, resnet34, resnet50, vgg11, vgg16")
+      ->check(CLI::IsMember({"resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18",
+                             "resnet34", "resnet50", "vgg11", "vgg16"}))
+      ->capture_default_str();
+  app.add_option("--loss", c.loss, "loss spec name[:key=value,...] (see kindling losses)")->capture_default_str();
+  app.add_option("--epochs", c.epochs, "epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--lr", c.lr, "peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--momentum", c.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_flag("--nesterov", c.nesterov, "Nesterov momentum");
+  app.add_option("--weight-decay", c.weight_decay, "weight decay (SGD: coupled; AdamW: decoupled)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--optimizer", c.optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  app.add_option("--schedule", c.schedule, "step, multistep, cosine, onecycle or constant")
+      ->check(CLI::IsMember({"step", "multistep", "cosine", "onecycle", "constant"}))
+      ->capture_default_str();
+  app.add_option("--milestones", c.milestones, "multistep: epochs where the lr is multiplied by --gamma")
+      ->delimiter(',');
+  app.add_option("--step-size", c.step_size, "step: epochs between lr drops")->check(CLI::PositiveNumber);
+  app.add_option("--gamma", c.gamma, "step/multistep: lr factor")->check(CLI::PositiveNumber);
+  app.add_option("--warmup", c.warmup, "linear warm-up, in epochs")->check(CLI::NonNegativeNumber);
+  app.add_option("--clip-grad-norm", c.clip_grad_norm, "clip gradients to this global norm (0: off)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", c.seed, "random seed (weights, shuffling, augmentation)")->capture_default_str();
+  app.add_option("--val-split", c.val_split, "fraction of the training set held out for validation")
+      ->check(CLI::Range(0.0, 0.9));
+  app.add_option("--limit-train", c.limit_train, "use the first N training samples (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--augment,!--no-augment", c.augment, "random crop and flip (default: per dataset)");
+  app.add_option("--out", c.out, "output directory (config.json, metrics.jsonl, checkpoints)");
+  app.add_option("--resume", c.resume, "continue from this checkpoint")->check(CLI::ExistingFile);
+  app.add_flag("--deterministic", c.deterministic, "bit-reproducible: fixed algorithms, one data worker");
+  app.add_flag("--quiet", c.quiet, "only the final line");
+}
+
+void validate(const TrainConfig& c) {
+  const auto names = data::dataset_names();
+  if (std::find(names.begin(), names.end(), c.data.data) == names.end())
+    throw UsageError(fmt::format("--data: unknown dataset '{}'; valid: {}", c.data.data, fmt::join(names, ", ")));
+  if (c.schedule == "multistep" && c.milestones.empty())
+    throw UsageError("--schedule multistep needs --milestones, e.g. --milestones 100,150");
+}
+
+nlohmann::json to_json(const TrainConfig& c) {
+  return {{"data", c.data.data}, {"data_dir", c.data.data_dir}, {"limit_test", c.data.limit_test},
+          {"batch_size", c.data.batch_size}, {"device", c.data.device}, {"threads", c.data.threads},
+          {"workers", c.data.workers}, {"model", c.model}, {"loss", c.loss}, {"epochs", c.epochs},
+          {"lr", c.lr}, {"momentum", c.momentum}, {"nesterov", c.nesterov},
+          {"weight_decay", c.weight_decay}, {"optimizer", c.optimizer}, {"schedule", c.schedule},
+          {"milestones", c.milestones}, {"step_size", c.step_size}, {"gamma", c.gamma},
+          {"warmup", c.warmup}, {"clip_grad_norm", c.clip_grad_norm}, {"seed", c.seed},
+          {"val_split", c.val_split}, {"limit_train", c.limit_train}, {"augment", c.augment},
+          {"deterministic", c.deterministic}};
+}
+
+TrainConfig config_from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  auto get = [&](const char* key, auto& field) {
+    if (j.contains(key)) j.at(key).get_to(field);
+  };
+  get("data", c.data.data); get("data_dir", c.data.data_dir); get("limit_test", c.data.limit_test);
+  get("batch_size", c.data.batch_size); get("device", c.data.device); get("threads", c.data.threads);
+  get("workers", c.data.workers); get("model", c.model); get("loss", c.loss); get("epochs", c.epochs);
+  get("lr", c.lr); get("momentum", c.momentum); get("nesterov", c.nesterov);
+  get("weight_decay", c.weight_decay); get("optimizer", c.optimizer); get("schedule", c.schedule);
+  get("milestones", c.milestones); get("step_size", c.step_size); get("gamma", c.gamma);
+  get("warmup", c.warmup); get("clip_grad_norm", c.clip_grad_norm); get("seed", c.seed);
+  get("val_split", c.val_split); get("limit_train", c.limit_train); get("augment", c.augment);
+  get("deterministic", c.deterministic);
+  return c;
+}
+
+}  // namespace kindling::app

@@ -1,0 +1,59 @@
+// Everything one training run needs, filled from the command line (train and study share the
+// flags) and written to <out>/config.json so a run can be read back and resumed.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kindling::app {
+
+struct DataFlags {
+  std::string data = "fashion-mnist";
+  std::string data_dir;
+  int64_t limit_test = 0;      // 0: the whole test set
+  int64_t batch_size = 128;
+  std::string device = "cpu";
+  int threads = 0;             // 0: KINDLING_NUM_THREADS or the core count
+  int workers = 1;             // prefetch threads of the loader
+};
+
+struct TrainConfig {
+  DataFlags data;
+  std::string model = "resnet20";
+  std::string loss = "ce";
+  int64_t epochs = 10;
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 5e-4;
+  std::string optimizer = "sgd";
+  std::string schedule = "cosine";
+  std::vector<int64_t> milestones;   // multistep: epochs at which the lr is multiplied by gamma
+  int64_t step_size = 30;            // step: every step_size epochs
+  double gamma = 0.1;
+  double warmup = 0;                 // linear warm-up, in epochs (fractions allowed)
+  double clip_grad_norm = 0;         // 0: off
+  uint64_t seed = 0;
+  double val_split = 0;              // fraction of the training set held out for validation
+  int64_t limit_train = 0;           // 0: the whole training set
+  int augment = -1;                  // -1: the dataset's default, 0 off, 1 on
+  std::string out;
+  std::string resume;
+  bool deterministic = false;
+  bool quiet = false;
+};
+
+// Registers the data flags (train, eval, study, bench share them).
+void add_data_flags(CLI::App& app, DataFlags& flags);
+// Registers every train flag.
+void add_train_flags(CLI::App& app, TrainConfig& config);
+// Checks values the parser cannot (ranges, names); throws UsageError listing what is valid.
+void validate(const TrainConfig& config);
+
+nlohmann::json to_json(const TrainConfig& config);
+TrainConfig config_from_json(const nlohmann::json& j);
+
+}  // namespace kindling::app
