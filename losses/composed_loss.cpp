@@ -6,11 +6,13 @@
 #include "ops/reduce.h"
 #include "ops/softmax.h"
 
+#include <cmath>
+
 namespace kindling {
 
 Tensor composed_loss(const LossDesc& desc, const Tensor& logits, const Tensor& labels) {
   const int64_t C = logits.size(1);
-  const double P0 = desc.params[0], P1 = desc.params[1], P2 = desc.params[2];
+  const double P0 = desc.params[0], P1 = desc.params[1];
   const Tensor log_p = log_softmax(logits, 1);
   const Tensor target = one_hot(labels, C);                  // e
   const Tensor log_q = sum(mul(log_p, target), 1);          // lp_y [N]
@@ -28,8 +30,10 @@ Tensor composed_loss(const LossDesc& desc, const Tensor& logits, const Tensor& l
     case LossKind::ce_expectation_mix: return mean(add(mul(neg(log_q), P0), mul(sub(1.0, q()), P1)));
     case LossKind::min_ent: return mean(add(mul(neg(log_q), P0), mul(entropy(), P1)));
     case LossKind::mix_ent: {
-      // CE(p, e) = -sum_j p_j ln(e_j + d), straight from its definition.
-      const Tensor swapped = neg(sum(mul(exp(log_p), log(add(target, P2))), 1));
+      // CE(p, e) = -sum_j p_j ln(e_j + d), straight from its definition; the desc holds
+      // K = ln((1 + d) / d), so d = 1 / (e^K - 1).
+      const double floor = 1.0 / std::expm1(double(desc.params[2]));
+      const Tensor swapped = neg(sum(mul(exp(log_p), log(add(target, floor))), 1));
       return mean(add(mul(neg(log_q), P0), mul(swapped, P1)));
     }
     case LossKind::squentropy: return mean(add(neg(log_q), div(wrong_squares(), double(C - 1))));

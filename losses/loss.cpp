@@ -92,6 +92,17 @@ const char* reduction_name(Reduction reduction) {
   return "mean";
 }
 
+// "focalLossBackward", ...: built once, not per call.
+const char* backward_name(LossKind kind) {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> all;
+    for (int k = 0; k < kNumLossKinds; ++k)
+      all.push_back(std::string(loss_kind_name(LossKind(k))) + "LossBackward");
+    return all;
+  }();
+  return names[size_t(kind)].c_str();
+}
+
 }  // namespace
 
 Loss::Loss(const std::string& spec) {
@@ -190,7 +201,10 @@ LossDesc Loss::desc(int64_t num_classes) const {
     case LossKind::mix_ent:
       params[0] = float(number("w1") / std::log(number("b1")));
       params[1] = float(number("w2") / std::log(number("b2")));
-      if (kind_ == LossKind::mix_ent) params[2] = float(number("d"));
+      if (kind_ == LossKind::mix_ent) {
+        params[2] = float(std::log1p(1.0 / number("d")));   // K = ln((1 + d) / d)
+        params[3] = float(std::log1p(number("d")));
+      }
       break;
     case LossKind::square: {
       const double k = number("k"), M = number("M");
@@ -228,12 +242,23 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
   const int64_t N = logits.size(0), C = logits.size(1);
   KINDLING_CHECK(kind_ != LossKind::squentropy || C >= 2, ShapeError,
                  "loss squentropy: needs at least 2 classes; got logits {}", logits.describe());
-  // Labels are checked on the host before any kernel indexes with them.
-  const std::vector<int64_t> host_labels = labels.to_vector<int64_t>();
-  for (int64_t n = 0; n < N; ++n)
-    KINDLING_CHECK(host_labels[size_t(n)] >= 0 && host_labels[size_t(n)] < C, ValueError,
-                   "loss {}: labels[{}] = {} is outside [0, {}) for logits {}", name(), n,
-                   host_labels[size_t(n)], C, logits.describe());
+  // Labels are checked on the host before any kernel indexes with them (read in place on the CPU).
+  std::vector<int64_t> copied_labels;
+  const int64_t* host_labels = nullptr;
+  int64_t label_stride = 1;
+  if (labels.device().is_cpu()) {
+    host_labels = labels.data<int64_t>();
+    label_stride = labels.stride(0);
+  } else {
+    copied_labels = labels.to_vector<int64_t>();
+    host_labels = copied_labels.data();
+  }
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t label = host_labels[n * label_stride];
+    KINDLING_CHECK(label >= 0 && label < C, ValueError,
+                   "loss {}: labels[{}] = {} is outside [0, {}) for logits {}", name(), n, label, C,
+                   logits.describe());
+  }
 
   const Device device = logits.device();
   Backend& kernels = backend(device);
@@ -254,8 +279,7 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
   if (want_grad) {
     // d(out)/d(logits) is the saved grad; chain rule: scale row n by the incoming grad of out
     // (a scalar, or row n's entry for reduction none).
-    const std::string node_name = fmt::format("{}LossBackward", name());
-    record(node_name.c_str(), {logits}, out,
+    record(backward_name(kind_), {logits}, out,
            [grad, N, C, per_row = reduction_ == Reduction::none](const GradOutputs& g) {
              const Tensor& upstream = g[0];
              const Shape strides = per_row ? Shape{upstream.stride(0), 0} : Shape{0, 0};

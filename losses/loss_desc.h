@@ -101,6 +101,8 @@ template <typename T> struct RowStats {
   T z_y;     // the true class's logit
   T lse;     // log-sum-exp of the row (0 when the loss needs no softmax)
   T lp_y;    // z_y - lse
+  T q;       // p_y
+  T one_minus_q;   // 1 - p_y, computed without cancelling (losses/row_weight.h)
   T zsum;    // pass 2's loss-specific sum
   RowSums<T> psum;   // pass 3's loss-specific sums
 };

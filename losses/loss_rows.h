@@ -1,6 +1,8 @@
 // The generic row driver and the dispatch from LossKind to a loss's row maths. The CPU kernel
-// (ops/cpu/loss.cpp) runs loss_row over each row; the CUDA kernel (ops/cuda/loss.cu) runs the same
-// passes with a warp per row; the tests instantiate loss_row in double as a precise reference.
+// (ops/cpu/loss.cpp) runs loss_row over each row of more than 32 classes and loss_short_rows
+// (losses/loss_short_rows.h) over blocks of shorter rows; the CUDA kernel (ops/cuda/loss.cu) runs
+// the same passes with a warp per row; the tests instantiate loss_row in double as a precise
+// reference.
 #pragma once
 #include "losses/label_smoothing.h"
 #include "losses/loss_desc.h"
@@ -40,6 +42,11 @@ template <class Visitor> decltype(auto) visit_loss(LossKind kind, Visitor&& visi
 // not vectorize; the lanes fix an order that vectorizes (the same order on every call).
 inline constexpr int kRowLanes = 8;
 template <typename Sum, class Term> Sum lane_sum(int64_t n, Term term) {
+  if (n < 2 * kRowLanes) {   // short rows (C = 10): setting up the lanes costs more than it saves
+    Sum total{};
+    for (int64_t j = 0; j < n; ++j) total += term(j);
+    return total;
+  }
   Sum lanes[kRowLanes] = {};
   int64_t j = 0;
   for (; j + kRowLanes <= n; j += kRowLanes)
@@ -52,6 +59,15 @@ template <typename Sum, class Term> Sum lane_sum(int64_t n, Term term) {
 
 // max_j z[j], and whether every z[j] is finite (sum_j 0 * z[j] is 0 exactly then, NaN otherwise).
 template <typename T> bool row_max_if_finite(const T* z, int64_t n, T* max_out) {
+  if (n < 2 * kRowLanes) {
+    T m = z[0], zero_sum = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      m = z[j] > m ? z[j] : m;
+      zero_sum += T(0) * z[j];
+    }
+    *max_out = m;
+    return zero_sum == T(0);
+  }
   T lanes[kRowLanes];
   for (int k = 0; k < kRowLanes; ++k) lanes[k] = z[0];
   int64_t j = 0;
@@ -102,6 +118,10 @@ bool loss_row(const LossDesc& desc, const T* z, int64_t C, int64_t y, T* grad, A
     log_sum_exp = Acc(k_log(T(sum_exp)));   // S is in [1, C]: T's log is accurate enough
     stats.lse = Acc(m) + log_sum_exp;
     stats.lp_y = (stats.z_y - Acc(m)) - log_sum_exp;
+    // S - e_y is the double sum of the other classes' exp, up to rounding of a double: no
+    // cancellation at the float level when q is near 1.
+    stats.q = Acc(grad[y]) / sum_exp;
+    stats.one_minus_q = (sum_exp - Acc(grad[y])) / sum_exp;
   }
   if constexpr (Row::uses_zsum)
     stats.zsum = lane_sum<Acc>(C, [&](int64_t j) { return Acc(Row::z_term(desc, z[j], j == y)); });
@@ -123,8 +143,7 @@ bool loss_row(const LossDesc& desc, const T* z, int64_t C, int64_t y, T* grad, A
   const RowCoef<Acc> coef = Row::finish(desc, stats);
   *value = coef.value;
   if (!want_grad) return true;
-  // p_y from the stored exp(z_y - m), read before pass 4 overwrites it.
-  const Acc p_y = Row::uses_softmax ? Acc(grad[y]) / sum_exp : Acc(0);
+  const Acc p_y = stats.q;
   // pass 4: the gradient, p_coef * p_j + extra_j (+ y_coef on the true class)
   if constexpr (Row::uses_extra) {
     const RowCoef<T> coef_t{T(coef.value), T(coef.p_coef), T(coef.y_coef), T(coef.c0)};

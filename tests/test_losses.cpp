@@ -117,8 +117,10 @@ TEST_CASE("finite differences: the double row maths of every loss, default and o
 TEST_CASE("the float CPU kernel matches the double reference on random batches") {
   Generator gen(11);
   for (const std::string& spec : all_specs()) {
-    for (const int64_t C : {3, 10, 100}) {
-      const int64_t N = 37;   // several rows per thread chunk and a ragged end
+    // C <= 32 runs the CPU kernel's blocks of short rows, C > 32 its row-at-a-time loops.
+    for (const int64_t C : {1, 3, 10, 32, 33, 100}) {
+      if (C < 2 && spec == "squentropy") continue;
+      const int64_t N = 37;   // several blocks of 16 rows and a ragged end
       const Loss loss(spec);
       const std::vector<float> z = to_float(random_logits(gen, N, C, 4.0));
       const std::vector<int64_t> labels = random_labels(gen, N, C);
@@ -129,7 +131,7 @@ TEST_CASE("the float CPU kernel matches the double reference on random batches")
       for (double g : ref.grad) max_grad = std::max(max_grad, std::abs(g));
       for (size_t i = 0; i < z.size(); ++i) {
         INFO(spec << " C=" << C << " element " << i);
-        CHECK(std::abs(fused.grad[i] - ref.grad[i]) <= 1e-6 * std::max(max_grad, 1e-3));
+        CHECK(std::abs(fused.grad[i] - ref.grad[i]) <= 1e-6 * std::max(max_grad, 1e-2));
       }
     }
   }

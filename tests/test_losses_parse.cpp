@@ -64,7 +64,8 @@ TEST_CASE("desc: bases fold into coefficients, square picks its defaults by clas
   const LossDesc mix_ent = Loss("mix_ent").desc(26);
   CHECK(mix_ent.params[0] == doctest::Approx(0.283).epsilon(1e-3));
   CHECK(mix_ent.params[1] == doctest::Approx(0.374).epsilon(1e-3));
-  CHECK(mix_ent.params[2] == doctest::Approx(1e-6));
+  CHECK(mix_ent.params[2] == doctest::Approx(13.8155).epsilon(1e-5));   // K for d = 1e-6
+  CHECK(mix_ent.params[3] == doctest::Approx(1e-6));                     // ln(1 + d)
   const LossDesc natural = Loss("min_ent:w1=1,w2=0.1,b1=e,b2=e").desc(10);
   CHECK(natural.params[0] == doctest::Approx(1.0));
   CHECK(natural.params[1] == doctest::Approx(0.1));

@@ -65,7 +65,11 @@ __global__ void loss_rows_kernel(LossDesc desc, float* row_loss, float* grad, co
   }
   // lp_j = (z_j - m) - ln S: z_j - lse would round lse, which is large for large logits.
   stats.lse = m + log_sum;
-  if constexpr (Row::uses_softmax) stats.lp_y = (stats.z_y - m) - log_sum;
+  if constexpr (Row::uses_softmax) {
+    stats.lp_y = (stats.z_y - m) - log_sum;
+    stats.q = k_exp(stats.lp_y);
+    stats.one_minus_q = -k_expm1(stats.lp_y);   // fp32 sums: S - e_y would cancel here
+  }
   if constexpr (Row::uses_psum) {
     RowSums<float> psum{};
     for (int64_t j = lane; j < C; j += kWarp) {
