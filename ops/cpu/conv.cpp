@@ -1,18 +1,23 @@
-// CPU convolution: im2col + cblas_sgemm. The batch is cut into chunks of B images; each pool thread
-// owns a slice of one workspace and runs single-threaded sgemm on its chunks, so there is one level
-// of threads. Small images (late ResNet stages, P*Q = 64) put B images side by side in one column
-// matrix so the GEMM is wide enough to run near peak; 1×1 stride-1 unpadded convolutions skip
-// im2col and multiply the image directly. Per group g the three products are
-//   forward      y[n]_g  [Kg, PQ]   = W_g [Kg, CRS] · col(x[n]_g) [CRS, PQ]
-//   data grad    dcol    [CRS, PQ]  = W_gᵀ · dy[n]_g,   dx[n]_g = col2im(dcol)
-//   weight grad  dW_g    [Kg, CRS] += dy[n]_g · col(x[n]_g)ᵀ   (per thread, then summed)
+// CPU convolution as GEMMs (ops/cpu/conv_gemm: AVX-512 register tiles, or cblas_sgemm). The batch
+// is cut into chunks of B images spread over the thread pool; each worker owns a slice of one
+// workspace and runs single-threaded GEMMs, so there is one level of threads. Per group g:
+//   forward      y[n]_g [Kg, PQ]  = W_g [Kg, CRS] · B(x[n]_g)              (one GEMM per image)
+//   data grad    stride 1: a forward convolution of dy with the flipped, transposed weights;
+//                otherwise dcol [CRS, PQ] = W_gᵀ · dy[n]_g, dx[n]_g = col2im(dcol)
+//   weight grad  dW_g [Kg, CRS]  = sum_n dy[n]_g · B(x[n]_g)ᵀ  (one GEMM per chunk, per worker;
+//                the workers' partial sums are added in worker order)
+// B [CRS, pixels] is the image lowered one of two ways:
+//   shifted  (stride 1): the zero-padded image itself. Row (c,r,s) of B is the padded image read
+//            from offset c*Hp*Wp + r*dh*Wp + s*dw, over "wide" pixels j = p*Wp + q; the columns
+//            q >= Q are computed and dropped (Wp/Q - 1 extra work: 6% at 32x32, 25% at 8x8), far
+//            cheaper than writing a 9x larger im2col matrix. A 1×1 unpadded convolution reads x.
+//   im2col   (strided): an explicit column matrix [CRS, PQ] per image.
+#include "ops/cpu/conv_gemm.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/im2col.h"
 #include "ops/cpu/lane_sums.h"
 
 #include "core/parallel.h"
-
-#include <cblas.h>
 
 #include <algorithm>
 #include <cstring>
@@ -21,60 +26,65 @@
 namespace kindling {
 namespace {
 
-// Row-major sgemm: C = alpha * op(A) · op(B) + beta * C.
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), beta, C, int(ldc));
-}
+using cpu::PackedA;
 
-// How a convolution is cut into GEMMs and spread over threads.
+constexpr int64_t kChunkPixels = 512;   // weight grad: images per GEMM until this many pixels
+constexpr int64_t kMaxChunkFloats = int64_t(1) << 20;   // one worker's lowered images at most
+
+// How a convolution is lowered to GEMMs and spread over threads.
 struct ConvPlan {
-  int64_t Cg, Kg;        // channels in and out per group
-  int64_t CRS, HW, PQ;   // GEMM depth (forward), input plane, output plane
-  bool direct;           // 1×1, stride 1, no padding: x[n] is its own column matrix
-  int64_t images;        // B: images per chunk, side by side in one column matrix
-  int64_t chunks;        // ceil(N / B)
-  int64_t workers;       // threads used, each with its own workspace slice
-  int64_t col_floats;    // per worker: column matrix [CRS, B*PQ]
-  int64_t gemm_floats;   // per worker: a [Kg, B*PQ] output / gradient block (B > 1 only)
+  int64_t Cg, Kg, CRS, HW, PQ;
+  bool shifted;               // the padded-image lowering (else im2col)
+  bool copy_input;            // a lowered copy is made (false: 1×1 unpadded reads x itself)
+  int64_t Hp, Wp;             // shifted: padded plane
+  int64_t wide;               // GEMM columns per image: shifted P*Wp, im2col PQ
+  int64_t lowered_floats;     // one lowered image (padded image plus read-past slack, or im2col)
+  int64_t images;             // B: images per chunk
+  int64_t chunks, workers;
+  std::vector<int64_t> rows;  // B's row offsets within one lowered image
 };
 
-// Column-matrix width we aim for: below a few hundred columns sgemm spends its time packing.
-constexpr int64_t kTargetColumns = 512;
-// Upper bound on one worker's column matrix, so the workspace stays in the L2/L3 caches.
-constexpr int64_t kMaxColumnFloats = int64_t(1) << 20;
-
-ConvPlan make_plan(const Conv2dParams& p) {
+ConvPlan make_plan(const Conv2dParams& p, bool allow_shifted = true) {
   ConvPlan plan;
-  plan.Cg = p.C / p.groups;
-  plan.Kg = p.K / p.groups;
-  plan.CRS = plan.Cg * p.R * p.S;
-  plan.HW = p.H * p.W;
-  plan.PQ = p.P * p.Q;
-  plan.direct = p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
-                p.pad_w == 0;
+  plan.Cg = p.C / p.groups, plan.Kg = p.K / p.groups;
+  plan.CRS = plan.Cg * p.R * p.S, plan.HW = p.H * p.W, plan.PQ = p.P * p.Q;
+  plan.shifted = allow_shifted && p.stride_h == 1 && p.stride_w == 1;
+  if (plan.shifted) {
+    plan.copy_input = !(p.R == 1 && p.S == 1 && p.pad_h == 0 && p.pad_w == 0);
+    plan.Hp = p.H + 2 * p.pad_h, plan.Wp = p.W + 2 * p.pad_w;
+    plan.wide = p.P * plan.Wp;
+    const int64_t plane = plan.copy_input ? plan.Hp * plan.Wp : plan.HW;
+    plan.lowered_floats = plan.copy_input ? plan.Cg * plane + (p.S - 1) * p.dil_w : 0;
+    plan.rows.resize(size_t(plan.CRS));
+    for (int64_t c = 0; c < plan.Cg; ++c)
+      for (int64_t r = 0; r < p.R; ++r)
+        for (int64_t s = 0; s < p.S; ++s)
+          plan.rows[size_t((c * p.R + r) * p.S + s)] = c * plane + r * p.dil_h * plan.Wp + s * p.dil_w;
+  } else {
+    plan.copy_input = true;
+    plan.Hp = plan.Wp = 0;
+    plan.wide = plan.PQ;
+    plan.lowered_floats = plan.CRS * plan.PQ;
+    plan.rows = cpu::strided_rows(plan.CRS, plan.PQ);
+  }
   const int64_t threads = num_threads();
-  int64_t images = plan.direct ? 1 : std::max<int64_t>(1, kTargetColumns / plan.PQ);
-  images = std::min(images, std::max<int64_t>(1, kMaxColumnFloats / (plan.CRS * plan.PQ)));
-  images = std::min(images, std::max<int64_t>(1, p.N / threads));   // keep every thread busy
-  plan.images = images;
-  plan.chunks = (p.N + images - 1) / images;
+  int64_t images = std::max<int64_t>(1, kChunkPixels / plan.wide);
+  images = std::min(images, std::max<int64_t>(1, kMaxChunkFloats / std::max<int64_t>(plan.lowered_floats, 1)));
+  plan.images = std::min(images, std::max<int64_t>(1, p.N / threads));   // keep every thread busy
+  plan.chunks = (p.N + plan.images - 1) / plan.images;
   plan.workers = std::min(threads, plan.chunks);
-  plan.col_floats = plan.direct ? 0 : plan.CRS * images * plan.PQ;
-  plan.gemm_floats = images > 1 ? plan.Kg * images * plan.PQ : 0;
   return plan;
 }
 
-// Runs fn(worker, chunk_begin_image, chunk_images) for every chunk, each worker on its own thread
-// with a contiguous range of chunks.
-template <typename Fn>
-void for_each_chunk(const Conv2dParams& p, const ConvPlan& plan, Fn&& fn) {
+// Runs fn(worker, first_image, images) for every chunk; each worker has its own thread and a
+// contiguous range of chunks, and calls begin(worker) before its first chunk.
+template <typename Begin, typename Fn>
+void for_each_chunk(const Conv2dParams& p, const ConvPlan& plan, Begin&& begin, Fn&& fn) {
   parallel_for(0, plan.workers, 1, [&](int64_t first_worker, int64_t end_worker) {
     for (int64_t worker = first_worker; worker < end_worker; ++worker) {
-      const int64_t chunk_begin = plan.chunks * worker / plan.workers;
+      begin(worker);
       const int64_t chunk_end = plan.chunks * (worker + 1) / plan.workers;
-      for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
+      for (int64_t chunk = plan.chunks * worker / plan.workers; chunk < chunk_end; ++chunk) {
         const int64_t n0 = chunk * plan.images;
         fn(worker, n0, std::min(plan.images, p.N - n0));
       }
@@ -86,35 +96,91 @@ void for_each_chunk(const Conv2dParams& p, const ConvPlan& plan, Fn&& fn) {
 struct Workspace {
   Tensor buffer;
   int64_t per_worker;
-  Workspace(int64_t workers, int64_t floats_per_worker)
-      : per_worker(std::max<int64_t>(floats_per_worker, 16)) {
+  Workspace(int64_t workers, int64_t floats_per_worker) : per_worker(std::max<int64_t>(floats_per_worker, 16)) {
     buffer = empty({workers * per_worker});
   }
   float* slice(int64_t worker) const { return buffer.data<float>() + worker * per_worker; }
 };
 
-// The column matrix of images [n0, n0+B) for group g, side by side (row stride B*PQ).
-void build_columns(const Conv2dParams& p, const ConvPlan& plan, const float* x, int64_t n0,
-                   int64_t B, int64_t g, float* col) {
-  for (int64_t b = 0; b < B; ++b)
-    cpu::im2col(p, plan.Cg, x + ((n0 + b) * p.C + g * plan.Cg) * plan.HW, col + b * plan.PQ, B * plan.PQ);
+// Lowers group g of image n of t [N, C, H, W] into `lowered` and returns where B starts. Shifted:
+// only the interior is written (the caller zeroed the borders once per workspace).
+const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n, int64_t g,
+                         float* lowered) {
+  const float* image = t + (n * p.C + g * plan.Cg) * plan.HW;
+  if (!plan.copy_input) return image;
+  if (!plan.shifted) {
+    cpu::im2col(p, plan.Cg, image, lowered, plan.PQ);
+    return lowered;
+  }
+  for (int64_t c = 0; c < plan.Cg; ++c)
+    for (int64_t h = 0; h < p.H; ++h)
+      std::memcpy(lowered + (c * plan.Hp + h + p.pad_h) * plan.Wp + p.pad_w, image + c * plan.HW + h * p.W,
+                  size_t(p.W) * sizeof(float));
+  return lowered;
 }
 
-// Copies the [Kg, PQ] blocks of group g of images [n0, n0+B) of t [N,K,P,Q] side by side into
-// block [Kg, B*PQ] (gather), or back (scatter).
-void gather_block(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n0, int64_t B,
-                  int64_t g, float* block) {
-  for (int64_t k = 0; k < plan.Kg; ++k)
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(block + (k * B + b) * plan.PQ, t + ((n0 + b) * p.K + g * plan.Kg + k) * plan.PQ,
-                  size_t(plan.PQ) * sizeof(float));
+// True when the GEMM's columns are y's pixels (no padding columns to drop).
+bool output_is_dense(const Conv2dParams& p, const ConvPlan& plan) { return !plan.shifted || plan.Wp == p.Q; }
+
+// y = conv(x) + bias, given the weights packed per group as [Kg, CRS].
+void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<PackedA>& weights,
+             const float* bias) {
+  const ConvPlan plan = make_plan(p);
+  const bool dense = output_is_dense(p, plan);
+  const int64_t block_floats = dense ? 0 : plan.Kg * plan.wide;
+  const Workspace ws(plan.workers, plan.lowered_floats + block_floats);
+  auto begin = [&](int64_t worker) {   // zero the padded image's borders, never written again
+    if (plan.shifted && plan.copy_input) std::fill_n(ws.slice(worker), plan.lowered_floats, 0.0f);
+  };
+  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
+    float* lowered = ws.slice(worker);
+    float* block = lowered + plan.lowered_floats;
+    for (int64_t n = n0; n < n0 + B; ++n)
+      for (int64_t g = 0; g < p.groups; ++g) {
+        const float* b = lower_image(p, plan, x, n, g, lowered);
+        float* yg = y + (n * p.K + g * plan.Kg) * plan.PQ;
+        cpu::gemm_nn(weights[size_t(g)], plan.wide, b, plan.rows.data(), dense ? yg : block,
+                     dense ? plan.PQ : plan.wide, false);
+        for (int64_t k = 0; k < plan.Kg; ++k) {   // drop padding columns, add the bias
+          const float v = bias ? bias[g * plan.Kg + k] : 0.0f;
+          if (dense && !bias) break;
+          const float* src = (dense ? yg : block) + k * (dense ? plan.PQ : plan.wide);
+          float* dst = yg + k * plan.PQ;
+          const int64_t src_stride = dense ? p.Q : plan.Wp;
+          for (int64_t oh = 0; oh < p.P; ++oh)
+            for (int64_t ow = 0; ow < p.Q; ++ow) dst[oh * p.Q + ow] = src[oh * src_stride + ow] + v;
+        }
+      }
+  });
 }
-void scatter_block(const Conv2dParams& p, const ConvPlan& plan, const float* block, int64_t n0,
-                   int64_t B, int64_t g, float* t) {
-  for (int64_t k = 0; k < plan.Kg; ++k)
-    for (int64_t b = 0; b < B; ++b)
-      std::memcpy(t + ((n0 + b) * p.K + g * plan.Kg + k) * plan.PQ, block + (k * B + b) * plan.PQ,
-                  size_t(plan.PQ) * sizeof(float));
+
+std::vector<PackedA> pack_weights(const Conv2dParams& p, const float* w) {   // [Kg, CRS] per group
+  const int64_t Kg = p.K / p.groups, CRS = p.C / p.groups * p.R * p.S;
+  std::vector<PackedA> packed;
+  for (int64_t g = 0; g < p.groups; ++g) packed.emplace_back(w + g * Kg * CRS, Kg, CRS, CRS, 1);
+  return packed;
+}
+
+// The data gradient of a stride-1 convolution is a stride-1 convolution of dy: window flipped,
+// in/out channels swapped (w'[g*Cg + c, k, r, s] = w[g*Kg + k, c, R-1-r, S-1-s]), padding
+// dil*(R-1) - pad. Usable when that padding is not negative.
+bool data_grad_is_convolution(const Conv2dParams& p) {
+  return p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= p.dil_h * (p.R - 1) && p.pad_w <= p.dil_w * (p.S - 1);
+}
+
+void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy, const float* w) {
+  Conv2dParams t = p;
+  t.C = p.K, t.H = p.P, t.W = p.Q, t.K = p.C, t.P = p.H, t.Q = p.W;
+  t.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
+  t.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
+  std::vector<float> flipped(size_t(p.C * Kg * RS));   // [C, Kg, R, S]
+  for (int64_t g = 0; g < p.groups; ++g)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          flipped[size_t(((g * Cg + c) * Kg + k) * RS + rs)] = w[((g * Kg + k) * Cg + c) * RS + (RS - 1 - rs)];
+  forward(t, dx, dy, pack_weights(t, flipped.data()), nullptr);
 }
 
 }  // namespace
@@ -123,74 +189,37 @@ void scatter_block(const Conv2dParams& p, const ConvPlan& plan, const float* blo
 // y[n,k,p,q] = bias[k] + sum_{c,r,s} x[n, g*C/G + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k,c,r,s]
 void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor& x, const Tensor& w,
                             const Tensor& bias) {
-  const ConvPlan plan = make_plan(p);
-  const float* xp = x.data<float>();
-  const float* wp = w.data<float>();
-  const float* bp = bias.defined() ? bias.data<float>() : nullptr;
-  float* yp = y.data<float>();
-  const Workspace ws(plan.workers, plan.col_floats + plan.gemm_floats);
-  for_each_chunk(p, plan, [&](int64_t worker, int64_t n0, int64_t B) {
-    float* col = ws.slice(worker);
-    float* out = col + plan.col_floats;
-    for (int64_t g = 0; g < p.groups; ++g) {
-      const float* wg = wp + g * plan.Kg * plan.CRS;
-      float* yg = yp + (n0 * p.K + g * plan.Kg) * plan.PQ;
-      if (plan.direct) {   // B == 1
-        sgemm(false, false, plan.Kg, plan.PQ, plan.CRS, wg, plan.CRS,
-              xp + (n0 * p.C + g * plan.Cg) * plan.HW, plan.HW, 0.0f, yg, plan.PQ);
-        continue;
-      }
-      build_columns(p, plan, xp, n0, B, g, col);
-      sgemm(false, false, plan.Kg, B * plan.PQ, plan.CRS, wg, plan.CRS, col, B * plan.PQ, 0.0f,
-            B == 1 ? yg : out, B * plan.PQ);
-      if (B > 1) scatter_block(p, plan, out, n0, B, g, yp);
-    }
-    if (bp) {
-      for (int64_t b = n0; b < n0 + B; ++b)
-        for (int64_t k = 0; k < p.K; ++k) {
-          float* row = yp + (b * p.K + k) * plan.PQ;
-          const float v = bp[k];
-          for (int64_t i = 0; i < plan.PQ; ++i) row[i] += v;
-        }
-    }
-  });
+  forward(p, y.data<float>(), x.data<float>(), pack_weights(p, w.data<float>()),
+          bias.defined() ? bias.data<float>() : nullptr);
 }
 
 // dy [N,K,P,Q], w [K,C/G,R,S] -> dx [N,C,H,W];  dx[n]_g = col2im(W_gᵀ · dy[n]_g)
-void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy,
-                                 const Tensor& w) {
-  const ConvPlan plan = make_plan(p);
+void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& w) {
+  if (p.N == 0) return;
+  if (data_grad_is_convolution(p)) return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
+  // Strided (or padded beyond the window): the explicit transpose through an im2col-shaped dcol.
+  const ConvPlan plan = make_plan(p, /*allow_shifted=*/false);
   const float* dyp = dy.data<float>();
-  const float* wp = w.data<float>();
   float* dxp = dx.data<float>();
-  const int64_t col_floats = plan.CRS * plan.images * plan.PQ;   // the direct path needs none
-  const Workspace ws(plan.workers, (plan.direct ? 0 : col_floats) + plan.gemm_floats);
-  for_each_chunk(p, plan, [&](int64_t worker, int64_t n0, int64_t B) {
+  std::vector<PackedA> transposed;   // W_gᵀ [CRS, Kg]
+  for (int64_t g = 0; g < p.groups; ++g)
+    transposed.emplace_back(w.data<float>() + g * plan.Kg * plan.CRS, plan.CRS, plan.Kg, 1, plan.CRS);
+  const std::vector<int64_t> dy_rows = cpu::strided_rows(plan.Kg, plan.PQ);
+  const Workspace ws(plan.workers, plan.lowered_floats);
+  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t B) {
     float* dcol = ws.slice(worker);
-    float* dy_block = dcol + (plan.direct ? 0 : col_floats);
-    for (int64_t g = 0; g < p.groups; ++g) {
-      const float* wg = wp + g * plan.Kg * plan.CRS;
-      float* dxg = dxp + (n0 * p.C + g * plan.Cg) * plan.HW;
-      const float* dyg = dyp + (n0 * p.K + g * plan.Kg) * plan.PQ;
-      if (B > 1) {
-        gather_block(p, plan, dyp, n0, B, g, dy_block);
-        dyg = dy_block;
+    for (int64_t n = n0; n < n0 + B; ++n)
+      for (int64_t g = 0; g < p.groups; ++g) {
+        cpu::gemm_nn(transposed[size_t(g)], plan.PQ, dyp + (n * p.K + g * plan.Kg) * plan.PQ, dy_rows.data(),
+                     dcol, plan.PQ, false);
+        cpu::col2im(p, plan.Cg, dcol, plan.PQ, dxp + (n * p.C + g * plan.Cg) * plan.HW);
       }
-      if (plan.direct) {   // B == 1: dx[n]_g = W_gᵀ · dy[n]_g
-        sgemm(true, false, plan.CRS, plan.PQ, plan.Kg, wg, plan.CRS, dyg, plan.PQ, 0.0f, dxg, plan.HW);
-        continue;
-      }
-      sgemm(true, false, plan.CRS, B * plan.PQ, plan.Kg, wg, plan.CRS, dyg, B * plan.PQ, 0.0f, dcol,
-            B * plan.PQ);
-      for (int64_t b = 0; b < B; ++b)
-        cpu::col2im(p, plan.Cg, dcol + b * plan.PQ, B * plan.PQ, dxg + b * p.C * plan.HW);
-    }
   });
 }
 
-// x [N,C,H,W], dy [N,K,P,Q] -> dw [K,C/G,R,S] = sum_n dy[n]_g · col(x[n]_g)ᵀ per group,
+// x [N,C,H,W], dy [N,K,P,Q] -> dw [K,C/G,R,S] = sum_n dy[n]_g · B(x[n]_g)ᵀ per group,
 // dbias [K] (if defined) = sum_{n,p,q} dy[n,k,p,q]. Each worker sums its chunks into its own
-// partial (worker 0 straight into dw), then the partials are added in worker order, so the result
+// partial (worker 0 straight into dw); the partials are added in worker order, so the result
 // does not depend on thread timing.
 void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias,
                                    const Tensor& x, const Tensor& dy) {
@@ -204,36 +233,46 @@ void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, cons
     return;
   }
   const int64_t dw_floats = p.K * plan.CRS;
-  const Workspace ws(plan.workers, plan.col_floats + plan.gemm_floats);
+  // dy is read as [Kg, wide] per image: in place when dense, else copied into blocks whose padding
+  // columns stay zero (so they add nothing).
+  const bool dense = output_is_dense(p, plan);
+  const int64_t dy_floats = dense ? 0 : plan.Kg * plan.wide;
+  const int64_t lowered_floats = plan.copy_input ? plan.lowered_floats : 0;
+  const Workspace ws(plan.workers, plan.images * (lowered_floats + dy_floats));
   const Workspace partial_dw(plan.workers, dw_floats);
   std::vector<double> partial_bias(size_t(plan.workers * p.K), 0.0);
   std::vector<char> started(size_t(plan.workers), 0);
-  for_each_chunk(p, plan, [&](int64_t worker, int64_t n0, int64_t B) {
-    float* col = ws.slice(worker);
-    float* dy_block = col + plan.col_floats;
+  auto begin = [&](int64_t worker) {
+    if (plan.shifted && (plan.copy_input || !dense)) std::fill_n(ws.slice(worker), ws.per_worker, 0.0f);
+  };
+  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
+    float* lowered = ws.slice(worker);
+    float* dy_blocks = lowered + plan.images * lowered_floats;
     float* dw_acc = worker == 0 ? dwp : partial_dw.slice(worker);
-    const float beta = started[size_t(worker)] ? 1.0f : 0.0f;
+    const bool accumulate = started[size_t(worker)] != 0;
     started[size_t(worker)] = 1;
     for (int64_t g = 0; g < p.groups; ++g) {
-      const float* xg = xp + (n0 * p.C + g * plan.Cg) * plan.HW;   // direct: its own columns
-      const float* dyg = dyp + (n0 * p.K + g * plan.Kg) * plan.PQ;
-      if (!plan.direct) {
-        build_columns(p, plan, xp, n0, B, g, col);
-        xg = col;
+      // B_i: image n0+i lowered into slot i (or read in place: 1×1 unpadded).
+      const float* b = lower_image(p, plan, xp, n0, g, lowered);
+      for (int64_t i = 1; i < B; ++i) lower_image(p, plan, xp, n0 + i, g, lowered + i * lowered_floats);
+      const float* a = dyp + (n0 * p.K + g * plan.Kg) * plan.PQ;
+      cpu::Segments segments{B, p.K * plan.PQ, plan.copy_input ? lowered_floats : p.C * plan.HW};
+      if (!dense) {
+        for (int64_t i = 0; i < B; ++i)
+          for (int64_t k = 0; k < plan.Kg; ++k)
+            for (int64_t oh = 0; oh < p.P; ++oh)
+              std::memcpy(dy_blocks + (i * plan.Kg + k) * plan.wide + oh * plan.Wp,
+                          a + (i * p.K + k) * plan.PQ + oh * p.Q, size_t(p.Q) * sizeof(float));
+        a = dy_blocks;
+        segments.a_stride = plan.Kg * plan.wide;
       }
-      if (B > 1) {
-        gather_block(p, plan, dyp, n0, B, g, dy_block);
-        dyg = dy_block;
-      }
-      sgemm(false, true, plan.Kg, plan.CRS, B * plan.PQ, dyg, B * plan.PQ, xg, B * plan.PQ, beta,
-            dw_acc + g * plan.Kg * plan.CRS, plan.CRS);
+      cpu::gemm_nt(plan.Kg, plan.CRS, plan.wide, a, plan.wide, b, plan.rows.data(),
+                   dw_acc + g * plan.Kg * plan.CRS, plan.CRS, accumulate, segments);
     }
     if (dbias.defined()) {
       double* bias_acc = partial_bias.data() + worker * p.K;
-      for (int64_t b = n0; b < n0 + B; ++b)
-        for (int64_t k = 0; k < p.K; ++k) {
-          bias_acc[k] += cpu::sum_f64(dyp + (b * p.K + k) * plan.PQ, plan.PQ);
-        }
+      for (int64_t n = n0; n < n0 + B; ++n)
+        for (int64_t k = 0; k < p.K; ++k) bias_acc[k] += cpu::sum_f64(dyp + (n * p.K + k) * plan.PQ, plan.PQ);
     }
   });
   for (int64_t worker = 1; worker < plan.workers; ++worker) {

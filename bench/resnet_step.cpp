@@ -1,0 +1,52 @@
+// Standalone timing of one CPU training step (forward, backward, SGD) of a registry model, for
+// profiling the kernels under perf without the CLI; `kindling bench` is the user-facing tool.
+//   g++ -O3 -march=native -std=c++20 -I. bench/resnet_step.cpp build/libkindling_lib.a \
+//       -lopenblas -lfmt -lz -lpthread -o resnet_step
+// Usage: resnet_step [model] [batch] [steps]
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "losses/loss.h"
+#include "nn/models.h"
+#include "nn/optim.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using namespace kindling;
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "resnet20";
+  const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 128;
+  const int steps = argc > 3 ? std::atoi(argv[3]) : 10;
+  manual_seed(0);
+  auto model = make_model(name, 3, 10, 32);
+  SgdOptions options;
+  options.lr = 0.1, options.momentum = 0.9, options.weight_decay = 5e-4;
+  Sgd optimizer(model->named_parameters(), options);
+  Loss loss("ce");
+  const Tensor x = randn({batch, 3, 32, 32});
+  std::vector<int64_t> labels(static_cast<size_t>(batch));
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i % 10);
+  const Tensor y = from_vector(labels, {batch}, TensorOptions{}.with_dtype(DType::i64));
+  auto step = [&] {
+    Tensor l = loss(model->forward(x), y);
+    optimizer.zero_grad();
+    l.backward();
+    optimizer.step();
+  };
+  for (int i = 0; i < 3; ++i) step();
+  std::vector<double> ms;
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("%s batch %ld, %d threads: best %.1f ms (%.0f img/s), median %.1f ms (%.0f img/s)\n", name.c_str(),
+              long(batch), num_threads(), ms.front(), 1e3 * double(batch) / ms.front(), ms[ms.size() / 2],
+              1e3 * double(batch) / ms[ms.size() / 2]);
+}

@@ -1,0 +1,244 @@
+// Convolution GEMM kernels. With AVX-512, C is computed in register tiles:
+//   gemm_nn: 8 rows x 48 columns (24 zmm accumulators); per k one row of B is loaded (3 vectors)
+//            and 8 packed A values broadcast, 24 FMAs for 11 loads. B is read in place, so
+//            neither an im2col matrix nor a padded image is copied again; columns past N are
+//            masked.
+//   gemm_nt: 4 rows x 4 columns of C, each a 16-lane partial dot product along K; per 16 k's
+//            4 + 4 vector loads feed 16 FMAs; the 16 accumulators' lanes are summed together
+//            once at the end of K (lane_sums16).
+// The tile loops put the N (resp. M) tile outermost so the operand tile being reused stays in L1.
+#include "ops/cpu/conv_gemm.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define KINDLING_CONV_GEMM_AVX512 1
+#endif
+
+namespace kindling::cpu {
+
+std::vector<int64_t> strided_rows(int64_t rows, int64_t ld) {
+  std::vector<int64_t> offsets(static_cast<size_t>(rows));
+  for (int64_t k = 0; k < rows; ++k) offsets[size_t(k)] = k * ld;
+  return offsets;
+}
+
+bool conv_gemm_is_vectorised() {
+#ifdef KINDLING_CONV_GEMM_AVX512
+  return true;
+#else
+  return false;
+#endif
+}
+
+#ifdef KINDLING_CONV_GEMM_AVX512
+namespace {
+
+constexpr int kRows = 8;     // gemm_nn: rows of C per tile (one packed A panel)
+constexpr int kVectors = 3;  // gemm_nn: 16-float vectors of C per tile row
+
+__mmask16 tail_mask(int64_t remaining) {
+  return remaining >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << remaining) - 1u);
+}
+
+// C[rows<=8, 16*NV] (+)= panel [K][8] · B[K, 16*NV]; the last vector masked by last_mask.
+template <int NV>
+void nn_tile(const float* panel, const float* B, const int64_t* row_offsets, int64_t K, float* C,
+             int64_t ldc, int rows, __mmask16 last_mask, bool accumulate) {
+  __m512 acc[kRows][NV];
+#pragma GCC unroll 8
+  for (int m = 0; m < kRows; ++m)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const float* b_row = B + row_offsets[k];
+    __m512 b[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV - 1; ++v) b[v] = _mm512_loadu_ps(b_row + 16 * v);
+    b[NV - 1] = _mm512_maskz_loadu_ps(last_mask, b_row + 16 * (NV - 1));
+    const float* a = panel + k * kRows;
+#pragma GCC unroll 8
+    for (int m = 0; m < kRows; ++m) {
+      const __m512 a_m = _mm512_set1_ps(a[m]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_fmadd_ps(a_m, b[v], acc[m][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < kRows; ++m) {
+    if (m >= rows) break;
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) {
+      const __mmask16 mask = v == NV - 1 ? last_mask : __mmask16(0xFFFF);
+      float* c = C + m * ldc + 16 * v;
+      __m512 value = acc[m][v];
+      if (accumulate) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, c));
+      _mm512_mask_storeu_ps(c, mask, value);
+    }
+  }
+}
+
+// Half the live lanes of a and half of b, twice, added: one round of lane_sums16.
+inline __attribute__((always_inline)) __m512 pair_sum(__m512 a, __m512 b, __m512i lo, __m512i hi) {
+  return _mm512_add_ps(_mm512_permutex2var_ps(a, lo, b), _mm512_permutex2var_ps(a, hi, b));
+}
+
+// Lane sums of 16 vectors in one vector: result lane i = sum of v[i]'s 16 lanes. Four rounds of
+// pair_sum (15 pairs, 45 instructions), where separate per-vector reductions would take 16 chains
+// of shuffles. Each round keeps the vectors' order, so lane i ends up holding v[i].
+inline __attribute__((always_inline)) __m512 lane_sums16(const __m512 (&v)[16]) {
+  const __m512i lo0 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  const __m512i hi0 = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const __m512i lo1 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i hi1 = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const __m512i lo2 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
+  const __m512i hi2 = _mm512_setr_epi32(2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  const __m512i lo3 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i hi3 = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 w0 = pair_sum(v[0], v[1], lo0, hi0), w1 = pair_sum(v[2], v[3], lo0, hi0);
+  const __m512 w2 = pair_sum(v[4], v[5], lo0, hi0), w3 = pair_sum(v[6], v[7], lo0, hi0);
+  const __m512 w4 = pair_sum(v[8], v[9], lo0, hi0), w5 = pair_sum(v[10], v[11], lo0, hi0);
+  const __m512 w6 = pair_sum(v[12], v[13], lo0, hi0), w7 = pair_sum(v[14], v[15], lo0, hi0);
+  const __m512 x0 = pair_sum(w0, w1, lo1, hi1), x1 = pair_sum(w2, w3, lo1, hi1);
+  const __m512 x2 = pair_sum(w4, w5, lo1, hi1), x3 = pair_sum(w6, w7, lo1, hi1);
+  const __m512 y0 = pair_sum(x0, x1, lo2, hi2), y1 = pair_sum(x2, x3, lo2, hi2);
+  return pair_sum(y0, y1, lo3, hi3);
+}
+
+// C[MR, NR] (+)= A[MR, K] · B[NR, K]ᵀ (MR, NR <= 4): 16-lane partial dot products along K, summed
+// across lanes once at the end.
+template <int MR, int NR>
+void nt_tile(const float* A, int64_t lda, const float* B, const int64_t* row_offsets, int64_t K, float* C,
+             int64_t ldc, bool accumulate, Segments segments) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < segments.count; ++t) {
+    const float* a_rows = A + t * segments.a_stride;
+    const float* b_rows[NR];
+#pragma GCC unroll 4
+    for (int n = 0; n < NR; ++n) b_rows[n] = B + t * segments.b_stride + row_offsets[n];
+    for (int64_t k = 0; k < K; k += 16) {
+      const __mmask16 mask = tail_mask(K - k);
+      __m512 a[MR], b[NR];
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; ++m) a[m] = _mm512_maskz_loadu_ps(mask, a_rows + m * lda + k);
+#pragma GCC unroll 4
+      for (int n = 0; n < NR; ++n) b[n] = _mm512_maskz_loadu_ps(mask, b_rows[n] + k);
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+        for (int n = 0; n < NR; ++n) acc[m * 4 + n] = _mm512_fmadd_ps(a[m], b[n], acc[m * 4 + n]);
+    }
+  }
+  const __m512 sums = lane_sums16(acc);   // lane m*4 + n holds C[m][n]
+  const __mmask16 row_mask = __mmask16((1u << NR) - 1u);
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m) {
+    // Shift lanes m*4.. down to 0 (a lane permute within the vector), then a masked row store.
+    const __m512i from = _mm512_add_epi32(_mm512_set1_epi32(m * 4), _mm512_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512 row = _mm512_permutex2var_ps(sums, from, sums);
+    float* c = C + m * ldc;
+    const __m512 value = accumulate ? _mm512_add_ps(row, _mm512_maskz_loadu_ps(row_mask, c)) : row;
+    _mm512_mask_storeu_ps(c, row_mask, value);
+  }
+}
+
+constexpr int kNtRows = 4, kNtCols = 4;
+using NtTile = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, float*, int64_t, bool,
+                        Segments);
+template <int MR, size_t... NR>
+constexpr std::array<NtTile, sizeof...(NR)> nt_row(std::index_sequence<NR...>) {
+  return {&nt_tile<MR, int(NR) + 1>...};
+}
+// kNtTiles[mr-1][nr-1]: full tiles and the ragged edges.
+constexpr std::array<std::array<NtTile, kNtCols>, kNtRows> kNtTiles = {
+    nt_row<1>(std::make_index_sequence<kNtCols>{}), nt_row<2>(std::make_index_sequence<kNtCols>{}),
+    nt_row<3>(std::make_index_sequence<kNtCols>{}), nt_row<4>(std::make_index_sequence<kNtCols>{})};
+
+}  // namespace
+
+PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
+    : rows_(rows), cols_(cols) {
+  const int64_t panels = (rows + kRows - 1) / kRows;
+  packed_.assign(size_t(panels * cols * kRows), 0.0f);
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t k = 0; k < cols; ++k)
+      packed_[size_t(((m / kRows) * cols + k) * kRows + m % kRows)] = data[m * row_stride + k * col_stride];
+}
+
+void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
+             int64_t ldc, bool accumulate) {
+  const int64_t M = a.rows(), K = a.cols();
+  for (int64_t n0 = 0; n0 < N; n0 += 16 * kVectors) {
+    const int64_t width = std::min<int64_t>(16 * kVectors, N - n0);
+    const int vectors = int((width + 15) / 16);
+    const __mmask16 last = tail_mask(width - 16 * (vectors - 1));
+    for (int64_t m0 = 0; m0 < M; m0 += kRows) {
+      const float* panel = a.packed() + m0 * K;
+      const int rows = int(std::min<int64_t>(kRows, M - m0));
+      float* c = C + m0 * ldc + n0;
+      switch (vectors) {
+        case 3: nn_tile<3>(panel, B + n0, row_offsets, K, c, ldc, rows, last, accumulate); break;
+        case 2: nn_tile<2>(panel, B + n0, row_offsets, K, c, ldc, rows, last, accumulate); break;
+        default: nn_tile<1>(panel, B + n0, row_offsets, K, c, ldc, rows, last, accumulate); break;
+      }
+    }
+  }
+}
+
+void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+             const int64_t* row_offsets, float* C, int64_t ldc, bool accumulate, Segments segments) {
+  for (int64_t m0 = 0; m0 < M; m0 += kNtRows) {
+    const int64_t mr = std::min<int64_t>(kNtRows, M - m0);
+    for (int64_t n0 = 0; n0 < N; n0 += kNtCols) {
+      const int64_t nr = std::min<int64_t>(kNtCols, N - n0);
+      kNtTiles[size_t(mr - 1)][size_t(nr - 1)](A + m0 * lda, lda, B, row_offsets + n0, K, C + m0 * ldc + n0,
+                                               ldc, accumulate, segments);
+    }
+  }
+}
+
+#else  // cblas_sgemm everywhere: B's rows are gathered into a matrix first
+
+PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
+    : rows_(rows), cols_(cols), packed_(size_t(rows * cols)) {
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t k = 0; k < cols; ++k) packed_[size_t(m * cols + k)] = data[m * row_stride + k * col_stride];
+}
+
+namespace {
+// rows x length floats, row i copied from B + row_offsets[i].
+std::vector<float> gather_rows(const float* B, const int64_t* row_offsets, int64_t rows, int64_t length) {
+  std::vector<float> dense(size_t(rows * length));
+  for (int64_t i = 0; i < rows; ++i)
+    std::copy_n(B + row_offsets[i], length, dense.begin() + i * length);
+  return dense;
+}
+}  // namespace
+
+void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
+             int64_t ldc, bool accumulate) {
+  const std::vector<float> dense = gather_rows(B, row_offsets, a.cols(), N);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(a.rows()), int(N), int(a.cols()), 1.0f,
+              a.packed(), int(a.cols()), dense.data(), int(N), accumulate ? 1.0f : 0.0f, C, int(ldc));
+}
+
+void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+             const int64_t* row_offsets, float* C, int64_t ldc, bool accumulate, Segments segments) {
+  for (int64_t t = 0; t < segments.count; ++t) {
+    const std::vector<float> dense = gather_rows(B + t * segments.b_stride, row_offsets, N, K);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f,
+                A + t * segments.a_stride, int(lda), dense.data(), int(K),
+                accumulate || t > 0 ? 1.0f : 0.0f, C, int(ldc));
+  }
+}
+
+#endif
+
+}  // namespace kindling::cpu
