@@ -41,6 +41,8 @@ __global__ void linear_walk_kernel(int64_t n, LinearArgs<K> args, F f) {
   }
 }
 
+// The same over `ndim` coalesced dims: element i's index along dim d comes from dividing i by the
+// sizes of the dims inside d; off[k] = sum_d index_d * strides[k][d].
 template <int K, typename Index, typename F>
 __global__ void strided_walk_kernel(Index n, StridedArgs<K> args, F f) {
   for (Index i = Index(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += Index(blockDim.x) * gridDim.x) {
