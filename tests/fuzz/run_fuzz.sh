@@ -16,9 +16,10 @@ if grep -q 'tests/fuzz' "$root/CMakeLists.txt"; then
 else
   source_dir="$root/tests/fuzz"
 fi
+mkdir -p "$build"
 CC=clang CXX=clang++ cmake -S "$source_dir" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DKINDLING_FUZZ=ON -DKINDLING_CUDA=OFF -DKINDLING_NATIVE=OFF > "$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log"; exit 1; }
+  -DKINDLING_FUZZ=ON -DKINDLING_CUDA=OFF -DKINDLING_NATIVE=OFF > "$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log"; exit 1; }
 ninja -C "$build" -j "$jobs" fuzz_readers
 
 work="$build/fuzz-readers"
