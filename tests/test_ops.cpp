@@ -102,6 +102,25 @@ TEST_CASE("comparisons give 0/1 f32, accept i64, and where selects") {
   CHECK_CLOSE(values(where(tensor({1, 0}, {2, 1}), a, b)), {1, 2, 3, 3, 2, 1});
 }
 
+TEST_CASE("elementwise kernels on long dense runs (split over threads) and broadcast operands") {
+  const int64_t n = 100003;   // several pieces of a coalesced run, plus a ragged end
+  Tensor x = arange(double(n), 0.0, -1.0);   // n .. 1
+  const std::vector<float> xv = values(x);
+  const std::vector<float> quotient = values(div(2.0, x));     // stride-0 first operand
+  const std::vector<float> sums = values(add(x, full({}, 0.5)));   // stride-0 second operand
+  const std::vector<float> picked = values(where(gt(x, 50000.0), x, -x));
+  for (int64_t i = 0; i < n; i += 997) {
+    CHECK(quotient[size_t(i)] == doctest::Approx(2.0 / xv[size_t(i)]));
+    CHECK(sums[size_t(i)] == xv[size_t(i)] + 0.5f);
+    CHECK(picked[size_t(i)] == (xv[size_t(i)] > 50000.0f ? xv[size_t(i)] : -xv[size_t(i)]));
+  }
+  CHECK(sums.back() == 1.5f);
+  Tensor leaf = x.detach();
+  leaf.set_requires_grad(true);
+  sum(relu(leaf - 50000.0)).backward();   // ReluBackward against a stride-0 upstream gradient
+  CHECK(sum(leaf.grad()).item<float>() == float(n - 50000));   // x in 50001 .. n
+}
+
 TEST_CASE("elementwise errors name the op, the shapes, dtypes and operands") {
   CHECK(error_text([] { add(zeros({2, 3}), zeros({4})); }) ==
         "add: shapes [2,3] and [4] cannot be broadcast together (dim 1: 3 vs 4)");

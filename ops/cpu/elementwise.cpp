@@ -40,11 +40,16 @@ void map_binary(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
     float* yo = y + off[0];
     const float* ao = pa + off[1];
     const float* bo = pb + off[2];
+    // Dense runs, and dense runs against one broadcast value (a stride-0 operand), get loops
+    // without index arithmetic that the compiler vectorises.
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
       for (int64_t i = 0; i < n; ++i) yo[i] = f(ao[i], bo[i]);
-    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {   // tensor op scalar-like row
+    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
       const float bv = bo[0];
       for (int64_t i = 0; i < n; ++i) yo[i] = f(ao[i], bv);
+    } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
+      const float av = ao[0];
+      for (int64_t i = 0; i < n; ++i) yo[i] = f(av, bo[i]);
     } else {
       for (int64_t i = 0; i < n; ++i) yo[i * st[0]] = f(ao[i * st[1]], bo[i * st[2]]);
     }
@@ -109,8 +114,13 @@ void CpuBackend::where(const Tensor& out, const Tensor& cond, const Tensor& a, c
   const float* pb = b.data<float>();
   cpu::for_each_run<4>(out.shape(), {&out.strides(), &cond.strides(), &a.strides(), &b.strides()},
                        [&](std::array<int64_t, 4> off, int64_t n, std::array<int64_t, 4> st) {
-    for (int64_t i = 0; i < n; ++i)
-      y[off[0] + i * st[0]] = pc[off[1] + i * st[1]] != 0.0f ? pa[off[2] + i * st[2]] : pb[off[3] + i * st[3]];
+    float* yo = y + off[0];
+    const float *co = pc + off[1], *ao = pa + off[2], *bo = pb + off[3];
+    if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1) {
+      for (int64_t i = 0; i < n; ++i) yo[i] = co[i] != 0.0f ? ao[i] : bo[i];
+    } else {
+      for (int64_t i = 0; i < n; ++i) yo[i * st[0]] = co[i * st[1]] != 0.0f ? ao[i * st[2]] : bo[i * st[3]];
+    }
   });
 }
 

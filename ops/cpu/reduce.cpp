@@ -5,6 +5,7 @@
 #include "ops/cpu/cpu_backend.h"
 
 #include "core/parallel.h"
+#include "ops/cpu/lane_sums.h"
 
 #include <algorithm>
 #include <cmath>
@@ -18,12 +19,14 @@ constexpr int64_t kChunk = 16384;   // elements of one row reduced by one task
 constexpr int64_t kBlock = 256;     // inner columns accumulated side by side (a row of cache lines)
 constexpr int64_t kGrain = 32768;   // elements below which a loop stays serial
 
-// Sums accumulate in double: a float accumulator loses digits after ~1e7 additions.
+// Sums accumulate in double: a float accumulator loses digits after ~1e7 additions. add_dense
+// sums a contiguous run with vector lanes (lane_sums.h) instead of one serial chain of adds.
 struct SumAcc {
   using State = double;
   using Out = float;
   static State start() { return 0.0; }
   static void add(State& s, float x, int64_t) { s += double(x); }
+  static void add_dense(State& s, const float* x, int64_t n) { s += cpu::sum_f64(x, n); }
   static void merge(State& s, const State& later) { s += later; }
   static Out finish(const State& s, int64_t) { return float(s); }
 };
@@ -32,6 +35,10 @@ struct MeanAcc : SumAcc {
 };
 struct SumSquaresAcc : SumAcc {
   static void add(State& s, float x, int64_t) { s += double(x) * double(x); }
+  static void add_dense(State& s, const float* x, int64_t n) {
+    double sum = 0.0;
+    cpu::add_sum_and_squares_f64(x, n, &sum, &s);
+  }
 };
 
 // Max and min propagate NaN, as PyTorch does.
@@ -70,6 +77,16 @@ struct ArgAcc {
   static Out finish(const State& s, int64_t) { return s.index; }
 };
 
+// Adds x[0, n) (reduce indices r0 ...) to s, through the accumulator's dense path when it has one.
+template <typename Acc>
+void add_run(typename Acc::State& s, const float* x, int64_t n, int64_t r0) {
+  if constexpr (requires { Acc::add_dense(s, x, n); }) {
+    Acc::add_dense(s, x, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) Acc::add(s, x[i], r0 + i);
+  }
+}
+
 // in [outer, R] -> out [outer]: each row in chunks of kChunk, partial states merged in order.
 template <typename Acc>
 void reduce_rows(const float* x, typename Acc::Out* y, int64_t outer, int64_t R) {
@@ -83,7 +100,7 @@ void reduce_rows(const float* x, typename Acc::Out* y, int64_t outer, int64_t R)
       const int64_t r0 = c * kChunk, r1 = std::min(R, r0 + kChunk);
       const float* row = x + o * R;
       State s = Acc::start();
-      for (int64_t r = r0; r < r1; ++r) Acc::add(s, row[r], r);
+      add_run<Acc>(s, row + r0, r1 - r0, r0);
       if (chunks == 1) y[o] = Acc::finish(s, R);
       else partial[size_t(task)] = s;
     }

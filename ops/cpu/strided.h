@@ -40,6 +40,8 @@ StridedLayout<K> coalesce(const Shape& shape, const std::array<const Shape*, K>&
 }
 
 // fn(std::array<int64_t,K> offsets, int64_t run_length, std::array<int64_t,K> inner_strides)
+// A run longer than grain_elements is cut into pieces of that length, so a dense tensor (one long
+// run after coalescing) is still split over the pool.
 template <size_t K, typename Fn>
 void for_each_run(const Shape& shape, const std::array<const Shape*, K>& strides, Fn&& fn,
                   int64_t grain_elements = 32768) {
@@ -50,9 +52,12 @@ void for_each_run(const Shape& shape, const std::array<const Shape*, K>& strides
   const int64_t outer = shape_numel(layout.shape) / inner;
   std::array<int64_t, K> inner_strides;
   for (size_t k = 0; k < K; ++k) inner_strides[k] = layout.strides[k].back();
-  const int64_t grain_rows = std::max<int64_t>(1, grain_elements / std::max<int64_t>(inner, 1));
-  parallel_for(0, outer, grain_rows, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
+  const int64_t piece = std::max<int64_t>(1, std::min(inner, grain_elements));
+  const int64_t pieces = (inner + piece - 1) / piece;   // per run
+  const int64_t grain_tasks = std::max<int64_t>(1, grain_elements / piece);
+  parallel_for(0, outer * pieces, grain_tasks, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t row = task / pieces, start = (task % pieces) * piece;
       std::array<int64_t, K> offsets{};
       int64_t rest = row;
       for (int64_t d = ndim - 2; d >= 0; --d) {
@@ -60,7 +65,8 @@ void for_each_run(const Shape& shape, const std::array<const Shape*, K>& strides
         rest /= layout.shape[d];
         for (size_t k = 0; k < K; ++k) offsets[k] += index * layout.strides[k][d];
       }
-      fn(offsets, inner, inner_strides);
+      for (size_t k = 0; k < K; ++k) offsets[k] += start * inner_strides[k];
+      fn(offsets, std::min(piece, inner - start), inner_strides);
     }
   });
 }
