@@ -16,11 +16,13 @@
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/im2col.h"
 #include "ops/cpu/lane_sums.h"
+#include "ops/cpu/transpose.h"
 
 #include "core/parallel.h"
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace kindling {
@@ -183,6 +185,119 @@ void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy,
   forward(t, dx, dy, pack_weights(t, flipped.data()), nullptr);
 }
 
+// dbias [K] = sum over n, p, q of dy [N,K,P,Q], in double; channels over threads.
+void bias_grad(const Conv2dParams& p, const float* dy, float* dbias) {
+  const int64_t PQ = p.P * p.Q;
+  parallel_for(0, p.K, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, p.N * PQ)), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      double sum = 0.0;
+      for (int64_t n = 0; n < p.N; ++n) sum += cpu::sum_f64(dy + (n * p.K + k) * PQ, PQ);
+      dbias[k] = float(sum);
+    }
+  });
+}
+
+// Adds the workers' partial weight gradients (each [K, CRS] in the order `index` maps to) into dw
+// [K, C/G, R, S], in worker order.
+template <typename Index>
+void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t workers, float* dw, Index index) {
+  const int64_t CRS = p.C / p.groups * p.R * p.S;
+  for (int64_t i = 0; i < p.K * CRS; ++i) {
+    float sum = 0.0f;
+    for (int64_t worker = 0; worker < workers; ++worker) sum += partials.slice(worker)[index(i / CRS, i % CRS)];
+    dw[i] = sum;
+  }
+}
+
+// Weight gradient, general lowering: per chunk one gemm_nt over its images (segments), dy read in
+// place when it is dense, else copied into [Kg, wide] blocks whose padding columns stay zero.
+void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x, const float* dy) {
+  const int64_t dw_floats = p.K * plan.CRS;
+  const bool dense = output_is_dense(p, plan);
+  const int64_t dy_floats = dense ? 0 : plan.Kg * plan.wide;
+  const int64_t lowered_floats = plan.copy_input ? plan.lowered_floats : 0;
+  const Workspace ws(plan.workers, plan.images * (lowered_floats + dy_floats) + dw_floats);
+  std::vector<char> started(size_t(plan.workers), 0);
+  auto begin = [&](int64_t worker) {
+    if (plan.shifted && (plan.copy_input || !dense)) std::fill_n(ws.slice(worker), ws.per_worker - dw_floats, 0.0f);
+  };
+  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
+    float* lowered = ws.slice(worker);
+    float* dy_blocks = lowered + plan.images * lowered_floats;
+    float* dw_acc = dy_blocks + plan.images * dy_floats;
+    const bool accumulate = started[size_t(worker)] != 0;
+    started[size_t(worker)] = 1;
+    for (int64_t g = 0; g < p.groups; ++g) {
+      // B_i: image n0+i lowered into slot i (or read in place: 1×1 unpadded).
+      const float* b = lower_image(p, plan, x, n0, g, lowered);
+      for (int64_t i = 1; i < B; ++i) lower_image(p, plan, x, n0 + i, g, lowered + i * lowered_floats);
+      const float* a = dy + (n0 * p.K + g * plan.Kg) * plan.PQ;
+      cpu::Segments segments{B, p.K * plan.PQ, plan.copy_input ? lowered_floats : p.C * plan.HW};
+      if (!dense) {
+        for (int64_t i = 0; i < B; ++i)
+          for (int64_t k = 0; k < plan.Kg; ++k)
+            for (int64_t oh = 0; oh < p.P; ++oh)
+              std::memcpy(dy_blocks + (i * plan.Kg + k) * plan.wide + oh * plan.Wp,
+                          a + (i * p.K + k) * plan.PQ + oh * p.Q, size_t(p.Q) * sizeof(float));
+        a = dy_blocks;
+        segments.a_stride = plan.Kg * plan.wide;
+      }
+      cpu::gemm_nt(plan.Kg, plan.CRS, plan.wide, a, plan.wide, b, plan.rows.data(), dw_acc + g * plan.Kg * plan.CRS,
+                   plan.CRS, accumulate, segments);
+    }
+  });
+  const int64_t offset = plan.images * (lowered_floats + dy_floats);
+  sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) { return offset + k * plan.CRS + crs; });
+}
+
+// Weight gradient of a stride-1 convolution whose groups have a multiple of 16 channels, with the
+// broadcast kernel (gemm_nn_blocks) instead of dot products:
+//   dW_g[k, (r,s), c] = sum_j dy[k, j] · X[j + shift(r,s), c]
+// where X [Hp*Wp, Cg] is the zero-padded image channels-last, j runs over the wide pixels
+// p*Wp + q (dy is 0 at q >= Q) and shift(r,s) = r*dh*Wp + s*dw. Each 16 channels of one tap form
+// a column block of B read straight from X; dy is packed as A. The result comes out as
+// [Kg, R*S, Cg] and is permuted into [Kg, Cg, R, S] when the workers' partials are added.
+void weight_grad_channels_last(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x,
+                               const float* dy) {
+  const int64_t RS = p.R * p.S, Cg = plan.Cg, cols = RS * Cg;
+  const int64_t pixels = plan.Hp * plan.Wp + (p.S - 1) * p.dil_w;   // read-past slack at the end
+  const int64_t image_floats = pixels * Cg, dw_floats = p.K * cols;
+  const Workspace ws(plan.workers, image_floats + dw_floats);
+  std::vector<std::optional<PackedA>> dy_panels(size_t(plan.workers));
+  std::vector<std::vector<const float*>> blocks(size_t(plan.workers));
+  std::vector<char> started(size_t(plan.workers), 0);
+  auto begin = [&](int64_t worker) {
+    float* image = ws.slice(worker);
+    std::fill_n(image, image_floats, 0.0f);   // borders and slack stay zero
+    dy_panels[size_t(worker)].emplace(plan.Kg, plan.wide);
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s)
+        for (int64_t c = 0; c < Cg; c += 16)
+          blocks[size_t(worker)].push_back(image + (r * p.dil_h * plan.Wp + s * p.dil_w) * Cg + c);
+  };
+  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
+    float* image = ws.slice(worker);
+    float* dw_acc = image + image_floats;
+    PackedA& panels = *dy_panels[size_t(worker)];
+    for (int64_t n = n0; n < n0 + B; ++n) {
+      for (int64_t g = 0; g < p.groups; ++g) {
+        const float* xg = x + (n * p.C + g * Cg) * plan.HW;
+        for (int64_t h = 0; h < p.H; ++h)   // row h: [Cg, W] -> [W, Cg]
+          cpu::transpose(xg + h * p.W, Cg, p.W, plan.HW, image + ((h + p.pad_h) * plan.Wp + p.pad_w) * Cg, Cg);
+        const float* dyg = dy + (n * p.K + g * plan.Kg) * plan.PQ;
+        for (int64_t oh = 0; oh < p.P; ++oh) panels.set_columns(oh * plan.Wp, p.Q, dyg + oh * p.Q, plan.PQ);
+        cpu::gemm_nn_blocks(panels, cols, blocks[size_t(worker)].data(), Cg, dw_acc + g * plan.Kg * cols, cols,
+                            started[size_t(worker)] != 0);
+      }
+      started[size_t(worker)] = 1;
+    }
+  });
+  sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) {
+    const int64_t c = crs / RS, rs = crs % RS;   // dw's [Cg, R, S] order -> [R*S, Cg]
+    return image_floats + k * cols + rs * Cg + c;
+  });
+}
+
 }  // namespace
 
 // x [N,C,H,W], w [K,C/G,R,S], bias [K] or undefined -> y [N,K,P,Q];
@@ -218,74 +333,19 @@ void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const 
 }
 
 // x [N,C,H,W], dy [N,K,P,Q] -> dw [K,C/G,R,S] = sum_n dy[n]_g · B(x[n]_g)ᵀ per group,
-// dbias [K] (if defined) = sum_{n,p,q} dy[n,k,p,q]. Each worker sums its chunks into its own
-// partial (worker 0 straight into dw); the partials are added in worker order, so the result
-// does not depend on thread timing.
+// dbias [K] (if defined) = sum_{n,p,q} dy[n,k,p,q]. Each worker sums its images into its own
+// partial; the partials are added in worker order, so the result does not depend on thread timing.
 void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias,
                                    const Tensor& x, const Tensor& dy) {
   const ConvPlan plan = make_plan(p);
-  const float* xp = x.data<float>();
-  const float* dyp = dy.data<float>();
   float* dwp = dw.data<float>();
-  if (plan.chunks == 0) {   // an empty batch: zero gradients
+  if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
+  if (plan.chunks == 0) {   // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
-    if (dbias.defined()) std::fill_n(dbias.data<float>(), p.K, 0.0f);
-    return;
-  }
-  const int64_t dw_floats = p.K * plan.CRS;
-  // dy is read as [Kg, wide] per image: in place when dense, else copied into blocks whose padding
-  // columns stay zero (so they add nothing).
-  const bool dense = output_is_dense(p, plan);
-  const int64_t dy_floats = dense ? 0 : plan.Kg * plan.wide;
-  const int64_t lowered_floats = plan.copy_input ? plan.lowered_floats : 0;
-  const Workspace ws(plan.workers, plan.images * (lowered_floats + dy_floats));
-  const Workspace partial_dw(plan.workers, dw_floats);
-  std::vector<double> partial_bias(size_t(plan.workers * p.K), 0.0);
-  std::vector<char> started(size_t(plan.workers), 0);
-  auto begin = [&](int64_t worker) {
-    if (plan.shifted && (plan.copy_input || !dense)) std::fill_n(ws.slice(worker), ws.per_worker, 0.0f);
-  };
-  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
-    float* lowered = ws.slice(worker);
-    float* dy_blocks = lowered + plan.images * lowered_floats;
-    float* dw_acc = worker == 0 ? dwp : partial_dw.slice(worker);
-    const bool accumulate = started[size_t(worker)] != 0;
-    started[size_t(worker)] = 1;
-    for (int64_t g = 0; g < p.groups; ++g) {
-      // B_i: image n0+i lowered into slot i (or read in place: 1×1 unpadded).
-      const float* b = lower_image(p, plan, xp, n0, g, lowered);
-      for (int64_t i = 1; i < B; ++i) lower_image(p, plan, xp, n0 + i, g, lowered + i * lowered_floats);
-      const float* a = dyp + (n0 * p.K + g * plan.Kg) * plan.PQ;
-      cpu::Segments segments{B, p.K * plan.PQ, plan.copy_input ? lowered_floats : p.C * plan.HW};
-      if (!dense) {
-        for (int64_t i = 0; i < B; ++i)
-          for (int64_t k = 0; k < plan.Kg; ++k)
-            for (int64_t oh = 0; oh < p.P; ++oh)
-              std::memcpy(dy_blocks + (i * plan.Kg + k) * plan.wide + oh * plan.Wp,
-                          a + (i * p.K + k) * plan.PQ + oh * p.Q, size_t(p.Q) * sizeof(float));
-        a = dy_blocks;
-        segments.a_stride = plan.Kg * plan.wide;
-      }
-      cpu::gemm_nt(plan.Kg, plan.CRS, plan.wide, a, plan.wide, b, plan.rows.data(),
-                   dw_acc + g * plan.Kg * plan.CRS, plan.CRS, accumulate, segments);
-    }
-    if (dbias.defined()) {
-      double* bias_acc = partial_bias.data() + worker * p.K;
-      for (int64_t n = n0; n < n0 + B; ++n)
-        for (int64_t k = 0; k < p.K; ++k) bias_acc[k] += cpu::sum_f64(dyp + (n * p.K + k) * plan.PQ, plan.PQ);
-    }
-  });
-  for (int64_t worker = 1; worker < plan.workers; ++worker) {
-    const float* part = partial_dw.slice(worker);
-    for (int64_t i = 0; i < dw_floats; ++i) dwp[i] += part[i];
-  }
-  if (dbias.defined()) {
-    float* dbp = dbias.data<float>();
-    for (int64_t k = 0; k < p.K; ++k) {
-      double sum = 0.0;
-      for (int64_t worker = 0; worker < plan.workers; ++worker) sum += partial_bias[size_t(worker * p.K + k)];
-      dbp[k] = float(sum);
-    }
+  } else if (plan.shifted && plan.Cg % 16 == 0) {
+    weight_grad_channels_last(p, plan, dwp, x.data<float>(), dy.data<float>());
+  } else {
+    weight_grad_segments(p, plan, dwp, x.data<float>(), dy.data<float>());
   }
 }
 

@@ -8,6 +8,7 @@
 //            once at the end of K (lane_sums16).
 // The tile loops put the N (resp. M) tile outermost so the operand tile being reused stays in L1.
 #include "ops/cpu/conv_gemm.h"
+#include "ops/cpu/transpose.h"
 
 #include <cblas.h>
 
@@ -46,21 +47,32 @@ __mmask16 tail_mask(int64_t remaining) {
   return remaining >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << remaining) - 1u);
 }
 
+// Where gemm_nn's B vectors come from: vector v (16 floats) of row k of the current column tile.
+struct OffsetRows {   // row k at base + offsets[k], its vectors side by side
+  const float* base;
+  const int64_t* offsets;
+  const float* at(int64_t k, int v) const { return base + offsets[k] + 16 * v; }
+};
+struct ColumnBlocks {   // vector v of row k at block[v] + k*ld
+  const float* block[kVectors];
+  int64_t ld;
+  const float* at(int64_t k, int v) const { return block[v] + k * ld; }
+};
+
 // C[rows<=8, 16*NV] (+)= panel [K][8] · B[K, 16*NV]; the last vector masked by last_mask.
-template <int NV>
-void nn_tile(const float* panel, const float* B, const int64_t* row_offsets, int64_t K, float* C,
-             int64_t ldc, int rows, __mmask16 last_mask, bool accumulate) {
+template <int NV, typename Source>
+void nn_tile(const float* panel, Source B, int64_t K, float* C, int64_t ldc, int rows, __mmask16 last_mask,
+             bool accumulate) {
   __m512 acc[kRows][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < kRows; ++m)
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
-    const float* b_row = B + row_offsets[k];
     __m512 b[NV];
 #pragma GCC unroll 3
-    for (int v = 0; v < NV - 1; ++v) b[v] = _mm512_loadu_ps(b_row + 16 * v);
-    b[NV - 1] = _mm512_maskz_loadu_ps(last_mask, b_row + 16 * (NV - 1));
+    for (int v = 0; v < NV - 1; ++v) b[v] = _mm512_loadu_ps(B.at(k, v));
+    b[NV - 1] = _mm512_maskz_loadu_ps(last_mask, B.at(k, NV - 1));
     const float* a = panel + k * kRows;
 #pragma GCC unroll 8
     for (int m = 0; m < kRows; ++m) {
@@ -79,6 +91,29 @@ void nn_tile(const float* panel, const float* B, const int64_t* row_offsets, int
       __m512 value = acc[m][v];
       if (accumulate) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, c));
       _mm512_mask_storeu_ps(c, mask, value);
+    }
+  }
+}
+
+// The tile loop of gemm_nn: column tiles of up to 48 outermost (B's tile stays in L1 while every
+// panel of A passes over it); make_source(n0) gives the B source of the tile at column n0.
+template <typename MakeSource>
+void nn_tiles(const PackedA& a, int64_t N, MakeSource make_source, float* C, int64_t ldc, bool accumulate) {
+  const int64_t M = a.rows(), K = a.cols();
+  for (int64_t n0 = 0; n0 < N; n0 += 16 * kVectors) {
+    const int64_t width = std::min<int64_t>(16 * kVectors, N - n0);
+    const int vectors = int((width + 15) / 16);
+    const __mmask16 last = tail_mask(width - 16 * (vectors - 1));
+    const auto source = make_source(n0, vectors);
+    for (int64_t m0 = 0; m0 < M; m0 += kRows) {
+      const float* panel = a.packed() + m0 * K;
+      const int rows = int(std::min<int64_t>(kRows, M - m0));
+      float* c = C + m0 * ldc + n0;
+      switch (vectors) {
+        case 3: nn_tile<3>(panel, source, K, c, ldc, rows, last, accumulate); break;
+        case 2: nn_tile<2>(panel, source, K, c, ldc, rows, last, accumulate); break;
+        default: nn_tile<1>(panel, source, K, c, ldc, rows, last, accumulate); break;
+      }
     }
   }
 }
@@ -163,33 +198,36 @@ constexpr std::array<std::array<NtTile, kNtCols>, kNtRows> kNtTiles = {
 
 }  // namespace
 
+PackedA::PackedA(int64_t rows, int64_t cols)
+    : rows_(rows), cols_(cols), packed_(size_t((rows + kRows - 1) / kRows * cols * kRows), 0.0f) {}
+
+float& PackedA::at(int64_t m, int64_t k) { return packed_[size_t(((m / kRows) * cols_ + k) * kRows + m % kRows)]; }
+
+void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
+  for (int64_t m0 = 0; m0 < rows_; m0 += kRows)   // a panel is the transpose of 8 rows
+    transpose(src + m0 * src_stride, std::min<int64_t>(kRows, rows_ - m0), count, src_stride,
+              packed_.data() + (m0 * cols_ + k0 * kRows), kRows);
+}
+
 PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
-    : rows_(rows), cols_(cols) {
-  const int64_t panels = (rows + kRows - 1) / kRows;
-  packed_.assign(size_t(panels * cols * kRows), 0.0f);
+    : PackedA(rows, cols) {
   for (int64_t m = 0; m < rows; ++m)
-    for (int64_t k = 0; k < cols; ++k)
-      packed_[size_t(((m / kRows) * cols + k) * kRows + m % kRows)] = data[m * row_stride + k * col_stride];
+    for (int64_t k = 0; k < cols; ++k) at(m, k) = data[m * row_stride + k * col_stride];
 }
 
 void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
              int64_t ldc, bool accumulate) {
-  const int64_t M = a.rows(), K = a.cols();
-  for (int64_t n0 = 0; n0 < N; n0 += 16 * kVectors) {
-    const int64_t width = std::min<int64_t>(16 * kVectors, N - n0);
-    const int vectors = int((width + 15) / 16);
-    const __mmask16 last = tail_mask(width - 16 * (vectors - 1));
-    for (int64_t m0 = 0; m0 < M; m0 += kRows) {
-      const float* panel = a.packed() + m0 * K;
-      const int rows = int(std::min<int64_t>(kRows, M - m0));
-      float* c = C + m0 * ldc + n0;
-      switch (vectors) {
-        case 3: nn_tile<3>(panel, B + n0, row_offsets, K, c, ldc, rows, last, accumulate); break;
-        case 2: nn_tile<2>(panel, B + n0, row_offsets, K, c, ldc, rows, last, accumulate); break;
-        default: nn_tile<1>(panel, B + n0, row_offsets, K, c, ldc, rows, last, accumulate); break;
-      }
-    }
-  }
+  nn_tiles(a, N, [&](int64_t n0, int) { return OffsetRows{B + n0, row_offsets}; }, C, ldc, accumulate);
+}
+
+void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C, int64_t ldc,
+                    bool accumulate) {
+  nn_tiles(a, N, [&](int64_t n0, int vectors) {
+    ColumnBlocks source{{}, ldb};
+    for (int v = 0; v < vectors; ++v) source.block[v] = blocks[n0 / 16 + v];
+    for (int v = vectors; v < kVectors; ++v) source.block[v] = source.block[0];
+    return source;
+  }, C, ldc, accumulate);
 }
 
 void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
@@ -206,10 +244,18 @@ void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 
 #else  // cblas_sgemm everywhere: B's rows are gathered into a matrix first
 
+PackedA::PackedA(int64_t rows, int64_t cols) : rows_(rows), cols_(cols), packed_(size_t(rows * cols), 0.0f) {}
+
+float& PackedA::at(int64_t m, int64_t k) { return packed_[size_t(m * cols_ + k)]; }
+
+void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
+  for (int64_t m = 0; m < rows_; ++m) std::copy_n(src + m * src_stride, count, packed_.begin() + (m * cols_ + k0));
+}
+
 PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
-    : rows_(rows), cols_(cols), packed_(size_t(rows * cols)) {
+    : PackedA(rows, cols) {
   for (int64_t m = 0; m < rows; ++m)
-    for (int64_t k = 0; k < cols; ++k) packed_[size_t(m * cols + k)] = data[m * row_stride + k * col_stride];
+    for (int64_t k = 0; k < cols; ++k) at(m, k) = data[m * row_stride + k * col_stride];
 }
 
 namespace {
@@ -227,6 +273,16 @@ void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_off
   const std::vector<float> dense = gather_rows(B, row_offsets, a.cols(), N);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(a.rows()), int(N), int(a.cols()), 1.0f,
               a.packed(), int(a.cols()), dense.data(), int(N), accumulate ? 1.0f : 0.0f, C, int(ldc));
+}
+
+void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C, int64_t ldc,
+                    bool accumulate) {
+  const int64_t K = a.cols();
+  std::vector<float> dense(size_t(K * N));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) dense[size_t(k * N + n)] = blocks[n / 16][k * ldb + n % 16];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(a.rows()), int(N), int(K), 1.0f, a.packed(),
+              int(K), dense.data(), int(N), accumulate ? 1.0f : 0.0f, C, int(ldc));
 }
 
 void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,

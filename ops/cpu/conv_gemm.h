@@ -23,6 +23,11 @@ std::vector<int64_t> strided_rows(int64_t rows, int64_t ld);
 class PackedA {
  public:
   PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
+  // Zeros, to be filled element by element with at() (and refilled: positions never written stay 0).
+  PackedA(int64_t rows, int64_t cols);
+  float& at(int64_t m, int64_t k);
+  // A[m][k0 + i] = src[m*src_stride + i] for every row m and i < count.
+  void set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride);
   PackedA(PackedA&&) = default;
   PackedA(const PackedA&) = delete;
   PackedA& operator=(const PackedA&) = delete;
@@ -40,6 +45,13 @@ class PackedA {
 // N floats at B + row_offsets[k]; C row-major with row stride ldc.
 void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
              int64_t ldc, bool accumulate);
+
+// As gemm_nn, with B's columns in blocks of 16: column 16*j + i of row k is blocks[j][k*ldb + i]
+// (N a multiple of 16, or the last block's extra columns unused). The weight gradient of a
+// stride-1 convolution in this form reads a channels-last padded image: block (tap, channels
+// c..c+15) at the tap's shift, one pixel per row.
+void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C, int64_t ldc,
+                    bool accumulate);
 
 // C[M,N] = sum over segments t of A_t·B_tᵀ, plus C's old value when accumulate: the weight
 // gradient dy·colᵀ summed over a chunk of images, image t being segment t. A_t [M,K] is row-major
