@@ -136,6 +136,74 @@ TEST_CASE("conv2d forward matches the direct definition") {
   }
 }
 
+// The data and weight gradients of sum(y * dy), straight from the definition, in double.
+struct ConvGrads {
+  std::vector<float> dx, dw, db;
+};
+ConvGrads naive_conv2d_grads(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& dy,
+                             const Conv2dParams& p) {
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups;
+  std::vector<double> dx(size_t(p.N * p.C * p.H * p.W)), dw(size_t(p.K * Cg * p.R * p.S)), db(size_t(p.K));
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t k = 0; k < p.K; ++k)
+      for (int64_t oh = 0; oh < p.P; ++oh)
+        for (int64_t ow = 0; ow < p.Q; ++ow) {
+          const double g = dy[size_t(((n * p.K + k) * p.P + oh) * p.Q + ow)];
+          db[size_t(k)] += g;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t r = 0; r < p.R; ++r)
+              for (int64_t s = 0; s < p.S; ++s) {
+                const int64_t ih = oh * p.stride_h - p.pad_h + r * p.dil_h;
+                const int64_t iw = ow * p.stride_w - p.pad_w + s * p.dil_w;
+                if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
+                const size_t xi = size_t(((n * p.C + k / Kg * Cg + c) * p.H + ih) * p.W + iw);
+                const size_t wi = size_t(((k * Cg + c) * p.R + r) * p.S + s);
+                dx[xi] += g * w[wi];
+                dw[wi] += g * x[xi];
+              }
+        }
+  return {std::vector<float>(dx.begin(), dx.end()), std::vector<float>(dw.begin(), dw.end()),
+          std::vector<float>(db.begin(), db.end())};
+}
+
+double max_relative_diff(const std::vector<float>& got, const std::vector<float>& want) {
+  double scale = 1.0;
+  for (float v : want) scale = std::max(scale, double(std::fabs(v)));
+  return max_abs_diff(got, want) / scale;
+}
+
+TEST_CASE("conv2d gradients match the definition on every lowering") {
+  // Covers the channels-last weight gradient (stride 1, 16k channels per group), the dot-product
+  // one (other channel counts, strides), 1×1 without copies, dilation, groups, uneven padding,
+  // batched images and a batch that does not divide among the threads.
+  const ConvCase cases[] = {
+      {{3, 16, 9, 7}, {8, 16, 3, 3}, 1, 1, 1, 1, true},
+      {{5, 32, 6, 10}, {8, 16, 3, 3}, 1, 1, 1, 2, false},
+      {{2, 16, 11, 9}, {4, 16, 3, 3}, 1, Size2{2, 3}, 2, 1, true},
+      {{4, 16, 8, 8}, {16, 16, 3, 3}, 1, 0, 1, 1, false},
+      {{3, 32, 5, 6}, {24, 32, 1, 1}, 1, 0, 1, 1, true},
+      {{3, 16, 8, 8}, {24, 16, 3, 3}, 2, 1, 1, 1, true},
+      {{3, 16, 7, 9}, {8, 16, 1, 1}, 2, 0, 1, 1, false},
+      {{7, 3, 12, 12}, {16, 3, 3, 3}, 1, 1, 1, 1, true},
+      {{2, 8, 6, 5}, {8, 8, 3, 3}, 1, 1, 1, 1, false},
+      {{2, 16, 5, 5}, {16, 16, 1, 1}, 1, 1, 1, 1, false},   // 1×1 padded beyond the window
+  };
+  Generator gen(12);
+  for (const ConvCase& cc : cases) {
+    Tensor x = randn(cc.x, {}, &gen).set_requires_grad(true), w = randn(cc.w, {}, &gen).set_requires_grad(true);
+    Tensor b = cc.bias ? randn({cc.w[0]}, {}, &gen).set_requires_grad(true) : Tensor();
+    const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    Tensor y = conv2d(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    Tensor dy = randn(y.shape(), {}, &gen);
+    y.backward(dy);
+    const ConvGrads want = naive_conv2d_grads(values_of(x), values_of(w), values_of(dy), p);
+    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " groups ", cc.groups, " stride ", cc.stride.h);
+    CHECK(max_relative_diff(values_of(x.grad()), want.dx) < 1e-5);
+    CHECK(max_relative_diff(values_of(w.grad()), want.dw) < 1e-5);
+    if (cc.bias) CHECK(max_relative_diff(values_of(b.grad()), want.db) < 1e-5);
+  }
+}
+
 TEST_CASE("conv2d output sizes follow PyTorch's formula") {
   Tensor x = zeros({1, 2, 10, 7}), w = zeros({3, 2, 3, 2});
   const Conv2dParams p = conv2d_params(x, w, {}, Size2{3, 2}, Size2{1, 0}, Size2{2, 1}, 1);
