@@ -1,18 +1,15 @@
-// CPU convolution as GEMMs (ops/cpu/conv_gemm: AVX-512 register tiles, or cblas_sgemm). The batch
-// is cut into chunks of B images spread over the thread pool; each worker owns a slice of one
-// workspace and runs single-threaded GEMMs, so there is one level of threads. Per group g:
+// CPU convolution as GEMMs (ops/cpu/conv_gemm: AVX-512 register tiles, or cblas_sgemm) over the
+// lowered image (ops/cpu/conv_lowering.h: the phased padded image, or im2col). The batch is cut
+// into chunks spread over the thread pool; each worker owns a slice of one workspace and runs
+// single-threaded GEMMs, so there is one level of threads. Per group g:
 //   forward      y[n]_g [Kg, PQ]  = W_g [Kg, CRS] · B(x[n]_g)              (one GEMM per image)
 //   data grad    stride 1: a forward convolution of dy with the flipped, transposed weights;
 //                otherwise dcol [CRS, PQ] = W_gᵀ · dy[n]_g, dx[n]_g = col2im(dcol)
-//   weight grad  dW_g [Kg, CRS]  = sum_n dy[n]_g · B(x[n]_g)ᵀ  (one GEMM per chunk, per worker;
-//                the workers' partial sums are added in worker order)
-// B [CRS, pixels] is the image lowered one of two ways:
-//   shifted  (stride 1): the zero-padded image itself. Row (c,r,s) of B is the padded image read
-//            from offset c*Hp*Wp + r*dh*Wp + s*dw, over "wide" pixels j = p*Wp + q; the columns
-//            q >= Q are computed and dropped (Wp/Q - 1 extra work: 6% at 32x32, 25% at 8x8), far
-//            cheaper than writing a 9x larger im2col matrix. A 1×1 unpadded convolution reads x.
-//   im2col   (strided): an explicit column matrix [CRS, PQ] per image.
+//   weight grad  dW_g [Kg, CRS]  = sum_n dy[n]_g · B(x[n]_g)ᵀ  (per worker; the workers'
+//                partial sums are added in worker order): channels-last broadcast GEMMs when a
+//                group has 16k channels, dot products over a chunk of images otherwise.
 #include "ops/cpu/conv_gemm.h"
+#include "ops/cpu/conv_lowering.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/im2col.h"
 #include "ops/cpu/lane_sums.h"
@@ -28,111 +25,22 @@
 namespace kindling {
 namespace {
 
+using cpu::ConvPlan;
 using cpu::PackedA;
-
-constexpr int64_t kChunkPixels = 512;   // weight grad: images per GEMM until this many pixels
-constexpr int64_t kMaxChunkFloats = int64_t(1) << 20;   // one worker's lowered images at most
-
-// How a convolution is lowered to GEMMs and spread over threads.
-struct ConvPlan {
-  int64_t Cg, Kg, CRS, HW, PQ;
-  bool shifted;               // the padded-image lowering (else im2col)
-  bool copy_input;            // a lowered copy is made (false: 1×1 unpadded reads x itself)
-  int64_t Hp, Wp;             // shifted: padded plane
-  int64_t wide;               // GEMM columns per image: shifted P*Wp, im2col PQ
-  int64_t lowered_floats;     // one lowered image (padded image plus read-past slack, or im2col)
-  int64_t images;             // B: images per chunk
-  int64_t chunks, workers;
-  std::vector<int64_t> rows;  // B's row offsets within one lowered image
-};
-
-ConvPlan make_plan(const Conv2dParams& p, bool allow_shifted = true) {
-  ConvPlan plan;
-  plan.Cg = p.C / p.groups, plan.Kg = p.K / p.groups;
-  plan.CRS = plan.Cg * p.R * p.S, plan.HW = p.H * p.W, plan.PQ = p.P * p.Q;
-  plan.shifted = allow_shifted && p.stride_h == 1 && p.stride_w == 1;
-  if (plan.shifted) {
-    plan.copy_input = !(p.R == 1 && p.S == 1 && p.pad_h == 0 && p.pad_w == 0);
-    plan.Hp = p.H + 2 * p.pad_h, plan.Wp = p.W + 2 * p.pad_w;
-    plan.wide = p.P * plan.Wp;
-    const int64_t plane = plan.copy_input ? plan.Hp * plan.Wp : plan.HW;
-    plan.lowered_floats = plan.copy_input ? plan.Cg * plane + (p.S - 1) * p.dil_w : 0;
-    plan.rows.resize(size_t(plan.CRS));
-    for (int64_t c = 0; c < plan.Cg; ++c)
-      for (int64_t r = 0; r < p.R; ++r)
-        for (int64_t s = 0; s < p.S; ++s)
-          plan.rows[size_t((c * p.R + r) * p.S + s)] = c * plane + r * p.dil_h * plan.Wp + s * p.dil_w;
-  } else {
-    plan.copy_input = true;
-    plan.Hp = plan.Wp = 0;
-    plan.wide = plan.PQ;
-    plan.lowered_floats = plan.CRS * plan.PQ;
-    plan.rows = cpu::strided_rows(plan.CRS, plan.PQ);
-  }
-  const int64_t threads = num_threads();
-  int64_t images = std::max<int64_t>(1, kChunkPixels / plan.wide);
-  images = std::min(images, std::max<int64_t>(1, kMaxChunkFloats / std::max<int64_t>(plan.lowered_floats, 1)));
-  plan.images = std::min(images, std::max<int64_t>(1, p.N / threads));   // keep every thread busy
-  plan.chunks = (p.N + plan.images - 1) / plan.images;
-  plan.workers = std::min(threads, plan.chunks);
-  return plan;
-}
-
-// Runs fn(worker, first_image, images) for every chunk; each worker has its own thread and a
-// contiguous range of chunks, and calls begin(worker) before its first chunk.
-template <typename Begin, typename Fn>
-void for_each_chunk(const Conv2dParams& p, const ConvPlan& plan, Begin&& begin, Fn&& fn) {
-  parallel_for(0, plan.workers, 1, [&](int64_t first_worker, int64_t end_worker) {
-    for (int64_t worker = first_worker; worker < end_worker; ++worker) {
-      begin(worker);
-      const int64_t chunk_end = plan.chunks * (worker + 1) / plan.workers;
-      for (int64_t chunk = plan.chunks * worker / plan.workers; chunk < chunk_end; ++chunk) {
-        const int64_t n0 = chunk * plan.images;
-        fn(worker, n0, std::min(plan.images, p.N - n0));
-      }
-    }
-  });
-}
-
-// Uninitialised scratch from the caching allocator, carved into one slice per worker.
-struct Workspace {
-  Tensor buffer;
-  int64_t per_worker;
-  Workspace(int64_t workers, int64_t floats_per_worker) : per_worker(std::max<int64_t>(floats_per_worker, 16)) {
-    buffer = empty({workers * per_worker});
-  }
-  float* slice(int64_t worker) const { return buffer.data<float>() + worker * per_worker; }
-};
-
-// Lowers group g of image n of t [N, C, H, W] into `lowered` and returns where B starts. Shifted:
-// only the interior is written (the caller zeroed the borders once per workspace).
-const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n, int64_t g,
-                         float* lowered) {
-  const float* image = t + (n * p.C + g * plan.Cg) * plan.HW;
-  if (!plan.copy_input) return image;
-  if (!plan.shifted) {
-    cpu::im2col(p, plan.Cg, image, lowered, plan.PQ);
-    return lowered;
-  }
-  for (int64_t c = 0; c < plan.Cg; ++c)
-    for (int64_t h = 0; h < p.H; ++h)
-      std::memcpy(lowered + (c * plan.Hp + h + p.pad_h) * plan.Wp + p.pad_w, image + c * plan.HW + h * p.W,
-                  size_t(p.W) * sizeof(float));
-  return lowered;
-}
-
-// True when the GEMM's columns are y's pixels (no padding columns to drop).
-bool output_is_dense(const Conv2dParams& p, const ConvPlan& plan) { return !plan.shifted || plan.Wp == p.Q; }
+using cpu::Workspace;
+using cpu::for_each_chunk;
+using cpu::lower_image;
+using cpu::output_is_dense;
 
 // y = conv(x) + bias, given the weights packed per group as [Kg, CRS].
 void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<PackedA>& weights,
              const float* bias) {
-  const ConvPlan plan = make_plan(p);
+  const ConvPlan plan = cpu::make_conv_plan(p);
   const bool dense = output_is_dense(p, plan);
   const int64_t block_floats = dense ? 0 : plan.Kg * plan.wide;
   const Workspace ws(plan.workers, plan.lowered_floats + block_floats);
   auto begin = [&](int64_t worker) {   // zero the padded image's borders, never written again
-    if (plan.shifted && plan.copy_input) std::fill_n(ws.slice(worker), plan.lowered_floats, 0.0f);
+    if (plan.phased && plan.copy_input) std::fill_n(ws.slice(worker), plan.lowered_floats, 0.0f);
   };
   for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
     float* lowered = ws.slice(worker);
@@ -148,7 +56,7 @@ void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<
           if (dense && !bias) break;
           const float* src = (dense ? yg : block) + k * (dense ? plan.PQ : plan.wide);
           float* dst = yg + k * plan.PQ;
-          const int64_t src_stride = dense ? p.Q : plan.Wp;
+          const int64_t src_stride = dense ? p.Q : plan.Ws;
           for (int64_t oh = 0; oh < p.P; ++oh)
             for (int64_t ow = 0; ow < p.Q; ++ow) dst[oh * p.Q + ow] = src[oh * src_stride + ow] + v;
         }
@@ -219,7 +127,7 @@ void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw
   const Workspace ws(plan.workers, plan.images * (lowered_floats + dy_floats) + dw_floats);
   std::vector<char> started(size_t(plan.workers), 0);
   auto begin = [&](int64_t worker) {
-    if (plan.shifted && (plan.copy_input || !dense)) std::fill_n(ws.slice(worker), ws.per_worker - dw_floats, 0.0f);
+    if (plan.phased && (plan.copy_input || !dense)) std::fill_n(ws.slice(worker), ws.per_worker - dw_floats, 0.0f);
   };
   for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
     float* lowered = ws.slice(worker);
@@ -237,7 +145,7 @@ void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw
         for (int64_t i = 0; i < B; ++i)
           for (int64_t k = 0; k < plan.Kg; ++k)
             for (int64_t oh = 0; oh < p.P; ++oh)
-              std::memcpy(dy_blocks + (i * plan.Kg + k) * plan.wide + oh * plan.Wp,
+              std::memcpy(dy_blocks + (i * plan.Kg + k) * plan.wide + oh * plan.Ws,
                           a + (i * p.K + k) * plan.PQ + oh * p.Q, size_t(p.Q) * sizeof(float));
         a = dy_blocks;
         segments.a_stride = plan.Kg * plan.wide;
@@ -250,42 +158,44 @@ void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw
   sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) { return offset + k * plan.CRS + crs; });
 }
 
-// Weight gradient of a stride-1 convolution whose groups have a multiple of 16 channels, with the
-// broadcast kernel (gemm_nn_blocks) instead of dot products:
+// Weight gradient when a group has a multiple of 16 channels, with the broadcast kernel
+// (gemm_nn_blocks) instead of dot products:
 //   dW_g[k, (r,s), c] = sum_j dy[k, j] · X[j + shift(r,s), c]
-// where X [Hp*Wp, Cg] is the zero-padded image channels-last, j runs over the wide pixels
-// p*Wp + q (dy is 0 at q >= Q) and shift(r,s) = r*dh*Wp + s*dw. Each 16 channels of one tap form
-// a column block of B read straight from X; dy is packed as A. The result comes out as
-// [Kg, R*S, Cg] and is permuted into [Kg, Cg, R, S] when the workers' partials are added.
+// where X [phases * Hs*Ws, Cg] is the phased image channels-last, j runs over the wide pixels
+// p*Ws + q (dy is 0 at q >= Q) and shift(r,s) is the tap's phase plane and offset. Each 16
+// channels of one tap form a column block of B read straight from X; dy is packed as A. The result
+// comes out as [Kg, R*S, Cg] and is permuted into [Kg, Cg, R, S] when the partials are added.
 void weight_grad_channels_last(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x,
                                const float* dy) {
   const int64_t RS = p.R * p.S, Cg = plan.Cg, cols = RS * Cg;
-  const int64_t pixels = plan.Hp * plan.Wp + (p.S - 1) * p.dil_w;   // read-past slack at the end
-  const int64_t image_floats = pixels * Cg, dw_floats = p.K * cols;
-  const Workspace ws(plan.workers, image_floats + dw_floats);
+  const int64_t channel_stride = plan.phases * plan.plane;
+  const int64_t image_floats = (channel_stride + (p.S - 1) * p.dil_w) * Cg;   // + read-past slack
+  const int64_t dw_floats = p.K * cols;
+  const int64_t lowered_floats = plan.copy_input ? plan.lowered_floats : 0;
+  const Workspace ws(plan.workers, lowered_floats + image_floats + dw_floats);
   std::vector<std::optional<PackedA>> dy_panels(size_t(plan.workers));
   std::vector<std::vector<const float*>> blocks(size_t(plan.workers));
   std::vector<char> started(size_t(plan.workers), 0);
   auto begin = [&](int64_t worker) {
-    float* image = ws.slice(worker);
-    std::fill_n(image, image_floats, 0.0f);   // borders and slack stay zero
+    float* scratch = ws.slice(worker);
+    std::fill_n(scratch, lowered_floats + image_floats, 0.0f);   // padding and slack stay zero
     dy_panels[size_t(worker)].emplace(plan.Kg, plan.wide);
-    for (int64_t r = 0; r < p.R; ++r)
-      for (int64_t s = 0; s < p.S; ++s)
-        for (int64_t c = 0; c < Cg; c += 16)
-          blocks[size_t(worker)].push_back(image + (r * p.dil_h * plan.Wp + s * p.dil_w) * Cg + c);
+    const float* image = scratch + lowered_floats;
+    for (int64_t rs = 0; rs < RS; ++rs)
+      for (int64_t c = 0; c < Cg; c += 16)
+        blocks[size_t(worker)].push_back(image + plan.rows[size_t(rs)] * Cg + c);   // rows[rs]: tap (0,r,s)
   };
   for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
-    float* image = ws.slice(worker);
+    float* lowered = ws.slice(worker);
+    float* image = lowered + lowered_floats;
     float* dw_acc = image + image_floats;
     PackedA& panels = *dy_panels[size_t(worker)];
     for (int64_t n = n0; n < n0 + B; ++n) {
       for (int64_t g = 0; g < p.groups; ++g) {
-        const float* xg = x + (n * p.C + g * Cg) * plan.HW;
-        for (int64_t h = 0; h < p.H; ++h)   // row h: [Cg, W] -> [W, Cg]
-          cpu::transpose(xg + h * p.W, Cg, p.W, plan.HW, image + ((h + p.pad_h) * plan.Wp + p.pad_w) * Cg, Cg);
+        const float* phased = lower_image(p, plan, x, n, g, lowered);   // [Cg, phases*Hs*Ws]
+        cpu::transpose(phased, Cg, channel_stride, channel_stride, image, Cg);
         const float* dyg = dy + (n * p.K + g * plan.Kg) * plan.PQ;
-        for (int64_t oh = 0; oh < p.P; ++oh) panels.set_columns(oh * plan.Wp, p.Q, dyg + oh * p.Q, plan.PQ);
+        for (int64_t oh = 0; oh < p.P; ++oh) panels.set_columns(oh * plan.Ws, p.Q, dyg + oh * p.Q, plan.PQ);
         cpu::gemm_nn_blocks(panels, cols, blocks[size_t(worker)].data(), Cg, dw_acc + g * plan.Kg * cols, cols,
                             started[size_t(worker)] != 0);
       }
@@ -294,7 +204,7 @@ void weight_grad_channels_last(const Conv2dParams& p, const ConvPlan& plan, floa
   });
   sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) {
     const int64_t c = crs / RS, rs = crs % RS;   // dw's [Cg, R, S] order -> [R*S, Cg]
-    return image_floats + k * cols + rs * Cg + c;
+    return lowered_floats + image_floats + k * cols + rs * Cg + c;
   });
 }
 
@@ -313,7 +223,7 @@ void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const 
   if (p.N == 0) return;
   if (data_grad_is_convolution(p)) return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
   // Strided (or padded beyond the window): the explicit transpose through an im2col-shaped dcol.
-  const ConvPlan plan = make_plan(p, /*allow_shifted=*/false);
+  const ConvPlan plan = cpu::make_conv_plan(p, /*allow_phased=*/false);
   const float* dyp = dy.data<float>();
   float* dxp = dx.data<float>();
   std::vector<PackedA> transposed;   // W_gᵀ [CRS, Kg]
@@ -337,12 +247,12 @@ void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const 
 // partial; the partials are added in worker order, so the result does not depend on thread timing.
 void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias,
                                    const Tensor& x, const Tensor& dy) {
-  const ConvPlan plan = make_plan(p);
+  const ConvPlan plan = cpu::make_conv_plan(p);
   float* dwp = dw.data<float>();
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
   if (plan.chunks == 0) {   // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
-  } else if (plan.shifted && plan.Cg % 16 == 0) {
+  } else if (plan.phased && plan.Cg % 16 == 0) {
     weight_grad_channels_last(p, plan, dwp, x.data<float>(), dy.data<float>());
   } else {
     weight_grad_segments(p, plan, dwp, x.data<float>(), dy.data<float>());

@@ -1,0 +1,96 @@
+// The convolution plan and the lowering of one image (see conv_lowering.h).
+#include "ops/cpu/conv_lowering.h"
+
+#include "ops/cpu/conv_gemm.h"
+#include "ops/cpu/im2col.h"
+
+#include <cstring>
+
+namespace kindling::cpu {
+namespace {
+
+constexpr int64_t kChunkPixels = 512;                   // images per dot-product GEMM up to this
+constexpr int64_t kMaxChunkFloats = int64_t(1) << 20;   // one worker's lowered images at most
+
+// Indices i in [0, out) with i*stride + offset in [0, extent).
+struct Span {
+  int64_t lo, hi;
+};
+Span inside(int64_t out, int64_t stride, int64_t offset, int64_t extent) {
+  int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  int64_t hi = extent - offset <= 0 ? 0 : (extent - offset + stride - 1) / stride;
+  lo = std::min(lo, out);
+  return {lo, std::clamp(hi, lo, out)};
+}
+
+}  // namespace
+
+ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased) {
+  ConvPlan plan;
+  plan.Cg = p.C / p.groups, plan.Kg = p.K / p.groups;
+  plan.CRS = plan.Cg * p.R * p.S, plan.HW = p.H * p.W, plan.PQ = p.P * p.Q;
+  plan.phased = allow_phased;
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  if (plan.phased) {
+    plan.copy_input = !(p.R == 1 && p.S == 1 && sh == 1 && sw == 1 && p.pad_h == 0 && p.pad_w == 0);
+    plan.phases = sh * sw;
+    plan.Hs = plan.copy_input ? (p.H + 2 * p.pad_h + sh - 1) / sh : p.H;
+    plan.Ws = plan.copy_input ? (p.W + 2 * p.pad_w + sw - 1) / sw : p.W;
+    plan.plane = plan.Hs * plan.Ws;
+    plan.wide = p.P * plan.Ws;
+    plan.lowered_floats = plan.copy_input ? plan.Cg * plan.phases * plan.plane + (p.S - 1) * p.dil_w / sw : 0;
+    plan.rows.resize(size_t(plan.CRS));
+    for (int64_t c = 0; c < plan.Cg; ++c)
+      for (int64_t r = 0; r < p.R; ++r)
+        for (int64_t s = 0; s < p.S; ++s) {
+          const int64_t dr = r * p.dil_h, ds = s * p.dil_w;
+          const int64_t phase = (dr % sh) * sw + ds % sw;
+          plan.rows[size_t((c * p.R + r) * p.S + s)] =
+              (c * plan.phases + phase) * plan.plane + (dr / sh) * plan.Ws + ds / sw;
+        }
+  } else {
+    plan.copy_input = true;
+    plan.phases = 1, plan.Hs = plan.Ws = plan.plane = 0;
+    plan.wide = plan.PQ;
+    plan.lowered_floats = plan.CRS * plan.PQ;
+    plan.rows = strided_rows(plan.CRS, plan.PQ);
+  }
+  const int64_t threads = num_threads();
+  int64_t images = std::max<int64_t>(1, kChunkPixels / std::max<int64_t>(plan.wide, 1));
+  images = std::min(images, std::max<int64_t>(1, kMaxChunkFloats / std::max<int64_t>(plan.lowered_floats, 1)));
+  plan.images = std::min(images, std::max<int64_t>(1, p.N / threads));   // keep every thread busy
+  plan.chunks = (p.N + plan.images - 1) / plan.images;
+  plan.workers = std::min<int64_t>(threads, plan.chunks);
+  return plan;
+}
+
+const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n, int64_t g,
+                         float* lowered) {
+  const float* image = t + (n * p.C + g * plan.Cg) * plan.HW;
+  if (!plan.copy_input) return image;
+  if (!plan.phased) {
+    im2col(p, plan.Cg, image, lowered, plan.PQ);
+    return lowered;
+  }
+  const int64_t sh = p.stride_h, sw = p.stride_w;
+  for (int64_t a = 0; a < sh; ++a) {
+    const Span rows = inside(plan.Hs, sh, a - p.pad_h, p.H);   // phase row i is image row i*sh + a - ph
+    for (int64_t b = 0; b < sw; ++b) {
+      const Span cols = inside(plan.Ws, sw, b - p.pad_w, p.W);
+      const int64_t phase = a * sw + b;
+      for (int64_t c = 0; c < plan.Cg; ++c)
+        for (int64_t i = rows.lo; i < rows.hi; ++i) {
+          const float* src = image + c * plan.HW + (i * sh + a - p.pad_h) * p.W;
+          float* dst = lowered + (c * plan.phases + phase) * plan.plane + i * plan.Ws;
+          if (sw == 1) {
+            std::memcpy(dst + cols.lo, src + cols.lo + b - p.pad_w, size_t(cols.hi - cols.lo) * sizeof(float));
+          } else {
+            for (int64_t j = cols.lo; j < cols.hi; ++j) dst[j] = src[j * sw + b - p.pad_w];
+          }
+        }
+    }
+  }
+  return lowered;
+}
+
+}  // namespace kindling::cpu
