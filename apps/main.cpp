@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   using namespace kindling;
   CLI::App app{"kindling: a deep learning framework written from scratch in C++", "kindling"};
   app.require_subcommand(1);
+  // As with argparse, a flag given twice takes its last value (scripts append overrides).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_version_flag("--version", std::string(KINDLING_VERSION));
   std::map<CLI::App*, app::Command> commands;
   auto add = [&](const char* name, const char* help, app::Command (*make)(CLI::App&)) {

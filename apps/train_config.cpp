@@ -40,7 +40,8 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
       ->check(CLI::IsMember({"step", "multistep", "cosine", "onecycle", "constant"}))
       ->capture_default_str();
   app.add_option("--milestones", c.milestones, "multistep: epochs where the lr is multiplied by --gamma")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--step-size", c.step_size, "step: epochs between lr drops")->check(CLI::PositiveNumber);
   app.add_option("--gamma", c.gamma, "step/multistep: lr factor")->check(CLI::PositiveNumber);
   app.add_option("--warmup", c.warmup, "linear warm-up, in epochs")->check(CLI::NonNegativeNumber);
@@ -54,6 +55,9 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
   app.add_flag("--augment,!--no-augment", c.augment, "random crop and flip (default: per dataset)");
   app.add_option("--out", c.out, "output directory (config.json, metrics.jsonl, checkpoints)");
   app.add_option("--resume", c.resume, "continue from this checkpoint")->check(CLI::ExistingFile);
+  app.add_option("--stop-after-epochs", c.stop_after_epochs,
+                 "stop after this many epochs of this invocation; --resume continues under the same schedule")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--deterministic", c.deterministic, "bit-reproducible: fixed algorithms, one data worker");
   app.add_flag("--quiet", c.quiet, "only the final line");
 }

@@ -42,6 +42,7 @@ struct TrainConfig {
   int augment = -1;                  // -1: the dataset's default, 0 off, 1 on
   std::string out;
   std::string resume;
+  int64_t stop_after_epochs = 0;    // run at most this many epochs now (0: to --epochs); resume later
   bool deterministic = false;
   bool quiet = false;
 };

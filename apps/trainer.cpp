@@ -172,7 +172,8 @@ RunResult run_training(const TrainConfig& c) {
 
   RunResult result;
   const auto run_start = std::chrono::steady_clock::now();
-  for (int64_t epoch = start_epoch; epoch < c.epochs; ++epoch) {
+  const int64_t end_epoch = c.stop_after_epochs > 0 ? std::min(c.epochs, start_epoch + c.stop_after_epochs) : c.epochs;
+  for (int64_t epoch = start_epoch; epoch < end_epoch; ++epoch) {
     loss.set_progress(epoch, c.epochs);
     model->train();
     loader.start_epoch(epoch);
@@ -184,14 +185,19 @@ RunResult run_training(const TrainConfig& c) {
       optimizer->set_lr(lr);
       const Tensor images = batch->images.to(device);
       const Tensor labels = batch->labels.to(device);
+      const std::string where = fmt::format("epoch {}, batch {}", epoch + 1, batch->index + 1);
+      const std::string stopped =
+          c.out.empty() ? "training stopped"
+                        : fmt::format("training stopped; the last good checkpoint is {}", (out / "last.safetensors").string());
       const Tensor logits = (*model)(images);
-      const Tensor batch_loss = loss(logits, labels);
+      Tensor batch_loss;
+      try {
+        batch_loss = loss(logits, labels);   // throws, naming the row, on a non-finite logit
+      } catch (const ValueError& e) {
+        throw Error(fmt::format("{} at {}: {}", e.what(), where, stopped));
+      }
       const double value = batch_loss.item<float>();
-      if (!std::isfinite(value))
-        throw Error(fmt::format("non-finite loss ({}) at epoch {}, batch {}: training stopped{}", value,
-                                epoch + 1, batch->index + 1,
-                                c.out.empty() ? "" : fmt::format("; the last good checkpoint is {}",
-                                                                 (out / "last.safetensors").string())));
+      if (!std::isfinite(value)) throw Error(fmt::format("non-finite loss ({}) at {}: {}", value, where, stopped));
       optimizer->zero_grad();
       batch_loss.backward();
       if (c.clip_grad_norm > 0) clip_grad_norm(model->parameters(), c.clip_grad_norm);

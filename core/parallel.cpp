@@ -34,9 +34,12 @@ class ThreadPool {
   int size() const { return int(workers_.size()) + 1; }
 
   void resize(int threads) {
+    if (threads == size() && !workers_.empty()) return;
     stop_workers();
     stopping_ = false;
-    for (int i = 0; i < threads - 1; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    // New workers start at the current generation: the last task ran already and is gone.
+    for (int i = 0; i < threads - 1; ++i)
+      workers_.emplace_back([this, i, start = generation_] { worker_loop(i, start); });
   }
 
   void run(int64_t begin, int64_t end, int chunks, const std::function<void(int64_t, int64_t)>& fn) {
@@ -75,9 +78,8 @@ class ThreadPool {
   }
 
  private:
-  void worker_loop(int index) {
+  void worker_loop(int index, uint64_t seen) {
     tls_in_parallel = true;
-    uint64_t seen = 0;
     for (;;) {
       std::function<void(int)> task;
       int chunk;

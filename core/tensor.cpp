@@ -354,7 +354,7 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptio
   const bool requires_grad = options.requires_grad;
   Tensor host = empty(shape, TensorOptions{}.with_dtype(dtype_of<T>()));
   if (!values.empty()) std::memcpy(host.data_ptr(), values.data(), values.size() * sizeof(T));
-  Tensor t = host.to(options.device).to(options.dtype);
+  Tensor t = host.to(options.device);
   return requires_grad ? t.set_requires_grad(true) : t;
 }
 template Tensor from_vector<float>(const std::vector<float>&, const Shape&, TensorOptions);

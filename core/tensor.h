@@ -142,7 +142,8 @@ Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* generator
             double low = 0.0, double high = 1.0);
 Tensor randn(const Shape& shape, TensorOptions options = {}, Generator* generator = nullptr,
              double mean = 0.0, double std = 1.0);
-// Copies values (row-major) into a new tensor; values.size() must equal the shape's element count.
+// Copies values (row-major) into a new tensor of T's dtype (options.dtype is not consulted);
+// values.size() must equal the shape's element count.
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions options = {});
 // A view onto existing storage with explicit geometry; checks bounds only. Not differentiable.
