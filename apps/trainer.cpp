@@ -108,6 +108,9 @@ EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t ba
 RunResult run_training(const TrainConfig& c) {
   validate(c);
   apply_threads(c.data.threads);
+  // Read by the CUDA backend before its first convolution: deterministic cuDNN algorithms only. The
+  // CPU kernels are deterministic for a fixed thread count already.
+  if (c.deterministic) setenv("KINDLING_DETERMINISTIC", "1", 1);
   const Device device = Device::parse(c.data.device);
   backend(device);   // fails early, with a clear message, when the device is missing
 
