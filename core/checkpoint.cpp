@@ -117,8 +117,9 @@ void write_bytes(TempFile& tmp, const std::string& path, const void* bytes, size
 
 // fsync the directory so the rename itself survives a crash; best effort.
 void sync_directory(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  // (Not `dir = "."` on an empty string: GCC 12 warns falsely about that assignment, -Wrestrict.)
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
   if (fd >= 0) {
     ::fsync(fd);
