@@ -174,6 +174,20 @@ TEST_CASE("ngl: gradient descent on one row with C = 10 ends at p_y ~ 0.391, not
   CHECK(z[3] == max_z);   // argmax is still right
 }
 
+TEST_CASE("ngl: gradients at initialisation are ~12x (C = 10) and ~1000x (C = 100) smaller than CE's") {
+  auto norm = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x * x;
+    return std::sqrt(s);
+  };
+  for (const auto& [C, ratio] : {std::pair<int64_t, double>{10, 12.27}, {100, 926.3}}) {
+    const std::vector<double> z(size_t(C), 0.0);   // equal logits, as at initialisation
+    const double ce = norm(reference(Loss("ce").desc(C), z, {0}, C).grad);
+    const double ngl = norm(reference(Loss("ngl").desc(C), z, {0}, C).grad);
+    CHECK(ce / ngl == doctest::Approx(ratio).epsilon(1e-3));
+  }
+}
+
 TEST_CASE("ce_expectation_mix: the schedule of the three presets over 240 epochs") {
   auto weights_at = [](Loss& loss, int64_t epoch) {
     loss.set_progress(epoch, 240);

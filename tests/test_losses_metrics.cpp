@@ -56,7 +56,7 @@ TEST_CASE("metrics: ECE with equal-width bins") {
   CHECK_THROWS_AS(one_bin.ece(0), ValueError);
 }
 
-TEST_CASE("metrics: streaming over batches equals one pass; NaN rows are never correct") {
+TEST_CASE("metrics: streaming over batches equals one pass, and NaN rows are never correct") {
   std::vector<float> z;
   for (double c : {0.95, 0.55, 0.75, 0.65, 0.85}) for (float v : two_class_row(c)) z.push_back(v);
   const std::vector<int64_t> labels = {0, 1, 0, 1, 0};
