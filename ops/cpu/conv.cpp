@@ -1,5 +1,5 @@
 // CPU convolution as GEMMs (ops/cpu/conv_gemm: AVX-512 register tiles, or cblas_sgemm) over the
-// lowered image (ops/cpu/conv_lowering.h: the phased padded image, or im2col). The batch is cut
+// lowered image (ops/cpu/conv_lowering.h: the phased padded image). The batch is cut
 // into chunks spread over the thread pool; each worker owns a slice of one workspace and runs
 // single-threaded GEMMs, so there is one level of threads. Per group g:
 //   forward      y[n]_g [Kg, PQ]  = W_g [Kg, CRS] · B(x[n]_g)              (one GEMM per image)
@@ -11,7 +11,7 @@
 #include "ops/cpu/conv_gemm.h"
 #include "ops/cpu/conv_lowering.h"
 #include "ops/cpu/cpu_backend.h"
-#include "ops/cpu/im2col.h"
+#include "ops/cpu/col2im.h"
 #include "ops/cpu/lane_sums.h"
 #include "ops/cpu/transpose.h"
 
@@ -222,7 +222,7 @@ void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor
 void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& w) {
   if (p.N == 0) return;
   if (data_grad_is_convolution(p)) return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
-  // Strided (or padded beyond the window): the explicit transpose through an im2col-shaped dcol.
+  // Strided (or padded beyond the window): the explicit transpose through a column matrix.
   const ConvPlan plan = cpu::make_conv_plan(p, /*allow_phased=*/false);
   const float* dyp = dy.data<float>();
   float* dxp = dx.data<float>();

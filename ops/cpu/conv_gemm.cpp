@@ -1,7 +1,7 @@
 // Convolution GEMM kernels. With AVX-512, C is computed in register tiles:
 //   gemm_nn: 8 rows x 48 columns (24 zmm accumulators); per k one row of B is loaded (3 vectors)
 //            and 8 packed A values broadcast, 24 FMAs for 11 loads. B is read in place, so
-//            neither an im2col matrix nor a padded image is copied again; columns past N are
+//            the lowered image is not copied again (no packing); columns past N are
 //            masked.
 //   gemm_nt: 4 rows x 4 columns of C, each a 16-lane partial dot product along K; per 16 k's
 //            4 + 4 vector loads feed 16 FMAs; the 16 accumulators' lanes are summed together

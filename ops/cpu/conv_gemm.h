@@ -1,8 +1,8 @@
 // The two matrix products a convolution needs, as small single-threaded kernels (the caller's
 // threads split the batch). The right operand is given row by row: row k starts at
-// B + row_offsets[k], so it can be an im2col matrix (offsets k*ld) or, for stride-1 convolutions,
-// the zero-padded image itself (offsets c*Hp*Wp + r*dil*Wp + s*dil: every tap's row is a shifted
-// window of the padded image, and no im2col matrix is built).
+// B + row_offsets[k], so it can be a plain matrix (offsets k*ld) or the phased padded image itself
+// (every tap's row is a shifted window of one phase plane, see conv_lowering.h, and no im2col
+// matrix is built).
 // Built with AVX-512 (-march=native on a machine that has it) the kernels are hand-vectorised
 // register tiles reading B where it lies, about twice as fast as OpenBLAS's AVX2 kernels on the
 // ResNet shapes; elsewhere B is gathered into a matrix and cblas_sgemm does the work.

@@ -2,7 +2,6 @@
 #include "ops/cpu/conv_lowering.h"
 
 #include "ops/cpu/conv_gemm.h"
-#include "ops/cpu/im2col.h"
 
 #include <cstring>
 
@@ -68,10 +67,6 @@ const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const floa
                          float* lowered) {
   const float* image = t + (n * p.C + g * plan.Cg) * plan.HW;
   if (!plan.copy_input) return image;
-  if (!plan.phased) {
-    im2col(p, plan.Cg, image, lowered, plan.PQ);
-    return lowered;
-  }
   const int64_t sh = p.stride_h, sw = p.stride_w;
   for (int64_t a = 0; a < sh; ++a) {
     const Span rows = inside(plan.Hs, sh, a - p.pad_h, p.H);   // phase row i is image row i*sh + a - ph
