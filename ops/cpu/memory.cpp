@@ -1,32 +1,18 @@
 // CPU memory kernels: strided (and converting) copies, fills, host transfers.
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/strided.h"
+#include "ops/kernel_checks.h"
 
 #include <cstring>
 
 namespace kindling {
-namespace {
-
-template <typename Fn>
-void dispatch_dtype(DType dtype, const char* op, Fn&& fn) {
-  switch (dtype) {
-    case DType::f32: fn(float{}); return;
-    case DType::i64: fn(int64_t{}); return;
-    case DType::u8: fn(uint8_t{}); return;
-    case DType::bf16: break;
-  }
-  throw DTypeError(fmt::format("{}: dtype {} is not supported on the CPU", op, dtype_name(dtype)));
-}
-
-}  // namespace
-
 // dst[i] = (Dst) src[i] over the common shape, any strides on either side.
 void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
   KINDLING_CHECK(dst.shape() == src.shape(), ShapeError, "copy: destination {} and source {} differ",
                  dst.describe(), src.describe());
-  dispatch_dtype(dst.dtype(), "copy", [&](auto dst_zero) {
+  dispatch_dtype(dst.dtype(), "copy", "the CPU", [&](auto dst_zero) {
     using D = decltype(dst_zero);
-    dispatch_dtype(src.dtype(), "copy", [&](auto src_zero) {
+    dispatch_dtype(src.dtype(), "copy", "the CPU", [&](auto src_zero) {
       using S = decltype(src_zero);
       D* out = static_cast<D*>(dst.data_ptr());
       const S* in = static_cast<const S*>(src.data_ptr());
@@ -53,7 +39,7 @@ void CpuBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
 }
 
 void CpuBackend::fill(const Tensor& dst, double value) {
-  dispatch_dtype(dst.dtype(), "fill", [&](auto zero) {
+  dispatch_dtype(dst.dtype(), "fill", "the CPU", [&](auto zero) {
     using T = decltype(zero);
     T* out = static_cast<T*>(dst.data_ptr());
     const T v = T(value);

@@ -1,6 +1,7 @@
 // CPU softmax over the last dim of contiguous [rows, C] tensors, one row per task, in float: the
 // row maximum is subtracted before exp, so every exp is <= 1 and the row sum is >= 1.
 #include "ops/cpu/cpu_backend.h"
+#include "ops/kernel_checks.h"
 
 #include "core/parallel.h"
 
@@ -18,14 +19,6 @@ void for_each_row(int64_t rows, int64_t C, RowFn fn) {
   });
 }
 
-void check_rows(const char* op, std::initializer_list<const Tensor*> tensors) {
-  const Tensor* first = *tensors.begin();
-  for (const Tensor* t : tensors)
-    KINDLING_CHECK(t->dtype() == DType::f32 && t->dim() == 2 && t->is_contiguous() &&
-                       t->shape() == first->shape(),
-                   ShapeError, "{}: expected contiguous f32 [rows, C] tensors of one shape, got {}", op,
-                   t->describe());
-}
 
 }  // namespace
 

@@ -1,75 +1,26 @@
 // The caching device allocator and the pinned staging buffers for host transfers (see
 // ops/cuda/cuda_allocator.h for the contract).
+#include "core/caching_allocator.h"
 #include "core/error.h"
 #include "ops/cuda/cuda_allocator.h"
 #include "ops/cuda/cuda_context.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 namespace kindling::cuda {
 namespace {
 
-size_t size_class(size_t bytes) {
-  constexpr size_t kSmall = size_t(1) << 20;
-  if (bytes <= kSmall) return (bytes + 511) / 512 * 512;
-  // Four classes between consecutive powers of two: waste is at most 25 %.
-  const size_t quarter = std::bit_floor(bytes) / 4;
-  return (bytes + quarter - 1) / quarter * quarter;
-}
-
-class CudaCachingAllocator final : public Allocator {
+// Device blocks: small ones round to 512 bytes up to 1 MiB (cuDNN workspaces and BN statistics
+// come in many small sizes), then core/caching_allocator.h's classes.
+class CudaCachingAllocator final : public CachingAllocator {
  public:
-  void* allocate(size_t bytes) override {
-    const size_t cls = size_class(std::max<size_t>(bytes, 1));
-    std::lock_guard lock(mutex_);
-    auto& list = free_lists_[cls];
-    void* ptr = nullptr;
-    if (!list.empty()) {
-      ptr = list.back();
-      list.pop_back();
-    } else {
-      ptr = system_allocate(cls);
-      ++stats_.num_system_allocs;
-      stats_.reserved_bytes += cls;
-    }
-    ++stats_.num_allocs;
-    stats_.allocated_bytes += cls;
-    stats_.peak_allocated_bytes = std::max(stats_.peak_allocated_bytes, stats_.allocated_bytes);
-    return ptr;
-  }
+  CudaCachingAllocator() : CachingAllocator(size_t(1) << 20, 512) {}
 
-  // Called from Storage's destructor: never throws.
-  void deallocate(void* ptr, size_t bytes) override {
-    if (!ptr) return;
-    const size_t cls = size_class(std::max<size_t>(bytes, 1));
-    std::lock_guard lock(mutex_);
-    stats_.allocated_bytes -= cls;
-    free_lists_[cls].push_back(ptr);
-  }
-
-  AllocatorStats stats() const override {
-    std::lock_guard lock(mutex_);
-    return stats_;
-  }
-
-  void reset_peak() override {
-    std::lock_guard lock(mutex_);
-    stats_.peak_allocated_bytes = stats_.allocated_bytes;
-  }
-
-  void empty_cache() override {
-    std::lock_guard lock(mutex_);
-    release_cached_blocks();
-  }
-
- private:
-  // Requires mutex_ held.
-  void* system_allocate(size_t cls) {
+ protected:
+  void* system_allocate(size_t cls) override {
     void* ptr = nullptr;
     cudaError_t status = cudaMalloc(&ptr, cls);
     if (status == cudaErrorMemoryAllocation) {
@@ -84,24 +35,14 @@ class CudaCachingAllocator final : public Allocator {
       throw DeviceError(fmt::format(
           "out of GPU memory: cudaMalloc of {} bytes failed with {} bytes held by tensors, {} reserved "
           "by kindling, {} of {} bytes free on the device",
-          cls, stats_.allocated_bytes, stats_.reserved_bytes, free_bytes, total_bytes));
+          cls, locked_stats().allocated_bytes, locked_stats().reserved_bytes, free_bytes, total_bytes));
     }
     check(status, "cudaMalloc(&ptr, cls)", __FILE__, __LINE__);
     return ptr;
   }
 
-  // Requires mutex_ held. cudaFree waits for the device, so no kernel still reads a freed block.
-  void release_cached_blocks() {
-    for (auto& [cls, list] : free_lists_) {
-      for (void* ptr : list) KINDLING_CUDA_CHECK(cudaFree(ptr));
-      stats_.reserved_bytes -= cls * list.size();
-      list.clear();
-    }
-  }
-
-  mutable std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> free_lists_;
-  AllocatorStats stats_;
+  // cudaFree waits for the device, so no kernel still reads a freed block.
+  void system_free(void* ptr) override { KINDLING_CUDA_CHECK(cudaFree(ptr)); }
 };
 
 // Two pinned buffers used in turn: while the DMA engine copies one chunk, the host fills or drains

@@ -2,22 +2,12 @@
 #include "ops/cuda/cuda_allocator.h"
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/strided.cuh"
+#include "ops/kernel_checks.h"
 
 #include <cmath>
 
 namespace kindling {
 namespace {
-
-template <typename Fn>
-void dispatch_dtype(DType dtype, const char* op, Fn&& fn) {
-  switch (dtype) {
-    case DType::f32: fn(float{}); return;
-    case DType::i64: fn(int64_t{}); return;
-    case DType::u8: fn(uint8_t{}); return;
-    case DType::bf16: break;
-  }
-  throw DTypeError(fmt::format("{}: dtype {} is not supported on CUDA yet", op, dtype_name(dtype)));
-}
 
 template <typename D, typename S>
 struct ConvertCopy {
@@ -45,9 +35,9 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
                                         cudaMemcpyDeviceToDevice, cuda::stream()));
     return;
   }
-  dispatch_dtype(dst.dtype(), "copy", [&](auto dst_zero) {
+  dispatch_dtype(dst.dtype(), "copy", "CUDA", [&](auto dst_zero) {
     using D = decltype(dst_zero);
-    dispatch_dtype(src.dtype(), "copy", [&](auto src_zero) {
+    dispatch_dtype(src.dtype(), "copy", "CUDA", [&](auto src_zero) {
       using S = decltype(src_zero);
       cuda::strided_walk<2>("copy", dst.shape(), {&dst.strides(), &src.strides()},
                             ConvertCopy<D, S>{static_cast<D*>(dst.data_ptr()), static_cast<const S*>(src.data_ptr())});
@@ -72,7 +62,7 @@ void CudaBackend::fill(const Tensor& dst, double value) {
                                         cuda::stream()));
     return;
   }
-  dispatch_dtype(dst.dtype(), "fill", [&](auto zero) {
+  dispatch_dtype(dst.dtype(), "fill", "CUDA", [&](auto zero) {
     using T = decltype(zero);
     cuda::strided_walk<1>("fill", dst.shape(), {&dst.strides()}, Fill<T>{static_cast<T*>(dst.data_ptr()), T(value)});
   });

@@ -3,19 +3,12 @@
 // The row maximum is subtracted before exp, as on the CPU, so every exp is <= 1 and the sum >= 1.
 #include "ops/cuda/block_reduce.cuh"
 #include "ops/cuda/cuda_backend.h"
+#include "ops/kernel_checks.h"
 #include "ops/cuda/cuda_context.h"
 
 namespace kindling {
 namespace {
 
-void check_rows(const char* op, std::initializer_list<const Tensor*> tensors) {
-  const Tensor* first = *tensors.begin();
-  for (const Tensor* t : tensors)
-    KINDLING_CHECK(t->dtype() == DType::f32 && t->dim() == 2 && t->is_contiguous() &&
-                       t->shape() == first->shape(),
-                   ShapeError, "{}: expected contiguous f32 [rows, C] tensors of one shape, got {}", op,
-                   t->describe());
-}
 
 struct Max {
   __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
