@@ -60,11 +60,10 @@ void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
   float* rv = running_var.defined() ? running_var.data<float>() : nullptr;
   const double M = double(l.N * l.HW);
   for_each_channel(l, [&](int64_t c) {
-    double sum = 0.0, sum_squares = 0.0;
-    for (int64_t n = 0; n < l.N; ++n)
-      cpu::add_sum_and_squares_f64(xp + (n * l.C + c) * l.HW, l.HW, &sum, &sum_squares);
-    const double mean = sum / M;
-    const double var = std::max(0.0, sum_squares / M - mean * mean);
+    cpu::MomentSums sums;
+    for (int64_t n = 0; n < l.N; ++n) sums.add(xp + (n * l.C + c) * l.HW, l.HW);
+    const double mean = sums.sum() / M;
+    const double var = std::max(0.0, sums.sum_squares() / M - mean * mean);
     const double invstd = 1.0 / std::sqrt(var + double(eps));
     mean_out[c] = float(mean);
     invstd_out[c] = float(invstd);
@@ -115,11 +114,9 @@ void CpuBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const T
   float* db = dbias.defined() ? dbias.data<float>() : nullptr;
   const double M = double(l.N * l.HW);
   for_each_channel(l, [&](int64_t c) {
-    double sum_dy = 0.0, sum_dy_x = 0.0;
-    for (int64_t n = 0; n < l.N; ++n) {
-      const int64_t offset = (n * l.C + c) * l.HW;
-      cpu::add_sum_and_dot_f64(dyp + offset, xp + offset, l.HW, &sum_dy, &sum_dy_x);
-    }
+    cpu::SumAndDot sums;
+    for (int64_t n = 0; n < l.N; ++n) sums.add(dyp + (n * l.C + c) * l.HW, xp + (n * l.C + c) * l.HW, l.HW);
+    const double sum_dy = sums.sum(), sum_dy_x = sums.dot();
     const double mean = mean_in[c], invstd = invstd_in[c];
     const double sum_dy_xhat = (sum_dy_x - mean * sum_dy) * invstd;
     if (dw) dw[c] = float(sum_dy_xhat);
