@@ -2,7 +2,7 @@
 // beside bench/conv_bench_torch.py's figures for PyTorch. Build against the library:
 //   g++ -O3 -march=native -std=c++20 -I. bench/conv_bench.cpp build/libkindling_lib.a \
 //       -lopenblas -lfmt -lz -lpthread -o conv_bench
-// Usage: conv_bench [batch] [reps]
+// Usage: conv_bench [batch] [reps] [resnet20|resnet18]
 #include "core/backend.h"
 #include "core/parallel.h"
 #include "ops/conv.h"
@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 using namespace kindling;
@@ -46,9 +47,15 @@ double best_ms(const std::function<void()>& fn, int reps) {
 int main(int argc, char** argv) {
   const int64_t N = argc > 1 ? std::atoll(argv[1]) : 128;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 10;
+  const std::string model = argc > 3 ? argv[3] : "resnet20";
   struct Shape4 { int64_t C, K, H, stride, R; };
-  const Shape4 shapes[] = {{3, 16, 32, 1, 3},  {16, 16, 32, 1, 3}, {16, 32, 32, 2, 3},
-                           {32, 32, 16, 1, 3}, {32, 64, 16, 2, 3}, {64, 64, 8, 1, 3}};
+  const std::vector<Shape4> shapes =
+      model == "resnet18"
+          ? std::vector<Shape4>{{64, 64, 32, 1, 3},  {64, 128, 32, 2, 3},  {128, 128, 16, 1, 3}, {128, 256, 16, 2, 3},
+                                {256, 256, 8, 1, 3}, {256, 512, 8, 2, 3},  {512, 512, 4, 1, 3},  {64, 128, 32, 2, 1},
+                                {128, 256, 16, 2, 1}, {256, 512, 8, 2, 1}}
+          : std::vector<Shape4>{{3, 16, 32, 1, 3},  {16, 16, 32, 1, 3}, {16, 32, 32, 2, 3},
+                                {32, 32, 16, 1, 3}, {32, 64, 16, 2, 3}, {64, 64, 8, 1, 3}};
   Backend& be = cpu_backend();
   std::printf("threads %d, batch %ld\n", num_threads(), long(N));
   double total_ms[3] = {0, 0, 0};
@@ -67,7 +74,7 @@ int main(int argc, char** argv) {
                 gflop / bwd_data * 1e3, bwd_weight, gflop / bwd_weight * 1e3);
     total_ms[0] += fwd, total_ms[1] += bwd_data, total_ms[2] += bwd_weight;
   }
-  std::printf("sum over the six shapes: fwd %.2f ms, bwd_data %.2f ms, bwd_weight %.2f ms\n", total_ms[0],
+  std::printf("sum over the shapes: fwd %.2f ms, bwd_data %.2f ms, bwd_weight %.2f ms\n", total_ms[0],
               total_ms[1], total_ms[2]);
   // Batch norm at the three ResNet-20 stage shapes: memory-bound, so GB/s of x (and dy) read.
   for (const int64_t C : {16, 32, 64}) {

@@ -1,5 +1,5 @@
 // CPU convolution as GEMMs (ops/cpu/conv_gemm: AVX-512 register tiles, or cblas_sgemm) over the
-// lowered image (ops/cpu/conv_lowering.h: the phased padded image). The batch is cut
+// lowered image (ops/cpu/conv_lowering.h: the phased padded image, or im2col columns). The batch is cut
 // into chunks spread over the thread pool; each worker owns a slice of one workspace and runs
 // single-threaded GEMMs, so there is one level of threads. Per group g:
 //   forward      y[n]_g [Kg, PQ]  = W_g [Kg, CRS] · B(x[n]_g)              (one GEMM per image)
@@ -11,7 +11,7 @@
 #include "ops/cpu/conv_gemm.h"
 #include "ops/cpu/conv_lowering.h"
 #include "ops/cpu/cpu_backend.h"
-#include "ops/cpu/col2im.h"
+#include "ops/cpu/im2col.h"
 #include "ops/cpu/lane_sums.h"
 #include "ops/cpu/transpose.h"
 
@@ -32,10 +32,43 @@ using cpu::for_each_chunk;
 using cpu::lower_image;
 using cpu::output_is_dense;
 
+// Columns lowering: per chunk of B images one GEMM over their im2col matrices side by side
+// [CRS, B*PQ], its output block [Kg, B*PQ] split back into the images (B > 1).
+void forward_columns(const Conv2dParams& p, const ConvPlan& plan, float* y, const float* x,
+                     const std::vector<PackedA>& weights, const float* bias) {
+  const int64_t col_floats = plan.images * plan.lowered_floats;
+  const int64_t block_floats = plan.images > 1 ? plan.Kg * plan.images * plan.PQ : 0;
+  const Workspace ws(plan.workers, col_floats + block_floats);
+  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t B) {
+    float* col = ws.slice(worker);
+    float* block = col + col_floats;
+    const int64_t ld = B * plan.PQ;
+    const std::vector<int64_t> rows = cpu::strided_rows(plan.CRS, ld);
+    for (int64_t g = 0; g < p.groups; ++g) {
+      for (int64_t b = 0; b < B; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, ld);
+      float* yg = y + (n0 * p.K + g * plan.Kg) * plan.PQ;
+      cpu::gemm_nn(weights[size_t(g)], ld, col, rows.data(), B == 1 ? yg : block, ld, false);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < plan.Kg; ++k) {
+          const float v = bias ? bias[g * plan.Kg + k] : 0.0f;
+          float* dst = yg + (b * p.K + k) * plan.PQ;
+          if (B == 1) {
+            if (bias)
+              for (int64_t i = 0; i < plan.PQ; ++i) dst[i] += v;
+          } else {
+            const float* src = block + k * ld + b * plan.PQ;
+            for (int64_t i = 0; i < plan.PQ; ++i) dst[i] = src[i] + v;
+          }
+        }
+    }
+  });
+}
+
 // y = conv(x) + bias, given the weights packed per group as [Kg, CRS].
 void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<PackedA>& weights,
              const float* bias) {
   const ConvPlan plan = cpu::make_conv_plan(p);
+  if (!plan.phased) return forward_columns(p, plan, y, x, weights, bias);
   const bool dense = output_is_dense(p, plan);
   const int64_t block_floats = dense ? 0 : plan.Kg * plan.wide;
   const Workspace ws(plan.workers, plan.lowered_floats + block_floats);
@@ -84,13 +117,16 @@ void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy,
   t.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
   t.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
-  std::vector<float> flipped(size_t(p.C * Kg * RS));   // [C, Kg, R, S]
-  for (int64_t g = 0; g < p.groups; ++g)
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t k = 0; k < Kg; ++k)
-        for (int64_t rs = 0; rs < RS; ++rs)
-          flipped[size_t(((g * Cg + c) * Kg + k) * RS + rs)] = w[((g * Kg + k) * Cg + c) * RS + (RS - 1 - rs)];
-  forward(t, dx, dy, pack_weights(t, flipped.data()), nullptr);
+  std::vector<PackedA> flipped;   // per group [Cg, Kg*R*S]: row c, column (k, r, s)
+  for (int64_t g = 0; g < p.groups; ++g) {
+    const float* wg = w + g * Kg * Cg * RS;
+    flipped.emplace_back(Cg, Kg * RS);
+    flipped.back().fill([&](int64_t c, int64_t krs) {
+      const int64_t k = krs / RS, rs = krs % RS;
+      return wg[(k * Cg + c) * RS + (RS - 1 - rs)];
+    });
+  }
+  forward(t, dx, dy, flipped, nullptr);
 }
 
 // dbias [K] = sum over n, p, q of dy [N,K,P,Q], in double; channels over threads.
@@ -117,7 +153,35 @@ void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t work
   }
 }
 
-// Weight gradient, general lowering: per chunk one gemm_nt over its images (segments), dy read in
+// Weight gradient, columns lowering: per chunk, dW_g += dy_g [Kg, B*PQ] · colᵀ [B*PQ, CRS] with the
+// broadcast kernel: the images' im2col matrices side by side, transposed so each pixel's taps are
+// a row of B, and dy packed as A (its pixels are the depth).
+void weight_grad_columns(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x, const float* dy) {
+  const int64_t dw_floats = p.K * plan.CRS;
+  const int64_t col_floats = plan.images * plan.lowered_floats;   // [CRS, B*PQ], then its transpose
+  const Workspace ws(plan.workers, 2 * col_floats + dw_floats);
+  std::vector<char> started(size_t(plan.workers), 0);
+  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t B) {
+    float* col = ws.slice(worker);
+    float* col_t = col + col_floats;
+    float* dw_acc = col_t + col_floats;
+    const int64_t pixels = B * plan.PQ;
+    const std::vector<int64_t> pixel_rows = cpu::strided_rows(pixels, plan.CRS);
+    for (int64_t g = 0; g < p.groups; ++g) {
+      for (int64_t b = 0; b < B; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, pixels);
+      cpu::transpose(col, plan.CRS, pixels, pixels, col_t, plan.CRS);
+      PackedA dy_panels(plan.Kg, pixels);
+      for (int64_t b = 0; b < B; ++b)
+        dy_panels.set_columns(b * plan.PQ, plan.PQ, dy + ((n0 + b) * p.K + g * plan.Kg) * plan.PQ, plan.PQ);
+      cpu::gemm_nn(dy_panels, plan.CRS, col_t, pixel_rows.data(), dw_acc + g * plan.Kg * plan.CRS, plan.CRS,
+                   started[size_t(worker)] != 0);
+    }
+    started[size_t(worker)] = 1;
+  });
+  sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) { return 2 * col_floats + k * plan.CRS + crs; });
+}
+
+// Weight gradient, phased lowering: per chunk one gemm_nt over its images (segments), dy read in
 // place when it is dense, else copied into [Kg, wide] blocks whose padding columns stay zero.
 void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x, const float* dy) {
   const int64_t dw_floats = p.K * plan.CRS;
@@ -252,7 +316,9 @@ void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, cons
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
   if (plan.chunks == 0) {   // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
-  } else if (plan.phased && plan.Cg % 16 == 0) {
+  } else if (!plan.phased) {
+    weight_grad_columns(p, plan, dwp, x.data<float>(), dy.data<float>());
+  } else if (plan.Cg % 16 == 0) {
     weight_grad_channels_last(p, plan, dwp, x.data<float>(), dy.data<float>());
   } else {
     weight_grad_segments(p, plan, dwp, x.data<float>(), dy.data<float>());

@@ -59,16 +59,17 @@ struct ColumnBlocks {   // vector v of row k at block[v] + k*ld
   const float* at(int64_t k, int v) const { return block[v] + k * ld; }
 };
 
-// C[rows<=8, 16*NV] (+)= panel [K][8] · B[K, 16*NV]; the last vector masked by last_mask.
+// C[rows<=8, 16*NV] (+)= panel [k0+K][8] · B[k0.., 16*NV] over depth k0..k0+K-1; the last
+// vector masked by last_mask.
 template <int NV, typename Source>
-void nn_tile(const float* panel, Source B, int64_t K, float* C, int64_t ldc, int rows, __mmask16 last_mask,
-             bool accumulate) {
+void nn_tile(const float* panel, Source B, int64_t k0, int64_t K, float* C, int64_t ldc, int rows,
+             __mmask16 last_mask, bool accumulate) {
   __m512 acc[kRows][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < kRows; ++m)
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
+  for (int64_t k = k0; k < k0 + K; ++k) {
     __m512 b[NV];
 #pragma GCC unroll 3
     for (int v = 0; v < NV - 1; ++v) b[v] = _mm512_loadu_ps(B.at(k, v));
@@ -95,24 +96,33 @@ void nn_tile(const float* panel, Source B, int64_t K, float* C, int64_t ldc, int
   }
 }
 
-// The tile loop of gemm_nn: column tiles of up to 48 outermost (B's tile stays in L1 while every
-// panel of A passes over it); make_source(n0) gives the B source of the tile at column n0.
+// Depth per pass of gemm_nn: a column tile of B (kDepth x 48 floats, 150 KB) stays in L2 while
+// every panel of A passes over it; deeper products (ResNet-18's 4608) take several passes, C
+// accumulating between them.
+constexpr int64_t kDepth = 800;
+
+// The tile loop of gemm_nn: depth blocks, then column tiles of up to 48 (B's tile stays in cache
+// while every panel of A passes over it); make_source(n0) gives the B source of the tile at n0.
 template <typename MakeSource>
 void nn_tiles(const PackedA& a, int64_t N, MakeSource make_source, float* C, int64_t ldc, bool accumulate) {
   const int64_t M = a.rows(), K = a.cols();
-  for (int64_t n0 = 0; n0 < N; n0 += 16 * kVectors) {
-    const int64_t width = std::min<int64_t>(16 * kVectors, N - n0);
-    const int vectors = int((width + 15) / 16);
-    const __mmask16 last = tail_mask(width - 16 * (vectors - 1));
-    const auto source = make_source(n0, vectors);
-    for (int64_t m0 = 0; m0 < M; m0 += kRows) {
-      const float* panel = a.packed() + m0 * K;
-      const int rows = int(std::min<int64_t>(kRows, M - m0));
-      float* c = C + m0 * ldc + n0;
-      switch (vectors) {
-        case 3: nn_tile<3>(panel, source, K, c, ldc, rows, last, accumulate); break;
-        case 2: nn_tile<2>(panel, source, K, c, ldc, rows, last, accumulate); break;
-        default: nn_tile<1>(panel, source, K, c, ldc, rows, last, accumulate); break;
+  for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
+    const int64_t depth = std::min(kDepth, K - k0);
+    const bool add = accumulate || k0 > 0;
+    for (int64_t n0 = 0; n0 < N; n0 += 16 * kVectors) {
+      const int64_t width = std::min<int64_t>(16 * kVectors, N - n0);
+      const int vectors = int((width + 15) / 16);
+      const __mmask16 last = tail_mask(width - 16 * (vectors - 1));
+      const auto source = make_source(n0, vectors);
+      for (int64_t m0 = 0; m0 < M; m0 += kRows) {
+        const float* panel = a.packed() + m0 * K;
+        const int rows = int(std::min<int64_t>(kRows, M - m0));
+        float* c = C + m0 * ldc + n0;
+        switch (vectors) {
+          case 3: nn_tile<3>(panel, source, k0, depth, c, ldc, rows, last, add); break;
+          case 2: nn_tile<2>(panel, source, k0, depth, c, ldc, rows, last, add); break;
+          default: nn_tile<1>(panel, source, k0, depth, c, ldc, rows, last, add); break;
+        }
       }
     }
   }
@@ -198,21 +208,12 @@ constexpr std::array<std::array<NtTile, kNtCols>, kNtRows> kNtTiles = {
 
 }  // namespace
 
-PackedA::PackedA(int64_t rows, int64_t cols)
-    : rows_(rows), cols_(cols), packed_(size_t((rows + kRows - 1) / kRows * cols * kRows), 0.0f) {}
-
-float& PackedA::at(int64_t m, int64_t k) { return packed_[size_t(((m / kRows) * cols_ + k) * kRows + m % kRows)]; }
+int64_t PackedA::panel_rows() { return kRows; }
 
 void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
   for (int64_t m0 = 0; m0 < rows_; m0 += kRows)   // a panel is the transpose of 8 rows
     transpose(src + m0 * src_stride, std::min<int64_t>(kRows, rows_ - m0), count, src_stride,
               packed_.data() + (m0 * cols_ + k0 * kRows), kRows);
-}
-
-PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
-    : PackedA(rows, cols) {
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t k = 0; k < cols; ++k) at(m, k) = data[m * row_stride + k * col_stride];
 }
 
 void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
@@ -244,18 +245,10 @@ void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 
 #else  // cblas_sgemm everywhere: B's rows are gathered into a matrix first
 
-PackedA::PackedA(int64_t rows, int64_t cols) : rows_(rows), cols_(cols), packed_(size_t(rows * cols), 0.0f) {}
-
-float& PackedA::at(int64_t m, int64_t k) { return packed_[size_t(m * cols_ + k)]; }
+int64_t PackedA::panel_rows() { return 1; }
 
 void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
   for (int64_t m = 0; m < rows_; ++m) std::copy_n(src + m * src_stride, count, packed_.begin() + (m * cols_ + k0));
-}
-
-PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
-    : PackedA(rows, cols) {
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t k = 0; k < cols; ++k) at(m, k) = data[m * row_stride + k * col_stride];
 }
 
 namespace {
@@ -296,5 +289,14 @@ void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 }
 
 #endif
+
+PackedA::PackedA(int64_t rows, int64_t cols)
+    : rows_(rows), cols_(cols), panel_(panel_rows()),
+      packed_(size_t((rows + panel_ - 1) / panel_ * cols * panel_), 0.0f) {}
+
+PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
+    : PackedA(rows, cols) {
+  fill([&](int64_t m, int64_t k) { return data[m * row_stride + k * col_stride]; });
+}
 
 }  // namespace kindling::cpu

@@ -7,6 +7,7 @@
 // register tiles reading B where it lies, about twice as fast as OpenBLAS's AVX2 kernels on the
 // ResNet shapes; elsewhere B is gathered into a matrix and cblas_sgemm does the work.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -18,26 +19,40 @@ bool conv_gemm_is_vectorised();
 // Offsets of the rows of a plain row-major matrix: k*ld for k in [0, rows).
 std::vector<int64_t> strided_rows(int64_t rows, int64_t ld);
 
-// The left operand of C = A·B, prepared once and reused for many B (a convolution's weights):
-// A[m][k] = data[m*row_stride + k*col_stride], rows x cols.
+// The left operand of C = A·B, prepared once and reused for many B (a convolution's weights).
+// Stored in panels of panel_rows() rows, [ceil(rows/panel_rows)][cols][panel_rows], zero-padded:
+// 8-row panels for the vectorised kernels, plain row-major (1-row panels) for cblas.
 class PackedA {
  public:
-  PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
-  // Zeros, to be filled element by element with at() (and refilled: positions never written stay 0).
+  // Zeros, to be filled with at(), fill() or set_columns() (positions never written stay 0).
   PackedA(int64_t rows, int64_t cols);
-  float& at(int64_t m, int64_t k);
-  // A[m][k0 + i] = src[m*src_stride + i] for every row m and i < count.
-  void set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride);
+  // A[m][k] = data[m*row_stride + k*col_stride].
+  PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
   PackedA(PackedA&&) = default;
   PackedA(const PackedA&) = delete;
   PackedA& operator=(const PackedA&) = delete;
+
+  static int64_t panel_rows();
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  // Vectorised: panels of 8 rows, [ceil(rows/8)][cols][8], zero-padded. cblas: row-major [rows][cols].
   const float* packed() const { return packed_.data(); }
+  float& at(int64_t m, int64_t k) {
+    return packed_[std::size_t(((m / panel_) * cols_ + k) * panel_ + m % panel_)];
+  }
+  // A[m][k] = element(m, k) for every m, k, written in storage order (the source is read a panel
+  // of rows at a time, so a transposing element() stays in cache).
+  template <typename Element>
+  void fill(Element element) {
+    float* out = packed_.data();
+    for (int64_t m0 = 0; m0 < rows_; m0 += panel_)
+      for (int64_t k = 0; k < cols_; ++k)
+        for (int64_t i = 0; i < panel_; ++i) *out++ = m0 + i < rows_ ? element(m0 + i, k) : 0.0f;
+  }
+  // A[m][k0 + i] = src[m*src_stride + i] for every row m and i < count.
+  void set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride);
 
  private:
-  int64_t rows_, cols_;
+  int64_t rows_, cols_, panel_;
   std::vector<float> packed_;
 };
 

@@ -2,6 +2,7 @@
 #include "ops/cpu/conv_lowering.h"
 
 #include "ops/cpu/conv_gemm.h"
+#include "ops/cpu/im2col.h"
 
 #include <cstring>
 
@@ -28,8 +29,13 @@ ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased) {
   ConvPlan plan;
   plan.Cg = p.C / p.groups, plan.Kg = p.K / p.groups;
   plan.CRS = plan.Cg * p.R * p.S, plan.HW = p.H * p.W, plan.PQ = p.P * p.Q;
-  plan.phased = allow_phased;
   const int64_t sh = p.stride_h, sw = p.stride_w;
+  // Phased unless its padding columns would be half the work or more (Ws >= 1.5 Q), one image's
+  // GEMM would be too narrow to fill the register tiles (P*Ws < 64: 4x4 outputs), or a strided
+  // 1×1 convolution would copy all of its phases to use one.
+  const int64_t phase_width = (p.W + 2 * p.pad_w + sw - 1) / sw;
+  const bool one_by_one_strided = p.R == 1 && p.S == 1 && (sh > 1 || sw > 1);
+  plan.phased = allow_phased && 2 * phase_width < 3 * p.Q && p.P * phase_width >= 64 && !one_by_one_strided;
   if (plan.phased) {
     plan.copy_input = !(p.R == 1 && p.S == 1 && sh == 1 && sw == 1 && p.pad_h == 0 && p.pad_w == 0);
     plan.phases = sh * sw;
@@ -64,9 +70,13 @@ ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased) {
 }
 
 const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n, int64_t g,
-                         float* lowered) {
+                         float* lowered, int64_t ld) {
   const float* image = t + (n * p.C + g * plan.Cg) * plan.HW;
   if (!plan.copy_input) return image;
+  if (!plan.phased) {
+    im2col(p, plan.Cg, image, lowered, ld > 0 ? ld : plan.PQ);
+    return lowered;
+  }
   const int64_t sh = p.stride_h, sw = p.stride_w;
   for (int64_t a = 0; a < sh; ++a) {
     const Span rows = inside(plan.Hs, sh, a - p.pad_h, p.H);   // phase row i is image row i*sh + a - ph

@@ -1,16 +1,18 @@
 // How ops/cpu/conv.cpp turns a convolution into GEMMs: the plan (which lowering, how the batch is
 // chunked over threads), the lowering of one image, the per-worker loop and scratch.
 //
-// B [CRS, pixels], the right operand of the forward GEMM, is the image lowered as
-//   phased  the zero-padded image split into stride_h x stride_w phases (phase (a,b) holds padded
-//           rows a, a+sh, ... and columns b, b+sw, ...; one phase when the stride is 1). Row
-//           (c,r,s) of B is then a phase plane read from a fixed offset: phase (r*dh % sh,
-//           s*dw % sw), shifted by (r*dh / sh) rows and (s*dw / sw) columns. Its columns are
-//           "wide" pixels j = p*Ws + q over the phase width Ws; those with q >= Q are computed and
-//           dropped (Ws/Q - 1 extra work: 6% at 32x32, 25% at 8x8), far cheaper than writing a 9x
-//           larger im2col matrix. A 1×1 stride-1 unpadded convolution reads x itself.
-// The strided data gradient instead computes an explicit column matrix [CRS, PQ] and scatters it
-// back (col2im); its plan ("columns", allow_phased = false) only sizes and chunks that.
+// B [CRS, pixels], the right operand of the forward GEMM, is the image lowered one of two ways:
+//   phased   the zero-padded image split into stride_h x stride_w phases (phase (a,b) holds padded
+//            rows a, a+sh, ... and columns b, b+sw, ...; one phase when the stride is 1). Row
+//            (c,r,s) of B is then a phase plane read from a fixed offset: phase (r*dh % sh,
+//            s*dw % sw), shifted by (r*dh / sh) rows and (s*dw / sw) columns. Its columns are
+//            "wide" pixels j = p*Ws + q over the phase width Ws; those with q >= Q are computed and
+//            dropped (Ws/Q - 1 extra work: 6% at 32x32, 25% at 8x8), far cheaper than writing a 9x
+//            larger im2col matrix. A 1×1 stride-1 unpadded convolution reads x itself.
+//   columns  an explicit im2col matrix, B images side by side ([CRS, B*PQ]) so one GEMM is wide
+//            enough: for small output planes (4x4), where the phased padding would waste half the
+//            work and one image's GEMM is too narrow, and for strided 1×1 convolutions (which read
+//            a quarter of the image). The strided data gradient also uses this plan, for col2im.
 #pragma once
 #include "core/backend.h"
 #include "core/parallel.h"
@@ -22,24 +24,26 @@ namespace kindling::cpu {
 
 struct ConvPlan {
   int64_t Cg, Kg, CRS, HW, PQ;
-  bool phased;                // else the column-matrix plan of the strided data gradient
+  bool phased;                // else columns
   bool copy_input;            // a lowered copy is made (false: x is read in place)
   int64_t phases;             // phased: stride_h * stride_w
   int64_t Hs, Ws;             // phased: a phase's rows and columns
   int64_t plane;              // phased: floats per (channel, phase) plane
-  int64_t wide;               // GEMM columns per image: phased P*Ws, columns PQ
-  int64_t lowered_floats;     // one lowered image (with read-past slack), or one column matrix
-  int64_t images;             // images per chunk (the weight gradient's dot products span them)
+  int64_t wide;               // GEMM columns per image: phased P*Ws, columns PQ (B of them)
+  int64_t lowered_floats;     // one lowered image: padded phases (+ read-past slack), or [CRS, PQ]
+  int64_t images;             // B: images per chunk (one GEMM for columns; the phased weight
+                              // gradient's dot products span them)
   int64_t chunks, workers;
   std::vector<int64_t> rows;  // B's row offsets within one lowered image
 };
 
 ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased = true);
 
-// Lowers group g of image n of t [N, C, H, W] into `lowered` (phased plans only) and returns where
-// B starts. Only positions that hold image pixels are written; the caller zeroes the buffer once.
+// Lowers group g of image n of t [N, C, H, W] into `lowered` and returns where B starts. Phased:
+// only positions that hold image pixels are written, the caller zeroes the buffer once. Columns:
+// the matrix has row stride ld (B*PQ when B images sit side by side; 0 means PQ).
 const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n, int64_t g,
-                         float* lowered);
+                         float* lowered, int64_t ld = 0);
 
 // True when the GEMM's columns are y's pixels (no padding columns to drop).
 inline bool output_is_dense(const Conv2dParams& p, const ConvPlan& plan) { return !plan.phased || plan.Ws == p.Q; }
