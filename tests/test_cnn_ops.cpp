@@ -173,9 +173,10 @@ double max_relative_diff(const std::vector<float>& got, const std::vector<float>
 }
 
 TEST_CASE("conv2d gradients match the definition on every lowering") {
-  // Covers the channels-last weight gradient (stride 1, 16k channels per group), the dot-product
-  // one (other channel counts, strides), 1×1 without copies, dilation, groups, uneven padding,
-  // batched images and a batch that does not divide among the threads.
+  // Covers both lowerings (phased: stride 1 and 2, 1×1 read in place; columns: small planes,
+  // strided 1×1), the three weight-gradient kernels (channels-last for 16k channels per group,
+  // dot products otherwise, transposed columns), dilation, groups, uneven padding and strides,
+  // and batches that do not divide among the threads.
   const ConvCase cases[] = {
       {{3, 16, 9, 7}, {8, 16, 3, 3}, 1, 1, 1, 1, true},
       {{5, 32, 6, 10}, {8, 16, 3, 3}, 1, 1, 1, 2, false},
@@ -187,6 +188,9 @@ TEST_CASE("conv2d gradients match the definition on every lowering") {
       {{7, 3, 12, 12}, {16, 3, 3, 3}, 1, 1, 1, 1, true},
       {{2, 8, 6, 5}, {8, 8, 3, 3}, 1, 1, 1, 1, false},
       {{2, 16, 5, 5}, {16, 16, 1, 1}, 1, 1, 1, 1, false},   // 1×1 padded beyond the window
+      {{2, 16, 9, 8}, {24, 16, 1, 1}, 1, 0, 1, 1, true},    // 1×1 read in place (no copy)
+      {{2, 16, 20, 19}, {8, 16, 3, 3}, 2, 1, 1, 1, false},  // strided, phased
+      {{3, 32, 10, 11}, {8, 16, 3, 3}, Size2{2, 1}, 1, 1, 2, true},   // phased, stride 2x1, groups
   };
   Generator gen(12);
   for (const ConvCase& cc : cases) {
