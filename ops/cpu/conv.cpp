@@ -1,13 +1,14 @@
 // CPU convolution as GEMMs (ops/cpu/conv_gemm: AVX-512 register tiles, or cblas_sgemm) over the
-// lowered image (ops/cpu/conv_lowering.h: the phased padded image, or im2col columns). The batch is cut
-// into chunks spread over the thread pool; each worker owns a slice of one workspace and runs
-// single-threaded GEMMs, so there is one level of threads. Per group g:
-//   forward      y[n]_g [Kg, PQ]  = W_g [Kg, CRS] · B(x[n]_g)              (one GEMM per image)
+// lowered image (ops/cpu/conv_lowering.h: the phased padded image, or im2col columns). The batch
+// is cut into chunks spread over the thread pool; each worker owns a slice of one workspace and
+// runs single-threaded GEMMs, so there is one level of threads. Per group g:
+//   forward      y[n]_g [Kg, PQ] = W_g [Kg, CRS] · B(x[n]_g)     (per image; per chunk for columns)
 //   data grad    stride 1: a forward convolution of dy with the flipped, transposed weights;
 //                otherwise dcol [CRS, PQ] = W_gᵀ · dy[n]_g, dx[n]_g = col2im(dcol)
-//   weight grad  dW_g [Kg, CRS]  = sum_n dy[n]_g · B(x[n]_g)ᵀ  (per worker; the workers'
-//                partial sums are added in worker order): channels-last broadcast GEMMs when a
-//                group has 16k channels, dot products over a chunk of images otherwise.
+//   weight grad  dW_g [Kg, CRS] = sum_n dy[n]_g · B(x[n]_g)ᵀ, per worker, the workers' partial
+//                sums added in worker order; as a broadcast GEMM with dy packed as A and B's
+//                transpose (channels-last phased image, or transposed columns) as B, or, for
+//                phased groups whose channels are not a multiple of 16, as dot products.
 #include "ops/cpu/conv_gemm.h"
 #include "ops/cpu/conv_lowering.h"
 #include "ops/cpu/cpu_backend.h"
