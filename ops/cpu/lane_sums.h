@@ -12,13 +12,15 @@ namespace kindling::cpu {
 typedef float f32x8 __attribute__((vector_size(32)));
 typedef double f64x8 __attribute__((vector_size(64)));
 
-inline f64x8 load_f64x8(const float* p) {
+// Vectors go by reference, never by value: a 64-byte vector argument or return value would have
+// a different ABI with and without AVX-512 (and GCC warns about it in portable builds).
+inline void widen(const float* p, f64x8& out) {
   f32x8 v;
   std::memcpy(&v, p, sizeof(v));
-  return __builtin_convertvector(v, f64x8);
+  out = __builtin_convertvector(v, f64x8);
 }
 
-inline double horizontal_sum(f64x8 v) {
+inline double horizontal_sum(const f64x8& v) {
   double total = 0.0;
   for (int j = 0; j < 8; ++j) total += v[j];
   return total;
@@ -32,7 +34,8 @@ struct MomentSums {
     f64x8 a0 = s0, a1 = s1, b0 = q0, b1 = q1;   // locals, so the loop keeps them in registers
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-      const f64x8 u = load_f64x8(x + i), v = load_f64x8(x + i + 8);
+      f64x8 u, v;
+      widen(x + i, u), widen(x + i + 8, v);
       a0 += u, a1 += v;
       b0 += u * u, b1 += v * v;
     }
@@ -54,9 +57,10 @@ struct SumAndDot {
     f64x8 t0 = s0, t1 = s1, e0 = d0, e1 = d1;   // locals, so the loop keeps them in registers
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-      const f64x8 a0 = load_f64x8(a + i), a1 = load_f64x8(a + i + 8);
+      f64x8 a0, a1, b0, b1;
+      widen(a + i, a0), widen(a + i + 8, a1), widen(b + i, b0), widen(b + i + 8, b1);
       t0 += a0, t1 += a1;
-      e0 += a0 * load_f64x8(b + i), e1 += a1 * load_f64x8(b + i + 8);
+      e0 += a0 * b0, e1 += a1 * b1;
     }
     s0 = t0, s1 = t1, d0 = e0, d1 = e1;
     for (; i < n; ++i) {
@@ -73,8 +77,9 @@ inline double sum_f64(const float* x, int64_t n) {
   f64x8 s0 = {}, s1 = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    s0 += load_f64x8(x + i);
-    s1 += load_f64x8(x + i + 8);
+    f64x8 u, v;
+    widen(x + i, u), widen(x + i + 8, v);
+    s0 += u, s1 += v;
   }
   double total = horizontal_sum(s0 + s1);
   for (; i < n; ++i) total += double(x[i]);
