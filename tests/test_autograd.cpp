@@ -4,6 +4,8 @@
 #include "core/autograd.h"
 #include "ops/ops.h"
 
+#include "tests/test_util.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -20,15 +22,7 @@ Tensor leaf(const std::vector<float>& v, const Shape& shape) {
   return t;
 }
 
-template <typename Fn>
-std::string error_text(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using kindling::test::error_text;
 
 void check_close(const std::vector<float>& got, const std::vector<float>& want) {
   REQUIRE(got.size() == want.size());

@@ -6,6 +6,8 @@
 #include "core/rng.h"
 #include "ops/ops.h"
 
+#include "tests/test_util.h"
+
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -17,15 +19,7 @@ using namespace kindling;
 
 std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
 
-template <typename Fn>
-std::string error_text(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using kindling::test::error_text;
 
 // ---- factories and metadata ----
 TEST_CASE("factories fill the values they promise") {

@@ -5,6 +5,8 @@
 #include "core/rng.h"
 #include "ops/ops.h"
 
+#include "tests/test_util.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -18,15 +20,7 @@ std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
 Tensor tensor(const std::vector<float>& v, const Shape& shape) { return from_vector(v, shape); }
 Tensor i64(const std::vector<int64_t>& v) { return from_vector(v, {int64_t(v.size())}, TensorOptions{}.with_dtype(DType::i64)); }
 
-template <typename Fn>
-std::string error_text(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using kindling::test::error_text;
 
 void check_close(const std::vector<float>& got, const std::vector<float>& want, double eps, int line) {
   REQUIRE_MESSAGE(got.size() == want.size(), "line ", line);
