@@ -138,11 +138,13 @@ class Backend {
   // >= p) / (1-p), the same on every device ----
   virtual void dropout_mask(const Tensor& mask, float p, uint64_t seed, uint64_t offset) = 0;
 
-  // ---- losses (ops/<dev>/loss): logits [N,C] contiguous f32, labels [N] i64 (range-checked by the
-  // caller); row_loss [N] f32 written; grad [N,C] (may be undefined) = d(row_loss[n])/d(logits[n])
-  // times grad_scale. Throws ValueError naming the row for a non-finite logit.
-  virtual void loss_rows(const LossDesc& loss, const Tensor& row_loss, const Tensor& grad,
-                         const Tensor& logits, const Tensor& labels, float grad_scale) = 0;
+  // ---- losses (ops/<dev>/loss): logits [N,C] contiguous f32, labels [N] i64 (any stride) ->
+  // out f32: the [N] row losses for loss.reduction none, else a scalar [] holding their mean or sum;
+  // grad [N,C] f32 (may be undefined) = d(sum of out)/d(logits), i.e. row n's gradient divided by N
+  // for the mean. Throws ValueError naming the row and value for a label outside [0, C) (before
+  // any logit error, as if the labels were checked first) and for a non-finite logit.
+  virtual void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
+                         const Tensor& logits, const Tensor& labels) = 0;
 
   // ---- optimizers (ops/<dev>/optim): one fused update per parameter, all contiguous f32 ----
   virtual void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,

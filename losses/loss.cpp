@@ -4,6 +4,7 @@
 
 #include "core/autograd.h"
 #include "core/backend.h"
+#include "losses/loss_checks.h"
 #include "losses/registry.h"
 
 #include <cmath>
@@ -188,6 +189,7 @@ std::pair<double, double> mix_weights(const std::vector<double>& F, double h, in
 LossDesc Loss::desc(int64_t num_classes) const {
   LossDesc desc;
   desc.kind = kind_;
+  desc.reduction = reduction_;
   float* params = desc.params;
   switch (kind_) {
     case LossKind::label_smoothing: params[0] = float(number("eps")); break;
@@ -242,40 +244,17 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
   const int64_t N = logits.size(0), C = logits.size(1);
   KINDLING_CHECK(kind_ != LossKind::squentropy || C >= 2, ShapeError,
                  "loss squentropy: needs at least 2 classes; got logits {}", logits.describe());
-  // Labels are checked on the host before any kernel indexes with them (read in place on the CPU).
-  std::vector<int64_t> copied_labels;
-  const int64_t* host_labels = nullptr;
-  int64_t label_stride = 1;
-  if (labels.device().is_cpu()) {
-    host_labels = labels.data<int64_t>();
-    label_stride = labels.stride(0);
-  } else {
-    copied_labels = labels.to_vector<int64_t>();
-    host_labels = copied_labels.data();
-  }
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t label = host_labels[n * label_stride];
-    KINDLING_CHECK(label >= 0 && label < C, ValueError,
-                   "loss {}: labels[{}] = {} is outside [0, {}) for logits {}", name(), n, label, C,
-                   logits.describe());
-  }
 
+  // One kernel call does it all: the label and finiteness checks, the rows, their mean or sum,
+  // and the gradient of the output (so the backward only scales it). The kernel reads the logits
+  // in place when they are contiguous and the labels at any stride.
   const Device device = logits.device();
-  Backend& kernels = backend(device);
-  const Tensor z = logits.detach().contiguous();
   const TensorOptions f32_options = TensorOptions{}.with_device(device);
-  const bool want_grad = needs_grad({logits});
-  Tensor row_loss = empty({N}, f32_options);
+  const bool want_grad = GradMode::is_enabled() && logits.requires_grad();
+  Tensor out = reduction_ == Reduction::none ? empty({N}, f32_options) : empty({}, f32_options);
   Tensor grad = want_grad ? empty({N, C}, f32_options) : Tensor();
-  const float grad_scale = reduction_ == Reduction::mean ? float(1.0 / double(N)) : 1.0f;
-  kernels.loss_rows(desc(C), row_loss, grad, z, labels.contiguous(), grad_scale);
-
-  Tensor out = row_loss;
-  if (reduction_ != Reduction::none) {
-    out = empty({}, f32_options);
-    kernels.reduce(reduction_ == Reduction::mean ? ReduceOp::Mean : ReduceOp::Sum, out, row_loss,
-                   1, N, 1);
-  }
+  const Tensor z = logits.is_contiguous() ? logits : logits.detach().contiguous();
+  backend(device).loss_rows(desc(C), out, grad, z, labels);
   if (want_grad) {
     // d(out)/d(logits) is the saved grad; chain rule: scale row n by the incoming grad of out
     // (a scalar, or row n's entry for reduction none).
@@ -290,6 +269,18 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
            });
   }
   return out;
+}
+
+void throw_label_out_of_range(LossKind kind, int64_t row, int64_t label, const Tensor& logits) {
+  throw ValueError(fmt::format("loss {}: labels[{}] = {} is outside [0, {}) for logits {}",
+                               loss_kind_name(kind), row, label, logits.size(1), logits.describe()));
+}
+
+void throw_non_finite_logit(LossKind kind, int64_t row, const float* values, int64_t C) {
+  int64_t column = 0;
+  while (column < C - 1 && k_isfinite(values[column])) ++column;
+  throw ValueError(fmt::format("loss {}: logits row {} holds a non-finite value ({} at column {})",
+                               loss_kind_name(kind), row, values[column], column));
 }
 
 }  // namespace kindling

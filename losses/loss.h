@@ -13,8 +13,6 @@
 
 namespace kindling {
 
-enum class Reduction { mean, sum, none };
-
 class Loss {
  public:
   // Parses `spec`, e.g. "ce", "focal:gamma=2,alpha=0.25", "ce_expectation_mix:F=0/0.5,h=1.9",

@@ -35,9 +35,13 @@ inline const char* loss_kind_name(LossKind kind) {
 // Hyperparameters as the kernels use them, already resolved by the front door (losses/loss.h):
 // bases folded into coefficients, the mix schedule turned into (alpha, beta), square's defaults
 // chosen for the class count. Each loss header says what its slots hold.
+// How the row losses become the op's output: their mean (the default), their sum, or the [N] rows.
+enum class Reduction : int32_t { mean, sum, none };
+
 struct LossDesc {
   LossKind kind = LossKind::ce;
   float params[kMaxLossParams] = {};
+  Reduction reduction = Reduction::mean;   // the kernels reduce the rows themselves
 };
 
 // ---- scalar maths for float and double, callable from host and device code ----
@@ -60,6 +64,30 @@ inline float exp_poly(float x) {
   poly = poly * r + 5.0000001201e-1f;
   const float result = (poly * r * r + r + 1.0f) * std::bit_cast<float>((int32_t(n) + 127) << 23);
   return x >= -87.0f ? result : x != x ? x : 0.0f;
+}
+// ln of a positive normal float on the host: Cephes' logf (x = 2^n f with f in [sqrt(1/2),
+// sqrt(2)), a degree-9 polynomial in f - 1), branch-free so that it vectorizes across rows; relative
+// error about 1e-7, like logf. Only for the row sums S in [1, C] that the short-row driver takes the
+// log of: zero, negative, subnormal, infinite and NaN inputs give garbage.
+inline float log_poly(float x) {
+  const int32_t bits = std::bit_cast<int32_t>(x);
+  float n = float(((bits >> 23) & 0xff) - 126);
+  float f = std::bit_cast<float>((bits & 0x007fffff) | 0x3f000000);   // in [0.5, 1)
+  const bool low = f < 0.707106781186547524f;
+  n = low ? n - 1.0f : n;
+  f = (low ? f + f : f) - 1.0f;
+  const float f2 = f * f;
+  float poly = 7.0376836292e-2f;
+  poly = poly * f - 1.1514610310e-1f;
+  poly = poly * f + 1.1676998740e-1f;
+  poly = poly * f - 1.2420140846e-1f;
+  poly = poly * f + 1.4249322787e-1f;
+  poly = poly * f - 1.6668057665e-1f;
+  poly = poly * f + 2.0000714765e-1f;
+  poly = poly * f - 2.4999993993e-1f;
+  poly = poly * f + 3.3333331174e-1f;
+  const float tail = poly * f * f2 - 2.12194440e-4f * n - 0.5f * f2;
+  return (f + tail) + 0.693359375f * n;
 }
 KINDLING_HD inline float k_exp(float x) {
 #if defined(__CUDA_ARCH__)

@@ -10,26 +10,33 @@ namespace kindling {
 
 // kRowBlock rows at a time, transposed to [C][kRowBlock] so that every pass runs over independent
 // rows in its inner loop, which vectorizes however small C is (row-at-a-time loops would spend
-// their time in loop overhead). z [rows, C] with labels y[r * y_stride] and
-// rows <= kRowBlock -> finite[r], value[r], grad [rows, C] (may be null) = scale * dl/dz.
+// their time in loop overhead). z [rows, C] with labels y[r] in [0, C) and rows <= kRowBlock ->
+// finite[r], value[r], grad [rows, C] (may be null) = scale * dl/dz.
+// Every per-row quantity is an array over the block's rows, and each loop below either computes
+// elementwise into an array or only adds: GCC vectorizes neither a loop that does both (an exp
+// beside a sum) nor one over an array of structs.
 inline constexpr int64_t kShortRow = 32;
 inline constexpr int kRowBlock = 16;
 template <class Row>
 void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int64_t* y_in,
-                     int64_t y_stride, int64_t rows, float* grad, double scale, double* value,
-                     bool* finite) {
+                     int64_t rows, float* grad, double scale, double* value, bool* finite) {
   using T = float;
   using Acc = double;
   constexpr int R = kRowBlock;
   // Pad to a full block with zero logits and label 0, whose results are dropped.
   T zt[kShortRow][R], e[kShortRow][R];
   int64_t y[R];
-  for (int64_t r = 0; r < R; ++r) {
-    y[r] = r < rows ? y_in[r * y_stride] : 0;
-    for (int64_t j = 0; j < C; ++j) zt[j][r] = r < rows ? z[r * C + j] : T(0);
+  T z_y[R];
+  for (int64_t r = 0; r < rows; ++r) {
+    y[r] = y_in[r];
+    for (int64_t j = 0; j < C; ++j) zt[j][r] = z[r * C + j];
+    z_y[r] = z[r * C + y[r]];
   }
-  // Each inner loop below either computes elementwise into an array or only adds: GCC does not
-  // vectorize a loop that does both (an exp beside a sum) across rows.
+  for (int64_t r = rows; r < R; ++r) {
+    y[r] = 0;
+    for (int64_t j = 0; j < C; ++j) zt[j][r] = T(0);
+    z_y[r] = T(0);
+  }
   // pass 1: max and finiteness per row
   T m[R], zero_sum[R] = {};
   for (int r = 0; r < R; ++r) m[r] = zt[0][r];
@@ -38,42 +45,43 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
     for (int r = 0; r < R; ++r) zero_sum[r] += T(0) * zt[j][r];
   }
   for (int r = 0; r < R; ++r) finite[r] = zero_sum[r] == T(0);
-  // pass 2: exp(z - m), its sum and the z-sum
-  Acc sum_exp[R], zsum[R] = {};
-  for (int r = 0; r < R; ++r) sum_exp[r] = Row::uses_softmax ? Acc(0) : Acc(1);
-  for (int64_t j = 0; j < C; ++j) {
-    if constexpr (Row::uses_softmax) {
+  // A non-finite row's maths is garbage and dropped; a zero max keeps it from poisoning the rest.
+  for (int r = 0; r < R; ++r) m[r] = finite[r] ? m[r] : T(0);
+  // pass 2: exp(z - m) and its sum, the true class's exp again (the same float as e[y][r]); the
+  // loss's z-sum
+  Acc sum_exp[R] = {}, zsum[R] = {};
+  T e_y[R] = {};
+  if constexpr (Row::uses_softmax) {
+    for (int64_t j = 0; j < C; ++j)
       for (int r = 0; r < R; ++r) e[j][r] = k_exp(zt[j][r] - m[r]);
+    for (int64_t j = 0; j < C; ++j)
       for (int r = 0; r < R; ++r) sum_exp[r] += Acc(e[j][r]);
-    }
-    if constexpr (Row::uses_zsum) {
+    for (int r = 0; r < R; ++r) e_y[r] = k_exp(z_y[r] - m[r]);
+  }
+  if constexpr (Row::uses_zsum) {
+    for (int64_t j = 0; j < C; ++j) {
       T term[R];
       for (int r = 0; r < R; ++r) term[r] = Row::z_term(desc, zt[j][r], j == y[r]);
       for (int r = 0; r < R; ++r) zsum[r] += Acc(term[r]);
     }
   }
-  T log_sum[R], inv_sum[R];
-  RowStats<Acc> stats[R];
-  for (int r = 0; r < R; ++r) {
-    // A non-finite row's maths is garbage and dropped; keep it from poisoning anything else.
-    if (!finite[r]) sum_exp[r] = Acc(1);
-    log_sum[r] = Row::uses_softmax ? k_log(T(sum_exp[r])) : T(0);
-    inv_sum[r] = T(Acc(1) / sum_exp[r]);
-    stats[r] = RowStats<Acc>{};
-    stats[r].C = Acc(C);
-    stats[r].z_y = Acc(zt[y[r]][r]);
-    stats[r].lse = Acc(m[r]) + Acc(log_sum[r]);
-    if constexpr (Row::uses_softmax) {
-      stats[r].lp_y = (stats[r].z_y - Acc(m[r])) - Acc(log_sum[r]);
-      stats[r].q = Acc(e[y[r]][r]) / sum_exp[r];
-      stats[r].one_minus_q = (sum_exp[r] - Acc(e[y[r]][r])) / sum_exp[r];
+  // S is in [1, C] for a finite row (the max contributes exp(0) = 1); NaN for a dropped one.
+  T log_sum[R] = {}, inv_sum[R] = {};
+  Acc lp_y[R] = {}, q[R] = {}, one_minus_q[R] = {};
+  if constexpr (Row::uses_softmax) {
+    for (int r = 0; r < R; ++r) sum_exp[r] = finite[r] ? sum_exp[r] : Acc(1);
+    for (int r = 0; r < R; ++r) log_sum[r] = log_poly(T(sum_exp[r]));
+    for (int r = 0; r < R; ++r) {
+      inv_sum[r] = T(Acc(1) / sum_exp[r]);
+      lp_y[r] = (Acc(z_y[r]) - Acc(m[r])) - Acc(log_sum[r]);
+      q[r] = Acc(e_y[r]) / sum_exp[r];
+      one_minus_q[r] = (sum_exp[r] - Acc(e_y[r])) / sum_exp[r];
     }
-    stats[r].zsum = zsum[r];
   }
   // pass 3: sums over probabilities
   T term0[Row::uses_psum ? kShortRow : 1][R], term1[Row::uses_psum ? kShortRow : 1][R];
+  Acc s0[R] = {}, s1[R] = {};
   if constexpr (Row::uses_psum) {
-    Acc s0[R] = {}, s1[R] = {};
     for (int64_t j = 0; j < C; ++j) {
       for (int r = 0; r < R; ++r) {
         const RowSums<T> t =
@@ -84,17 +92,21 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
       for (int r = 0; r < R; ++r) s0[r] += Acc(term0[j][r]);
       for (int r = 0; r < R; ++r) s1[r] += Acc(term1[j][r]);
     }
-    for (int r = 0; r < R; ++r) stats[r].psum = {s0[r], s1[r]};
   }
+  // The loss's own maths, once per row, in Acc.
+  RowStats<Acc> stats[R];
   RowCoef<Acc> coef[R];
-  for (int r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
+    stats[r] = RowStats<Acc>{Acc(C), Acc(z_y[r]), Acc(m[r]) + Acc(log_sum[r]), lp_y[r], q[r],
+                             one_minus_q[r], zsum[r], {s0[r], s1[r]}};
     coef[r] = Row::finish(desc, stats[r]);
     value[r] = coef[r].value;
   }
   if (grad == nullptr) return;
-  // pass 4: the gradient, in the transposed block, then the true class again in Acc
-  T p_coef[R], c0[R];
-  for (int r = 0; r < R; ++r) {
+  // pass 4: the gradient, in the transposed block; then the true class again in Acc, where its
+  // terms (p_y - 1 for CE) cancel
+  T p_coef[R] = {}, c0[R] = {};
+  for (int64_t r = 0; r < rows; ++r) {
     p_coef[r] = T(coef[r].p_coef);
     c0[r] = T(coef[r].c0);
   }
@@ -111,9 +123,10 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
         if constexpr (Row::uses_psum) elem.terms = {term0[j][r], term1[j][r]};
         g += Row::extra(desc, RowCoef<T>{T(0), p_coef[r], T(0), c0[r]}, C_t, elem);
       }
-      zt[j][r] = scale_t * g;   // zt now holds the gradient
+      e[j][r] = scale_t * g;   // e now holds the gradient
     }
   for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < C; ++j) grad[r * C + j] = e[j][r];
     const Acc p_y = stats[r].q;
     Acc g_y = coef[r].p_coef * p_y + coef[r].y_coef;
     if constexpr (Row::uses_extra) {
@@ -121,8 +134,7 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
       if constexpr (Row::uses_psum) elem.terms = Row::p_terms(desc, stats[r].lp_y, p_y, true);
       g_y += Row::extra(desc, coef[r], stats[r].C, elem);
     }
-    zt[y[r]][r] = T(scale * g_y);
-    for (int64_t j = 0; j < C; ++j) grad[r * C + j] = zt[j][r];
+    grad[r * C + y[r]] = T(scale * g_y);
   }
 }
 

@@ -436,18 +436,25 @@ TEST_CASE("cuda: the loss kernel matches the CPU and names a non-finite row") {
   const Tensor logits_gpu = logits.to(kCuda), labels_gpu = labels.to(kCuda);
   LossDesc ce;
   ce.kind = LossKind::ce;
+  ce.reduction = Reduction::none;
   Tensor loss_cpu = empty_on({6}, Device::cpu()), grad_cpu = empty_on({6, 10}, Device::cpu());
   Tensor loss_gpu = empty_on({6}, kCuda), grad_gpu = empty_on({6, 10}, kCuda);
-  cpu().loss_rows(ce, loss_cpu, grad_cpu, logits, labels, 0.5f);
-  gpu().loss_rows(ce, loss_gpu, grad_gpu, logits_gpu, labels_gpu, 0.5f);
+  cpu().loss_rows(ce, loss_cpu, grad_cpu, logits, labels);
+  gpu().loss_rows(ce, loss_gpu, grad_gpu, logits_gpu, labels_gpu);
   check_close(loss_gpu, loss_cpu, 1e-5, 1e-6, "ce row losses");
   check_close(grad_gpu, grad_cpu, 1e-5, 1e-6, "ce gradient");
+  ce.reduction = Reduction::mean;   // the scalar mean and the gradient divided by N
+  Tensor mean_cpu = empty_on({}, Device::cpu()), mean_gpu = empty_on({}, kCuda);
+  cpu().loss_rows(ce, mean_cpu, grad_cpu, logits, labels);
+  gpu().loss_rows(ce, mean_gpu, grad_gpu, logits_gpu, labels_gpu);
+  check_close(mean_gpu, mean_cpu, 1e-5, 1e-6, "ce mean");
+  check_close(grad_gpu, grad_cpu, 1e-5, 1e-6, "ce gradient of the mean");
 
   std::vector<float> values = logits.to_vector<float>();
   values[2 * 10 + 4] = NAN;
   const Tensor bad = from_vector(values, {6, 10}, TensorOptions{}.with_device(kCuda));
   try {
-    gpu().loss_rows(ce, loss_gpu, Tensor(), bad, labels_gpu, 1.0f);
+    gpu().loss_rows(ce, mean_gpu, Tensor(), bad, labels_gpu);
     FAIL("a NaN logit was accepted");
   } catch (const ValueError& e) {
     CHECK(std::string(e.what()).find("row 2") != std::string::npos);

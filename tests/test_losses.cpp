@@ -48,7 +48,7 @@ void check_close(double actual, double expected, double tol, const std::string& 
 
 }  // namespace
 
-TEST_CASE("the vectorizable maths the row code uses: exp_poly, sin_unit, cos_unit") {
+TEST_CASE("the vectorizable maths the row code uses: exp_poly, log_poly, sin_unit, cos_unit") {
   double worst = 0;
   for (double x = -87.0; x <= 3.0; x += 0.00371) {
     const double exact = std::exp(double(float(x)));
@@ -59,6 +59,14 @@ TEST_CASE("the vectorizable maths the row code uses: exp_poly, sin_unit, cos_uni
   CHECK(exp_poly(-87.5f) == 0.0f);
   CHECK(exp_poly(-1e4f) == 0.0f);
   CHECK(std::isnan(exp_poly(NAN)));
+  // log_poly serves the short rows' sums S in [1, C <= 32]: within one float rounding of ln.
+  double worst_log = 0;
+  for (float x = 1.0f; x <= 33.0f; x = std::nextafter(x + x * 1e-4f, 34.0f)) {
+    const double exact = std::log(double(x));
+    worst_log = std::max(worst_log, std::abs(double(log_poly(x)) - exact) / std::max(exact, 1e-3));
+  }
+  CHECK(worst_log < 1.2e-7);
+  CHECK(log_poly(1.0f) == 0.0f);
   for (double x = -1.0; x <= 1.0; x += 0.001) {
     CHECK(std::abs(sin_unit(x) - std::sin(x)) < 1e-15);
     CHECK(std::abs(cos_unit(x) - std::cos(x)) < 1e-15);

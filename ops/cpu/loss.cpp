@@ -1,35 +1,46 @@
 // CPU loss kernel: one generic loop over rows for every loss; the per-row maths is the loss's
 // header, run by loss_row (losses/loss_rows.h) or, for short rows, loss_short_rows
-// (losses/loss_short_rows.h): elementwise in float, row sums in double.
+// (losses/loss_short_rows.h): elementwise in float, row sums and the batch sum in double.
 #include "core/parallel.h"
+#include "losses/loss_checks.h"
 #include "losses/loss_rows.h"
 #include "losses/loss_short_rows.h"
 #include "ops/cpu/cpu_backend.h"
 
 #include <algorithm>
 #include <atomic>
+#include <vector>
 
 namespace kindling {
+namespace {
 
-// logits [N,C] f32 contiguous, labels [N] i64 in [0, C) -> row_loss [N] f32, grad [N,C] f32 (may be
-// undefined): row_loss[n] = l(z_n, y_n), grad[n,:] = grad_scale * dl(z_n, y_n)/dz_n.
-// Rows run in parallel; elementwise maths in float (vectorized), each row's sums and coefficients
-// in double.
-void CpuBackend::loss_rows(const LossDesc& loss, const Tensor& row_loss, const Tensor& grad,
-                           const Tensor& logits, const Tensor& labels, float grad_scale) {
+// Lowers `first` to n: the first bad row wins whichever thread finds it.
+void lower_to(std::atomic<int64_t>& first, int64_t n) {
+  int64_t seen = first.load();
+  while (n < seen && !first.compare_exchange_weak(seen, n)) {}
+}
+
+}  // namespace
+
+// logits [N,C] f32 contiguous, labels [N] i64 -> out: row_loss [N] (reduction none) or the
+// scalar mean or sum of row_loss[n] = l(z_n, y_n); grad [N,C] f32 (may be undefined):
+// grad[n,:] = scale * dl(z_n, y_n)/dz_n with scale 1/N for the mean, else 1.
+// Rows run in parallel (serially below the grain); each row's loss lands in double in a buffer
+// that is summed in row order afterwards, so the result does not depend on the thread count.
+// The labels' range and the logits' finiteness are checked in the same pass, row by row.
+void CpuBackend::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
+                           const Tensor& logits, const Tensor& labels) {
   const int64_t N = logits.size(0), C = logits.size(1);
   const float* z = logits.data<float>();
   const int64_t* y = labels.data<int64_t>();
   const int64_t label_stride = labels.stride(0);
-  float* out = row_loss.data<float>();
   float* g = grad.defined() ? grad.data<float>() : nullptr;
-  std::atomic<int64_t> first_bad_row{N};
+  const double scale = loss.reduction == Reduction::mean ? 1.0 / double(N) : 1.0;
+  thread_local std::vector<double> row_values;   // reused: no allocation per call
+  if (row_values.size() < size_t(N)) row_values.resize(size_t(N));
+  double* values = row_values.data();
+  std::atomic<int64_t> first_bad_label{N}, first_bad_logit{N};
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(C, 1));
-
-  auto flag_bad_row = [&](int64_t n) {
-    int64_t seen = first_bad_row.load();
-    while (n < seen && !first_bad_row.compare_exchange_weak(seen, n)) {}
-  };
 
   visit_loss(loss.kind, [&](auto row_maths) {
     using Row = decltype(row_maths);
@@ -39,38 +50,46 @@ void CpuBackend::loss_rows(const LossDesc& loss, const Tensor& row_loss, const T
       if (C <= kShortRow && Row::uses_softmax) {
         for (int64_t n = begin; n < end; n += kRowBlock) {
           const int64_t rows = std::min<int64_t>(kRowBlock, end - n);
-          double values[kRowBlock];
+          int64_t block_labels[kRowBlock];
           bool finite[kRowBlock];
-          loss_short_rows<Row>(loss, z + n * C, C, y + n * label_stride, label_stride, rows,
-                               g != nullptr ? g + n * C : nullptr, double(grad_scale), values,
-                               finite);
           for (int64_t r = 0; r < rows; ++r) {
-            if (!finite[r]) flag_bad_row(n + r);
-            out[n + r] = float(values[r]);
+            const int64_t label = y[(n + r) * label_stride];
+            const bool in_range = label >= 0 && label < C;
+            if (!in_range) lower_to(first_bad_label, n + r);
+            block_labels[r] = in_range ? label : 0;
           }
+          loss_short_rows<Row>(loss, z + n * C, C, block_labels, rows,
+                               g != nullptr ? g + n * C : nullptr, scale, values + n, finite);
+          for (int64_t r = 0; r < rows; ++r)
+            if (!finite[r]) lower_to(first_bad_logit, n + r);
         }
         return;
       }
       for (int64_t n = begin; n < end; ++n) {
-        double value = 0;
-        if (!loss_row<Row, float, double>(loss, z + n * C, C, y[n * label_stride],
-                                          g != nullptr ? g + n * C : nullptr, double(grad_scale),
-                                          &value)) {
-          flag_bad_row(n);
+        const int64_t label = y[n * label_stride];
+        if (label < 0 || label >= C) {
+          lower_to(first_bad_label, n);
           continue;
         }
-        out[n] = float(value);
+        if (!loss_row<Row, float, double>(loss, z + n * C, C, label,
+                                          g != nullptr ? g + n * C : nullptr, scale, values + n))
+          lower_to(first_bad_logit, n);
       }
     });
   });
 
-  const int64_t bad = first_bad_row.load();
-  if (bad < N) {
-    int64_t column = 0;
-    while (column < C && k_isfinite(z[bad * C + column])) ++column;
-    throw ValueError(fmt::format("loss {}: logits row {} holds a non-finite value ({} at column {})",
-                                 loss_kind_name(loss.kind), bad, z[bad * C + column], column));
+  if (const int64_t bad = first_bad_label.load(); bad < N)
+    throw_label_out_of_range(loss.kind, bad, y[bad * label_stride], logits);
+  if (const int64_t bad = first_bad_logit.load(); bad < N)
+    throw_non_finite_logit(loss.kind, bad, z + bad * C, C);
+  float* result = out.data<float>();
+  if (loss.reduction == Reduction::none) {
+    for (int64_t n = 0; n < N; ++n) result[n] = float(values[n]);
+    return;
   }
+  double total = 0;
+  for (int64_t n = 0; n < N; ++n) total += values[n];
+  result[0] = float(loss.reduction == Reduction::mean ? total / double(N) : total);
 }
 
 }  // namespace kindling

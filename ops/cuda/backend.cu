@@ -6,6 +6,7 @@
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_context.h"
 
+#include "losses/loss_checks.h"
 #include "ops/cuda/loss_launch.h"
 
 #include <algorithm>
@@ -98,23 +99,30 @@ void CudaBackend::synchronize() { KINDLING_CUDA_CHECK(cudaStreamSynchronize(cuda
 // logits [N,C], labels [N] -> row_loss [N], grad [N,C] (may be undefined): the generic loss kernel of
 // ops/cuda/loss.cu (the losses' own file) on our stream. It flags the first row with a non-finite
 // logit; reading that flag back waits for the kernel, as the CPU twin's check does.
-void CudaBackend::loss_rows(const LossDesc& loss, const Tensor& row_loss, const Tensor& grad,
-                            const Tensor& logits, const Tensor& labels, float grad_scale) {
+// The labels are range-checked on the host before the kernel indexes with them; the kernel writes
+// the row losses (into `out` itself for reduction none), and the reduce kernel makes the scalar.
+void CudaBackend::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
+                            const Tensor& logits, const Tensor& labels) {
   const int64_t N = logits.size(0), C = logits.size(1);
+  const std::vector<int64_t> host_labels = labels.to_vector<int64_t>();
+  for (int64_t n = 0; n < N; ++n)
+    if (host_labels[size_t(n)] < 0 || host_labels[size_t(n)] >= C)
+      throw_label_out_of_range(loss.kind, n, host_labels[size_t(n)], logits);
   const Tensor dense_labels = labels.contiguous();
+  const bool per_row = loss.reduction == Reduction::none;
+  const Tensor row_loss = per_row ? out : empty({N}, TensorOptions{}.with_device(out.device()));
+  const float grad_scale = loss.reduction == Reduction::mean ? float(1.0 / double(N)) : 1.0f;
   cuda::DeviceBuffer bad_row(sizeof(int));
   KINDLING_CUDA_CHECK(launch_loss_rows(loss, row_loss.data<float>(), grad.defined() ? grad.data<float>() : nullptr,
                                        logits.data<float>(), dense_labels.data<int64_t>(), N, C, grad_scale,
                                        bad_row.as<int>(), cuda::stream()));
   int first_bad_row = 0;
   cuda::download(&first_bad_row, bad_row.get(), sizeof(int));
-  if (first_bad_row >= N) return;
-  const std::vector<float> row = logits.select(0, first_bad_row).to_vector<float>();
-  int64_t column = 0;
-  while (column < C && std::isfinite(row[size_t(column)])) ++column;
-  throw ValueError(fmt::format("loss {}: logits row {} holds a non-finite value ({} at column {})",
-                               loss_kind_name(loss.kind), first_bad_row, row[size_t(std::min(column, C - 1))],
-                               column));
+  if (first_bad_row < N) {
+    const std::vector<float> row = logits.select(0, first_bad_row).to_vector<float>();
+    throw_non_finite_logit(loss.kind, first_bad_row, row.data(), C);
+  }
+  if (!per_row) reduce(loss.reduction == Reduction::mean ? ReduceOp::Mean : ReduceOp::Sum, out, row_loss, 1, N, 1);
 }
 
 int cuda_device_count() {

@@ -60,8 +60,8 @@ class CudaBackend final : public Backend {
   // dropout.cu
   void dropout_mask(const Tensor& mask, float p, uint64_t seed, uint64_t offset) override;
   // loss: defined in backend.cu, which hands it to the loss kernel of loss.cu
-  void loss_rows(const LossDesc& loss, const Tensor& row_loss, const Tensor& grad, const Tensor& logits,
-                 const Tensor& labels, float grad_scale) override;
+  void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
+                 const Tensor& labels) override;
   // optim.cu
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const SgdArgs& args) override;
