@@ -5,6 +5,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
+#include <ctime>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -17,6 +19,14 @@ namespace kindling {
 namespace {
 
 thread_local bool tls_in_parallel = false;
+std::atomic<bool> profiling{false};
+std::atomic<int64_t> wait_ns{0};
+
+int64_t thread_cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 int default_threads() {
   if (const char* env = std::getenv("KINDLING_NUM_THREADS")) {
@@ -50,14 +60,18 @@ class ThreadPool {
     };
     std::exception_ptr first_error;
     std::mutex error_mutex;
+    const bool profile = profiling.load(std::memory_order_relaxed);
+    std::vector<int64_t> chunk_cpu_ns(profile ? size_t(chunks) : 0);
     auto guarded = [&](int c) {
       auto [b, e] = chunk_range(c);
+      const int64_t start = profile ? thread_cpu_ns() : 0;
       try {
         if (b < e) fn(b, e);
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!first_error) first_error = std::current_exception();
       }
+      if (profile) chunk_cpu_ns[size_t(c)] = thread_cpu_ns() - start;
     };
     {
       std::lock_guard lock(mutex_);
@@ -74,6 +88,8 @@ class ThreadPool {
     done_.wait(lock, [&] { return pending_ == 0; });
     task_ = nullptr;
     lock.unlock();
+    if (profile)
+      wait_ns += *std::max_element(chunk_cpu_ns.begin(), chunk_cpu_ns.end()) - chunk_cpu_ns[0];
     if (first_error) std::rethrow_exception(first_error);
   }
 
@@ -136,6 +152,13 @@ int num_threads() { return pool().size(); }
 void set_num_threads(int n) { pool().resize(std::max(1, n)); }
 
 bool in_parallel_region() { return tls_in_parallel; }
+
+void set_parallel_wait_profiling(bool enabled) {
+  wait_ns = 0;
+  profiling = enabled;
+}
+
+int64_t parallel_wait_ns() { return wait_ns.load(); }
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn) {

@@ -18,4 +18,11 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn);
 bool in_parallel_region();
 
+// For profiling on a shared machine, where wall time measures the neighbours: while enabled, each
+// parallel_for adds how much longer its slowest chunk took than the caller's own chunk, in thread
+// CPU time. The caller thread's CPU time plus this sum estimates the wall time on dedicated cores,
+// load imbalance and serial sections included (bench/resnet_step reports it).
+void set_parallel_wait_profiling(bool enabled);
+int64_t parallel_wait_ns();   // summed since profiling was last enabled
+
 }  // namespace kindling
