@@ -118,14 +118,13 @@ void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy,
   t.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
   t.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
+  std::vector<int64_t> column(size_t(Kg * RS));   // column (k, r, s) reads w[k, c, R-1-r, S-1-s] at c*RS + this
+  for (int64_t k = 0; k < Kg; ++k)
+    for (int64_t rs = 0; rs < RS; ++rs) column[size_t(k * RS + rs)] = k * Cg * RS + RS - 1 - rs;
   std::vector<PackedA> flipped;   // per group [Cg, Kg*R*S]: row c, column (k, r, s)
   for (int64_t g = 0; g < p.groups; ++g) {
     const float* wg = w + g * Kg * Cg * RS;
-    flipped.emplace_back(Cg, Kg * RS);
-    flipped.back().fill([&](int64_t c, int64_t krs) {
-      const int64_t k = krs / RS, rs = krs % RS;
-      return wg[(k * Cg + c) * RS + (RS - 1 - rs)];
-    });
+    flipped.emplace_back(Cg, Kg * RS, [&](int64_t c, int64_t krs) { return wg[column[size_t(krs)] + c * RS]; });
   }
   forward(t, dx, dy, flipped, nullptr);
 }
@@ -142,16 +141,26 @@ void bias_grad(const Conv2dParams& p, const float* dy, float* dbias) {
   });
 }
 
-// Adds the workers' partial weight gradients (each [K, CRS] in the order `index` maps to) into dw
-// [K, C/G, R, S], in worker order.
-template <typename Index>
-void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t workers, float* dw, Index index) {
-  const int64_t CRS = p.C / p.groups * p.R * p.S;
-  for (int64_t i = 0; i < p.K * CRS; ++i) {
-    float sum = 0.0f;
-    for (int64_t worker = 0; worker < workers; ++worker) sum += partials.slice(worker)[index(i / CRS, i % CRS)];
-    dw[i] = sum;
-  }
+// Adds the workers' partial weight gradients into dw [K, C/G, R, S], in worker order. Each partial
+// is [K, C/G*R*S] at `offset` in its worker's slice, or [K, R*S, C/G] when taps_outer (the
+// channels-last kernel's order). Rows over threads: 11M floats per ResNet-18 step, too many for
+// one thread while the other waits.
+void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t workers, int64_t offset, float* dw,
+                  bool taps_outer = false) {
+  const int64_t Cg = p.C / p.groups, RS = p.R * p.S, CRS = Cg * RS;
+  parallel_for(0, p.K, std::max<int64_t>(1, 16384 / CRS), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      float* dst = dw + k * CRS;
+      for (int64_t worker = 0; worker < workers; ++worker) {
+        const float* src = partials.slice(worker) + offset + k * CRS;
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t rs = 0; rs < RS; ++rs) {
+            const float v = src[taps_outer ? rs * Cg + c : c * RS + rs];
+            dst[c * RS + rs] = worker == 0 ? v : dst[c * RS + rs] + v;
+          }
+      }
+    }
+  });
 }
 
 // Weight gradient, columns lowering: per chunk, dW_g += dy_g [Kg, B*PQ] · colᵀ [B*PQ, CRS] with the
@@ -179,7 +188,7 @@ void weight_grad_columns(const Conv2dParams& p, const ConvPlan& plan, float* dw,
     }
     started[size_t(worker)] = 1;
   });
-  sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) { return 2 * col_floats + k * plan.CRS + crs; });
+  sum_partials(p, ws, plan.workers, 2 * col_floats, dw);
 }
 
 // Weight gradient, phased lowering: per chunk one gemm_nt over its images (segments), dy read in
@@ -220,7 +229,7 @@ void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw
     }
   });
   const int64_t offset = plan.images * (lowered_floats + dy_floats);
-  sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) { return offset + k * plan.CRS + crs; });
+  sum_partials(p, ws, plan.workers, offset, dw);
 }
 
 // Weight gradient when a group has a multiple of 16 channels, with the broadcast kernel
@@ -267,10 +276,7 @@ void weight_grad_channels_last(const Conv2dParams& p, const ConvPlan& plan, floa
       started[size_t(worker)] = 1;
     }
   });
-  sum_partials(p, ws, plan.workers, dw, [&](int64_t k, int64_t crs) {
-    const int64_t c = crs / RS, rs = crs % RS;   // dw's [Cg, R, S] order -> [R*S, Cg]
-    return lowered_floats + image_floats + k * cols + rs * Cg + c;
-  });
+  sum_partials(p, ws, plan.workers, lowered_floats + image_floats, dw, /*taps_outer=*/true);
 }
 
 }  // namespace
@@ -315,7 +321,7 @@ void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, cons
   const ConvPlan plan = cpu::make_conv_plan(p);
   float* dwp = dw.data<float>();
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
-  if (plan.chunks == 0) {   // an empty batch
+  if (p.N == 0) {   // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
   } else if (!plan.phased) {
     weight_grad_columns(p, plan, dwp, x.data<float>(), dy.data<float>());

@@ -213,7 +213,7 @@ int64_t PackedA::panel_rows() { return kRows; }
 void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
   for (int64_t m0 = 0; m0 < rows_; m0 += kRows)   // a panel is the transpose of 8 rows
     transpose(src + m0 * src_stride, std::min<int64_t>(kRows, rows_ - m0), count, src_stride,
-              packed_.data() + (m0 * cols_ + k0 * kRows), kRows);
+              packed_.get() + (m0 * cols_ + k0 * kRows), kRows);
 }
 
 void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
@@ -248,7 +248,7 @@ void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 int64_t PackedA::panel_rows() { return 1; }
 
 void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
-  for (int64_t m = 0; m < rows_; ++m) std::copy_n(src + m * src_stride, count, packed_.begin() + (m * cols_ + k0));
+  for (int64_t m = 0; m < rows_; ++m) std::copy_n(src + m * src_stride, count, packed_.get() + (m * cols_ + k0));
 }
 
 namespace {
@@ -290,13 +290,12 @@ void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 
 #endif
 
-PackedA::PackedA(int64_t rows, int64_t cols)
+PackedA::PackedA(int64_t rows, int64_t cols, Uninitialised)
     : rows_(rows), cols_(cols), panel_(panel_rows()),
-      packed_(size_t((rows + panel_ - 1) / panel_ * cols * panel_), 0.0f) {}
+      packed_(new float[size_t((rows + panel_ - 1) / panel_ * cols * panel_)]) {}
 
-PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
-    : PackedA(rows, cols) {
-  fill([&](int64_t m, int64_t k) { return data[m * row_stride + k * col_stride]; });
+PackedA::PackedA(int64_t rows, int64_t cols) : PackedA(rows, cols, Uninitialised{}) {
+  std::fill_n(packed_.get(), (rows + panel_ - 1) / panel_ * cols * panel_, 0.0f);
 }
 
 }  // namespace kindling::cpu

@@ -7,8 +7,12 @@
 // register tiles reading B where it lies, about twice as fast as OpenBLAS's AVX2 kernels on the
 // ResNet shapes; elsewhere B is gathered into a matrix and cblas_sgemm does the work.
 #pragma once
+#include "core/parallel.h"
+
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace kindling::cpu {
@@ -24,10 +28,26 @@ std::vector<int64_t> strided_rows(int64_t rows, int64_t ld);
 // 8-row panels for the vectorised kernels, plain row-major (1-row panels) for cblas.
 class PackedA {
  public:
-  // Zeros, to be filled with at(), fill() or set_columns() (positions never written stay 0).
+  // Zeros, to be filled with set_columns() (positions never written stay 0).
   PackedA(int64_t rows, int64_t cols);
+  // A[m][k] = element(m, k). Panels are written in storage order over the thread pool (a ResNet-18
+  // step packs 22M weights, forward and flipped; one thread doing it leaves the other idle), and
+  // the source is read a panel of rows at a time, so a transposing element() stays in cache.
+  template <typename Element>
+  PackedA(int64_t rows, int64_t cols, Element element) : PackedA(rows, cols, Uninitialised{}) {
+    const int64_t panels = (rows_ + panel_ - 1) / panel_;
+    parallel_for(0, panels, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols_ * panel_)),
+                 [&](int64_t first, int64_t end) {
+      for (int64_t m0 = first * panel_; m0 < std::min(end * panel_, rows_); m0 += panel_) {
+        float* out = packed_.get() + m0 * cols_;
+        for (int64_t k = 0; k < cols_; ++k)
+          for (int64_t i = 0; i < panel_; ++i) *out++ = m0 + i < rows_ ? element(m0 + i, k) : 0.0f;
+      }
+    });
+  }
   // A[m][k] = data[m*row_stride + k*col_stride].
-  PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
+  PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
+      : PackedA(rows, cols, [=](int64_t m, int64_t k) { return data[m * row_stride + k * col_stride]; }) {}
   PackedA(PackedA&&) = default;
   PackedA(const PackedA&) = delete;
   PackedA& operator=(const PackedA&) = delete;
@@ -35,25 +55,15 @@ class PackedA {
   static int64_t panel_rows();
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  const float* packed() const { return packed_.data(); }
-  float& at(int64_t m, int64_t k) {
-    return packed_[std::size_t(((m / panel_) * cols_ + k) * panel_ + m % panel_)];
-  }
-  // A[m][k] = element(m, k) for every m, k, written in storage order (the source is read a panel
-  // of rows at a time, so a transposing element() stays in cache).
-  template <typename Element>
-  void fill(Element element) {
-    float* out = packed_.data();
-    for (int64_t m0 = 0; m0 < rows_; m0 += panel_)
-      for (int64_t k = 0; k < cols_; ++k)
-        for (int64_t i = 0; i < panel_; ++i) *out++ = m0 + i < rows_ ? element(m0 + i, k) : 0.0f;
-  }
+  const float* packed() const { return packed_.get(); }
   // A[m][k0 + i] = src[m*src_stride + i] for every row m and i < count.
   void set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride);
 
  private:
+  struct Uninitialised {};
+  PackedA(int64_t rows, int64_t cols, Uninitialised);
   int64_t rows_, cols_, panel_;
-  std::vector<float> packed_;
+  std::unique_ptr<float[]> packed_;   // [ceil(rows/panel)][cols][panel]
 };
 
 // C[M,N] = A·B, plus C's old value when accumulate; M = a.rows(), K = a.cols(); row k of B is the

@@ -63,9 +63,8 @@ ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased) {
   const int64_t threads = num_threads();
   int64_t images = std::max<int64_t>(1, kChunkPixels / std::max<int64_t>(plan.wide, 1));
   images = std::min(images, std::max<int64_t>(1, kMaxChunkFloats / std::max<int64_t>(plan.lowered_floats, 1)));
-  plan.images = std::min(images, std::max<int64_t>(1, p.N / threads));   // keep every thread busy
-  plan.chunks = (p.N + plan.images - 1) / plan.images;
-  plan.workers = std::min<int64_t>(threads, plan.chunks);
+  plan.workers = std::min<int64_t>(threads, p.N);
+  plan.images = std::min(images, std::max<int64_t>(1, (p.N + threads - 1) / threads));   // every thread busy
   return plan;
 }
 

@@ -31,9 +31,9 @@ struct ConvPlan {
   int64_t plane;              // phased: floats per (channel, phase) plane
   int64_t wide;               // GEMM columns per image: phased P*Ws, columns PQ (B of them)
   int64_t lowered_floats;     // one lowered image: padded phases (+ read-past slack), or [CRS, PQ]
-  int64_t images;             // B: images per chunk (one GEMM for columns; the phased weight
-                              // gradient's dot products span them)
-  int64_t chunks, workers;
+  int64_t images;             // B: images per chunk at most (one GEMM for columns; the phased
+                              // weight gradient's dot products span them)
+  int64_t workers;            // threads used: each takes an equal share of the batch
   std::vector<int64_t> rows;  // B's row offsets within one lowered image
 };
 
@@ -48,17 +48,21 @@ const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const floa
 // True when the GEMM's columns are y's pixels (no padding columns to drop).
 inline bool output_is_dense(const Conv2dParams& p, const ConvPlan& plan) { return !plan.phased || plan.Ws == p.Q; }
 
-// Runs fn(worker, first_image, images) for every chunk; each worker has its own thread and a
-// contiguous range of chunks, and calls begin(worker) before its first chunk.
+// Runs fn(worker, first_image, images) for every chunk; each worker has its own thread and an
+// equal contiguous share of the batch (within one image), cut into near-equal chunks of at most
+// plan.images, and calls begin(worker) before its first chunk. Splitting images rather than
+// whole chunks between the workers keeps them balanced when the chunk count is odd (64 images
+// in chunks of 14: 32 + 32, not 28 + 36).
 template <typename Begin, typename Fn>
 void for_each_chunk(const Conv2dParams& p, const ConvPlan& plan, Begin&& begin, Fn&& fn) {
   parallel_for(0, plan.workers, 1, [&](int64_t first_worker, int64_t end_worker) {
     for (int64_t worker = first_worker; worker < end_worker; ++worker) {
       begin(worker);
-      const int64_t chunk_end = plan.chunks * (worker + 1) / plan.workers;
-      for (int64_t chunk = plan.chunks * worker / plan.workers; chunk < chunk_end; ++chunk) {
-        const int64_t n0 = chunk * plan.images;
-        fn(worker, n0, std::min(plan.images, p.N - n0));
+      const int64_t first = p.N * worker / plan.workers, count = p.N * (worker + 1) / plan.workers - first;
+      const int64_t chunks = (count + plan.images - 1) / plan.images;
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        const int64_t n0 = first + count * chunk / chunks;
+        fn(worker, n0, first + count * (chunk + 1) / chunks - n0);
       }
     }
   });
