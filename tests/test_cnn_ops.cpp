@@ -117,6 +117,7 @@ const ConvCase kConvCases[] = {
     {{2, 3, 4, 4}, {2, 3, 3, 3}, 1, 3, 1, 1, false},     // padding wider than the kernel
     {{9, 8, 8, 8}, {16, 8, 3, 3}, 1, 1, 1, 1, true},     // several images share one GEMM
     {{5, 16, 4, 4}, {8, 8, 3, 3}, 2, 1, 1, 2, true},    // batched columns with groups, ragged chunk
+    {{3, 3, 7, 9}, {4, 3, 3, 3}, Size2{1, 2}, Size2{2, 1}, Size2{2, 1}, 1, true},   // small plane, 35 pixels
 };
 
 }  // namespace
@@ -191,6 +192,8 @@ TEST_CASE("conv2d gradients match the definition on every lowering") {
       {{2, 16, 9, 8}, {24, 16, 1, 1}, 1, 0, 1, 1, true},    // 1×1 read in place (no copy)
       {{2, 16, 20, 19}, {8, 16, 3, 3}, 2, 1, 1, 1, false},  // strided, phased
       {{3, 32, 10, 11}, {8, 16, 3, 3}, Size2{2, 1}, 1, 1, 2, true},   // phased, stride 2x1, groups
+      {{5, 16, 7, 9}, {8, 16, 3, 3}, Size2{1, 2}, Size2{2, 1}, Size2{2, 1}, 1, true},   // columns, dilated, 35 pixels
+      {{7, 32, 4, 4}, {32, 32, 3, 3}, 1, 1, 1, 1, false},   // 4x4 plane, images split unevenly over chunks
   };
   Generator gen(12);
   for (const ConvCase& cc : cases) {
