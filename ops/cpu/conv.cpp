@@ -118,13 +118,19 @@ void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy,
   t.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
   t.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
-  std::vector<int64_t> column(size_t(Kg * RS));   // column (k, r, s) reads w[k, c, R-1-r, S-1-s] at c*RS + this
-  for (int64_t k = 0; k < Kg; ++k)
-    for (int64_t rs = 0; rs < RS; ++rs) column[size_t(k * RS + rs)] = k * Cg * RS + RS - 1 - rs;
+  const int64_t panel = PackedA::panel_rows();
   std::vector<PackedA> flipped;   // per group [Cg, Kg*R*S]: row c, column (k, r, s)
   for (int64_t g = 0; g < p.groups; ++g) {
     const float* wg = w + g * Kg * Cg * RS;
-    flipped.emplace_back(Cg, Kg * RS, [&](int64_t c, int64_t krs) { return wg[column[size_t(krs)] + c * RS]; });
+    // Per k, the panel's channels c0.. are one contiguous [rows, R*S] block of w, read in order.
+    flipped.emplace_back(Cg, Kg * RS, [&](int64_t c0, int64_t rows, float* out) {
+      for (int64_t k = 0; k < Kg; ++k) {
+        const float* src = wg + (k * Cg + c0) * RS;
+        float* dst = out + k * RS * panel;
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t rs = 0; rs < RS; ++rs) dst[(RS - 1 - rs) * panel + i] = src[i * RS + rs];
+      }
+    });
   }
   forward(t, dx, dy, flipped, nullptr);
 }

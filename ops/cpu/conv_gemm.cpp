@@ -294,6 +294,14 @@ PackedA::PackedA(int64_t rows, int64_t cols, Uninitialised)
     : rows_(rows), cols_(cols), panel_(panel_rows()),
       packed_(new float[size_t((rows + panel_ - 1) / panel_ * cols * panel_)]) {}
 
+PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
+    : PackedA(rows, cols, [&](int64_t m0, int64_t n, float* out) {
+        const int64_t panel = panel_rows();
+        if (col_stride == 1) return transpose(data + m0 * row_stride, n, cols, row_stride, out, panel);
+        for (int64_t k = 0; k < cols; ++k)
+          for (int64_t i = 0; i < n; ++i) out[k * panel + i] = data[(m0 + i) * row_stride + k * col_stride];
+      }) {}
+
 PackedA::PackedA(int64_t rows, int64_t cols) : PackedA(rows, cols, Uninitialised{}) {
   std::fill_n(packed_.get(), (rows + panel_ - 1) / panel_ * cols * panel_, 0.0f);
 }

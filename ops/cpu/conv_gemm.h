@@ -30,24 +30,24 @@ class PackedA {
  public:
   // Zeros, to be filled with set_columns() (positions never written stay 0).
   PackedA(int64_t rows, int64_t cols);
-  // A[m][k] = element(m, k). Panels are written in storage order over the thread pool (a ResNet-18
-  // step packs 22M weights, forward and flipped; one thread doing it leaves the other idle), and
-  // the source is read a panel of rows at a time, so a transposing element() stays in cache.
-  template <typename Element>
-  PackedA(int64_t rows, int64_t cols, Element element) : PackedA(rows, cols, Uninitialised{}) {
+  // A from a panel writer: write_panel(m0, rows, out) sets out[k*panel_rows() + i] = A[m0 + i][k]
+  // for i < rows (<= panel_rows()) and every k; a last panel's missing rows are zeroed here.
+  // Panels are written over the thread pool (a ResNet-18 step packs 22M weights, forward and
+  // flipped: one thread doing it leaves the other idle).
+  template <typename WritePanel>
+  PackedA(int64_t rows, int64_t cols, WritePanel write_panel) : PackedA(rows, cols, Uninitialised{}) {
     const int64_t panels = (rows_ + panel_ - 1) / panel_;
     parallel_for(0, panels, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols_ * panel_)),
                  [&](int64_t first, int64_t end) {
       for (int64_t m0 = first * panel_; m0 < std::min(end * panel_, rows_); m0 += panel_) {
         float* out = packed_.get() + m0 * cols_;
-        for (int64_t k = 0; k < cols_; ++k)
-          for (int64_t i = 0; i < panel_; ++i) *out++ = m0 + i < rows_ ? element(m0 + i, k) : 0.0f;
+        if (rows_ - m0 < panel_) std::fill_n(out, cols_ * panel_, 0.0f);
+        write_panel(m0, std::min(panel_, rows_ - m0), out);
       }
     });
   }
   // A[m][k] = data[m*row_stride + k*col_stride].
-  PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)
-      : PackedA(rows, cols, [=](int64_t m, int64_t k) { return data[m * row_stride + k * col_stride]; }) {}
+  PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
   PackedA(PackedA&&) = default;
   PackedA(const PackedA&) = delete;
   PackedA& operator=(const PackedA&) = delete;
