@@ -3,7 +3,9 @@
 
 #include "ops/cpu/conv_gemm.h"
 #include "ops/cpu/im2col.h"
+#include "ops/cpu/valid_range.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace kindling::cpu {
@@ -11,17 +13,6 @@ namespace {
 
 constexpr int64_t kChunkPixels = 512;                   // images per dot-product GEMM up to this
 constexpr int64_t kMaxChunkFloats = int64_t(1) << 20;   // one worker's lowered images at most
-
-// Indices i in [0, out) with i*stride + offset in [0, extent).
-struct Span {
-  int64_t lo, hi;
-};
-Span inside(int64_t out, int64_t stride, int64_t offset, int64_t extent) {
-  int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  int64_t hi = extent - offset <= 0 ? 0 : (extent - offset + stride - 1) / stride;
-  lo = std::min(lo, out);
-  return {lo, std::clamp(hi, lo, out)};
-}
 
 }  // namespace
 
@@ -78,9 +69,9 @@ const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const floa
   }
   const int64_t sh = p.stride_h, sw = p.stride_w;
   for (int64_t a = 0; a < sh; ++a) {
-    const Span rows = inside(plan.Hs, sh, a - p.pad_h, p.H);   // phase row i is image row i*sh + a - ph
+    const ValidRange rows = valid_range(plan.Hs, sh, a - p.pad_h, p.H);   // phase row i is image row i*sh + a - ph
     for (int64_t b = 0; b < sw; ++b) {
-      const Span cols = inside(plan.Ws, sw, b - p.pad_w, p.W);
+      const ValidRange cols = valid_range(plan.Ws, sw, b - p.pad_w, p.W);
       const int64_t phase = a * sw + b;
       for (int64_t c = 0; c < plan.Cg; ++c)
         for (int64_t i = rows.lo; i < rows.hi; ++i) {

@@ -8,6 +8,8 @@
 // image by a mask; the permutation indices are computed once per call for all channels.
 #include "ops/cpu/im2col.h"
 
+#include "ops/cpu/valid_range.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -18,18 +20,6 @@
 
 namespace kindling::cpu {
 namespace {
-
-// Output indices i in [0, out) whose input position i*stride + offset lies in [0, extent).
-struct ValidRange {
-  int64_t lo, hi;
-};
-ValidRange valid_range(int64_t out, int64_t stride, int64_t offset, int64_t extent) {
-  int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  int64_t hi = extent - offset <= 0 ? 0 : (extent - offset + stride - 1) / stride;
-  lo = std::min(lo, out);
-  hi = std::clamp(hi, lo, out);
-  return {lo, hi};
-}
 
 void zero(float* p, int64_t n) {
   if (n > 0) std::memset(p, 0, size_t(n) * sizeof(float));
