@@ -70,29 +70,35 @@ void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f, 
 
 namespace {
 
-// The definition, one output at a time, in double.
-std::vector<float> naive_conv2d(const std::vector<float>& x, const std::vector<float>& w,
-                                const std::vector<float>& bias, const Conv2dParams& p) {
+// Calls term(yi, xi, wi) for every output y[yi] and every tap whose input pixel x[xi] lies inside
+// the image, with its weight w[wi]: the definition of conv2d, which both references below walk.
+template <typename Term>
+void for_each_conv_term(const Conv2dParams& p, Term&& term) {
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups;
-  std::vector<float> y(size_t(p.N * p.K * p.P * p.Q));
   for (int64_t n = 0; n < p.N; ++n)
     for (int64_t k = 0; k < p.K; ++k)
       for (int64_t oh = 0; oh < p.P; ++oh)
         for (int64_t ow = 0; ow < p.Q; ++ow) {
-          const int64_t g = k / Kg;
-          double acc = bias.empty() ? 0.0 : bias[size_t(k)];
+          const size_t yi = size_t(((n * p.K + k) * p.P + oh) * p.Q + ow);
           for (int64_t c = 0; c < Cg; ++c)
             for (int64_t r = 0; r < p.R; ++r)
               for (int64_t s = 0; s < p.S; ++s) {
                 const int64_t ih = oh * p.stride_h - p.pad_h + r * p.dil_h;
                 const int64_t iw = ow * p.stride_w - p.pad_w + s * p.dil_w;
                 if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
-                acc += double(x[size_t(((n * p.C + g * Cg + c) * p.H + ih) * p.W + iw)]) *
-                       w[size_t(((k * Cg + c) * p.R + r) * p.S + s)];
+                term(yi, size_t(((n * p.C + k / Kg * Cg + c) * p.H + ih) * p.W + iw),
+                     size_t(((k * Cg + c) * p.R + r) * p.S + s));
               }
-          y[size_t(((n * p.K + k) * p.P + oh) * p.Q + ow)] = float(acc);
         }
-  return y;
+}
+
+// The definition, summed in double.
+std::vector<float> naive_conv2d(const std::vector<float>& x, const std::vector<float>& w,
+                                const std::vector<float>& bias, const Conv2dParams& p) {
+  std::vector<double> y(size_t(p.N * p.K * p.P * p.Q));
+  for (size_t i = 0; i < y.size(); ++i) y[i] = bias.empty() ? 0.0 : bias[i / size_t(p.P * p.Q) % size_t(p.K)];
+  for_each_conv_term(p, [&](size_t yi, size_t xi, size_t wi) { y[yi] += double(x[xi]) * w[wi]; });
+  return std::vector<float>(y.begin(), y.end());
 }
 
 struct ConvCase {
@@ -143,26 +149,12 @@ struct ConvGrads {
 };
 ConvGrads naive_conv2d_grads(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& dy,
                              const Conv2dParams& p) {
-  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups;
-  std::vector<double> dx(size_t(p.N * p.C * p.H * p.W)), dw(size_t(p.K * Cg * p.R * p.S)), db(size_t(p.K));
-  for (int64_t n = 0; n < p.N; ++n)
-    for (int64_t k = 0; k < p.K; ++k)
-      for (int64_t oh = 0; oh < p.P; ++oh)
-        for (int64_t ow = 0; ow < p.Q; ++ow) {
-          const double g = dy[size_t(((n * p.K + k) * p.P + oh) * p.Q + ow)];
-          db[size_t(k)] += g;
-          for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t r = 0; r < p.R; ++r)
-              for (int64_t s = 0; s < p.S; ++s) {
-                const int64_t ih = oh * p.stride_h - p.pad_h + r * p.dil_h;
-                const int64_t iw = ow * p.stride_w - p.pad_w + s * p.dil_w;
-                if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
-                const size_t xi = size_t(((n * p.C + k / Kg * Cg + c) * p.H + ih) * p.W + iw);
-                const size_t wi = size_t(((k * Cg + c) * p.R + r) * p.S + s);
-                dx[xi] += g * w[wi];
-                dw[wi] += g * x[xi];
-              }
-        }
+  std::vector<double> dx(size_t(p.N * p.C * p.H * p.W)), dw(size_t(p.K * p.C / p.groups * p.R * p.S)), db(size_t(p.K));
+  for (size_t i = 0; i < dy.size(); ++i) db[i / size_t(p.P * p.Q) % size_t(p.K)] += dy[i];
+  for_each_conv_term(p, [&](size_t yi, size_t xi, size_t wi) {
+    dx[xi] += double(dy[yi]) * w[wi];
+    dw[wi] += double(dy[yi]) * x[xi];
+  });
   return {std::vector<float>(dx.begin(), dx.end()), std::vector<float>(dw.begin(), dw.end()),
           std::vector<float>(db.begin(), db.end())};
 }
