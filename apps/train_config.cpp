@@ -53,6 +53,10 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--limit-train", c.limit_train, "use the first N training samples (0: all)")
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--augment,!--no-augment", c.augment, "random crop and flip (default: per dataset)");
+  app.add_option("--crop-padding", c.crop_padding,
+                 "augmentation: crop from the image zero-padded by this many pixels per side")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--out", c.out, "output directory (config.json, metrics.jsonl, checkpoints)");
   app.add_option("--resume", c.resume, "continue from this checkpoint")->check(CLI::ExistingFile);
   app.add_option("--stop-after-epochs", c.stop_after_epochs,
@@ -79,7 +83,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"milestones", c.milestones}, {"step_size", c.step_size}, {"gamma", c.gamma},
           {"warmup", c.warmup}, {"clip_grad_norm", c.clip_grad_norm}, {"seed", c.seed},
           {"val_split", c.val_split}, {"limit_train", c.limit_train}, {"augment", c.augment},
-          {"deterministic", c.deterministic}};
+          {"crop_padding", c.crop_padding}, {"deterministic", c.deterministic}};
 }
 
 TrainConfig config_from_json(const nlohmann::json& j) {
@@ -95,7 +99,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   get("milestones", c.milestones); get("step_size", c.step_size); get("gamma", c.gamma);
   get("warmup", c.warmup); get("clip_grad_norm", c.clip_grad_norm); get("seed", c.seed);
   get("val_split", c.val_split); get("limit_train", c.limit_train); get("augment", c.augment);
-  get("deterministic", c.deterministic);
+  get("crop_padding", c.crop_padding); get("deterministic", c.deterministic);
   return c;
 }
 

@@ -40,6 +40,7 @@ struct TrainConfig {
   double val_split = 0;              // fraction of the training set held out for validation
   int64_t limit_train = 0;           // 0: the whole training set
   int augment = -1;                  // -1: the dataset's default, 0 off, 1 on
+  int64_t crop_padding = 4;          // augmentation's random crop: zero pixels padded on each side
   std::string out;
   std::string resume;
   int64_t stop_after_epochs = 0;    // run at most this many epochs now (0: to --epochs); resume later

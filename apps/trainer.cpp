@@ -142,6 +142,7 @@ RunResult run_training(const TrainConfig& c) {
   loader_options.batch_size = c.data.batch_size;
   loader_options.seed = c.seed;
   if (c.augment >= 0) loader_options.augment = c.augment == 1;
+  loader_options.crop_padding = c.crop_padding;
   loader_options.num_workers = c.data.workers;
   data::Loader loader(train_set, loader_options);
   const int64_t steps_per_epoch = loader.num_batches();

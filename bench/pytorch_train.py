@@ -9,8 +9,8 @@ test_loss, test_accuracy, images_per_s, seconds; accuracies as fractions).
 
 What "the same" means here, decision by decision (as kindling does it):
 - inputs: pixel / 255, normalised by the training set's mean 0.2860 and std 0.3530; with --augment a
-  random 28x28 crop of the image zero-padded by 4 pixels (zero pixel, before normalisation) and a
-  horizontal flip with probability 1/2, drawn per sample per epoch;
+  random 28x28 crop of the image zero-padded by --crop-padding pixels (default 4; zero pixel, before
+  normalisation) and a horizontal flip with probability 1/2, drawn per sample per epoch;
 - a fresh shuffle every epoch, the last smaller batch kept; the test set is evaluated after every
   epoch in evaluation mode (running BatchNorm statistics);
 - init: Conv2d kaiming_normal_(fan_out, relu), BatchNorm weight 1 bias 0, Linear PyTorch's default;
@@ -105,7 +105,7 @@ def main():
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", choices=["onecycle", "cosine"], default="onecycle")
     p.add_argument("--augment", action="store_true")
-    p.add_argument("--padding", type=int, default=4)
+    p.add_argument("--crop-padding", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit-train", type=int, default=0)
@@ -148,7 +148,7 @@ def main():
             index = order[start:start + a.batch_size]
             u8 = train_x[index]
             if a.augment:
-                u8 = augment(u8, a.padding, generator)
+                u8 = augment(u8, a.crop_padding, generator)
             x, y = normalise(u8), train_y[index]
             logits = model(x)
             loss = F.cross_entropy(logits, y)

@@ -94,7 +94,9 @@ TEST_CASE("train writes config, metrics, checkpoints; eval reads them back") {
   // The bands are easy: two epochs must beat chance (10 %) by far.
   CHECK(rows[1]["test_accuracy"].get<double>() > 0.5);
   std::ifstream config_in(out / "config.json");
-  CHECK(nlohmann::json::parse(config_in)["model"] == "resnet20");
+  const nlohmann::json config = nlohmann::json::parse(config_in);
+  CHECK(config["model"] == "resnet20");
+  CHECK(config["crop_padding"] == 4);   // --crop-padding's default, the CIFAR recipe's
 
   const Run eval = kindling_cli(fmt::format("eval --checkpoint '{}' --data mnist --data-dir '{}' --json",
                                             (out / "last.safetensors").string(), dir.path.string()), dir.path);
