@@ -261,6 +261,12 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
     record(backward_name(kind_), {logits}, out,
            [grad, N, C, per_row = reduction_ == Reduction::none](const GradOutputs& g) {
              const Tensor& upstream = g[0];
+             // loss.backward() seeds 1: the saved gradient is the answer, no multiply. A detached
+             // alias counts as a second owner of the buffer while this closure lives, so
+             // AccumulateGrad copies it under retain_graph and adopts it otherwise (the engine
+             // releases the closure first). On a GPU, reading the seed would cost a sync.
+             if (!per_row && upstream.device().is_cpu() && upstream.item<float>() == 1.0f)
+               return std::vector<Tensor>{grad.detach()};
              const Shape strides = per_row ? Shape{upstream.stride(0), 0} : Shape{0, 0};
              Tensor logits_grad = empty({N, C}, TensorOptions{}.with_device(grad.device()));
              backend(grad.device()).binary(BinaryOp::Mul, logits_grad, grad,

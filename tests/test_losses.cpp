@@ -259,6 +259,29 @@ TEST_CASE("reductions: sum and none agree with mean, and the backward scales by 
   }
 }
 
+TEST_CASE("backward of the scalar loss: seed 1 hands over the saved gradient, safely under retain_graph") {
+  Generator gen(6);
+  const int64_t N = 3, C = 5;
+  const std::vector<float> z = to_float(random_logits(gen, N, C, 2.0));
+  const std::vector<int64_t> labels = random_labels(gen, N, C);
+  const Tensor label_tensor = from_vector<int64_t>(labels, {N}, TensorOptions{}.with_dtype(DType::i64));
+  const std::vector<float> once = run_fused(Loss("ce"), z, labels, C).grad;
+  Tensor logits = from_vector<float>(z, {N, C});
+  logits.set_requires_grad(true);
+  const Tensor loss = Loss("ce")(logits, label_tensor);
+  // Three backwards through one graph accumulate 3x; the leaf's grad must not share the buffer
+  // the node keeps, or the accumulation would feed back into the next backward.
+  loss.backward({}, true);
+  loss.backward({}, true);
+  loss.backward(from_vector<float>({1.0f}, {}), true);
+  std::vector<float> grad = logits.grad().to_vector<float>();
+  for (size_t i = 0; i < grad.size(); ++i) CHECK(grad[i] == doctest::Approx(3 * once[i]));
+  logits.set_grad(Tensor());
+  loss.backward(from_vector<float>({-2.0f}, {}));   // a seed other than 1 scales
+  grad = logits.grad().to_vector<float>();
+  for (size_t i = 0; i < grad.size(); ++i) CHECK(grad[i] == doctest::Approx(-2 * once[i]));
+}
+
 TEST_CASE("no gradient wanted: the forward alone gives the same value and records nothing") {
   const Tensor logits = from_vector<float>(to_float(kTableLogits), {1, 4});
   const Tensor labels = from_vector<int64_t>(kTableLabel, {1}, TensorOptions{}.with_dtype(DType::i64));
