@@ -3,14 +3,15 @@
 // the loops vectorize across rows where a 10-element row gives them nothing to work with.
 #pragma once
 #include "losses/loss_rows.h"
+#include "ops/cpu/transpose.h"
 
 #include <cstdint>
 
 namespace kindling {
 
-// kRowBlock rows at a time, transposed to [C][kRowBlock] so that every pass runs over independent
-// rows in its inner loop, which vectorizes however small C is (row-at-a-time loops would spend
-// their time in loop overhead). z [rows, C] with labels y[r] in [0, C) and rows <= kRowBlock ->
+// kRowBlock rows at a time, transposed to [C][kRowBlock] (cpu::transpose: in registers with
+// AVX-512) so that every pass runs over independent rows in its inner loop, which vectorizes
+// however small C is (row-at-a-time loops would spend their time in loop overhead). z [rows, C] with labels y[r] in [0, C) and rows <= kRowBlock ->
 // finite[r], value[r], grad [rows, C] (may be null) = scale * dl/dz.
 // Every per-row quantity is an array over the block's rows, and each loop below either computes
 // elementwise into an array or only adds: GCC vectorizes neither a loop that does both (an exp
@@ -24,12 +25,13 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
   using Acc = double;
   constexpr int R = kRowBlock;
   // Pad to a full block with zero logits and label 0, whose results are dropped.
-  T zt[kShortRow][R], e[kShortRow][R];
+  alignas(64) T zt[kShortRow][R];
+  alignas(64) T e[kShortRow][R];
   int64_t y[R];
   T z_y[R];
+  cpu::transpose(z, rows, C, C, &zt[0][0], R);
   for (int64_t r = 0; r < rows; ++r) {
     y[r] = y_in[r];
-    for (int64_t j = 0; j < C; ++j) zt[j][r] = z[r * C + j];
     z_y[r] = z[r * C + y[r]];
   }
   for (int64_t r = rows; r < R; ++r) {
@@ -93,23 +95,29 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
       for (int r = 0; r < R; ++r) s1[r] += Acc(term1[j][r]);
     }
   }
-  // The loss's own maths, once per row, in Acc.
-  RowStats<Acc> stats[R];
-  RowCoef<Acc> coef[R];
-  for (int64_t r = 0; r < rows; ++r) {
-    stats[r] = RowStats<Acc>{Acc(C), Acc(z_y[r]), Acc(m[r]) + Acc(log_sum[r]), lp_y[r], q[r],
-                             one_minus_q[r], zsum[r], {s0[r], s1[r]}};
-    coef[r] = Row::finish(desc, stats[r]);
-    value[r] = coef[r].value;
+  // The loss's own maths, once per row, in Acc, and the true class's gradient in Acc, where its
+  // terms (p_y - 1 for CE) cancel. Over the whole block (the padding rows' results are dropped),
+  // each result in its own array: the loop vectorizes across rows where the loss's maths allows.
+  Acc row_value[R], y_grad[R];
+  T p_coef[R], c0[R];
+  for (int r = 0; r < R; ++r) {
+    const RowStats<Acc> stats{Acc(C), Acc(z_y[r]), Acc(m[r]) + Acc(log_sum[r]), lp_y[r], q[r],
+                              one_minus_q[r], zsum[r], {s0[r], s1[r]}};
+    const RowCoef<Acc> coef = Row::finish(desc, stats);
+    row_value[r] = coef.value;
+    p_coef[r] = T(coef.p_coef);
+    c0[r] = T(coef.c0);
+    Acc g_y = coef.p_coef * stats.q + coef.y_coef;
+    if constexpr (Row::uses_extra) {
+      RowElem<Acc> elem{stats.z_y, stats.lp_y, stats.q, true, {}};
+      if constexpr (Row::uses_psum) elem.terms = Row::p_terms(desc, stats.lp_y, stats.q, true);
+      g_y += Row::extra(desc, coef, stats.C, elem);
+    }
+    y_grad[r] = g_y;
   }
+  for (int64_t r = 0; r < rows; ++r) value[r] = row_value[r];
   if (grad == nullptr) return;
-  // pass 4: the gradient, in the transposed block; then the true class again in Acc, where its
-  // terms (p_y - 1 for CE) cancel
-  T p_coef[R] = {}, c0[R] = {};
-  for (int64_t r = 0; r < rows; ++r) {
-    p_coef[r] = T(coef[r].p_coef);
-    c0[r] = T(coef[r].c0);
-  }
+  // pass 4: the gradient, in the transposed block; then back to rows, the true class from y_grad
   const T scale_t = T(scale), C_t = T(C);
   for (int64_t j = 0; j < C; ++j)
     for (int r = 0; r < R; ++r) {
@@ -125,17 +133,8 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
       }
       e[j][r] = scale_t * g;   // e now holds the gradient
     }
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < C; ++j) grad[r * C + j] = e[j][r];
-    const Acc p_y = stats[r].q;
-    Acc g_y = coef[r].p_coef * p_y + coef[r].y_coef;
-    if constexpr (Row::uses_extra) {
-      RowElem<Acc> elem{stats[r].z_y, stats[r].lp_y, p_y, true, {}};
-      if constexpr (Row::uses_psum) elem.terms = Row::p_terms(desc, stats[r].lp_y, p_y, true);
-      g_y += Row::extra(desc, coef[r], stats[r].C, elem);
-    }
-    grad[r * C + y[r]] = T(scale * g_y);
-  }
+  cpu::transpose(&e[0][0], C, rows, R, grad, C);
+  for (int64_t r = 0; r < rows; ++r) grad[r * C + y[r]] = T(scale * y_grad[r]);
 }
 
 }  // namespace kindling

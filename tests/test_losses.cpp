@@ -125,8 +125,9 @@ TEST_CASE("finite differences: the double row maths of every loss, default and o
 TEST_CASE("the float CPU kernel matches the double reference on random batches") {
   Generator gen(11);
   for (const std::string& spec : all_specs()) {
-    // C <= 32 runs the CPU kernel's blocks of short rows, C > 32 its row-at-a-time loops.
-    for (const int64_t C : {1, 3, 10, 32, 33, 100}) {
+    // C <= 32 runs the CPU kernel's blocks of short rows (one or two 16-lane column blocks in its
+    // transposes), C > 32 its row-at-a-time loops.
+    for (const int64_t C : {1, 3, 10, 16, 17, 32, 33, 100}) {
       if (C < 2 && spec == "squentropy") continue;
       const int64_t N = 37;   // several blocks of 16 rows and a ragged end
       const Loss loss(spec);
