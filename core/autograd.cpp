@@ -5,8 +5,7 @@
 
 #include <atomic>
 #include <queue>
-#include <unordered_map>
-#include <unordered_set>
+#include <utility>
 
 namespace kindling {
 namespace {
@@ -74,6 +73,51 @@ Edge gradient_edge(const Tensor& t) {
   return {accumulator, 0};
 }
 
+// The state of each node of one backward pass, found by the node's address: open addressing with
+// linear probing in one array, so that a backward allocates a table, not an entry per node in each
+// of several hash maps (the engine's own cost counts for small graphs such as a fused loss).
+class NodeTasks {
+ public:
+  struct Task {
+    Node* node = nullptr;
+    int dependencies = 0;        // edges from nodes not yet run
+    bool visited = false;        // reached by the dependency count
+    bool queued = false;         // pushed to the ready queue
+    std::vector<Tensor> grads;   // one per output of node, as gradients arrive
+  };
+
+  // The task of `node`, created on first use. References stay valid until the next creation.
+  Task& get(Node* node) {
+    size_t i = probe(node);
+    if (slots_[i].node == node) return slots_[i];
+    if (2 * (size_ + 1) > slots_.size()) {
+      grow();
+      i = probe(node);
+    }
+    ++size_;
+    slots_[i].node = node;
+    return slots_[i];
+  }
+
+ private:
+  size_t probe(const Node* node) const {
+    const size_t mask = slots_.size() - 1;
+    uint64_t h = uint64_t(reinterpret_cast<uintptr_t>(node)) * 0x9E3779B97F4A7C15ull;
+    size_t i = size_t(h >> 32) & mask;
+    while (slots_[i].node != nullptr && slots_[i].node != node) i = (i + 1) & mask;
+    return i;
+  }
+
+  void grow() {
+    std::vector<Task> old = std::exchange(slots_, std::vector<Task>(2 * slots_.size()));
+    for (Task& task : old)
+      if (task.node != nullptr) slots_[probe(task.node)] = std::move(task);
+  }
+
+  std::vector<Task> slots_ = std::vector<Task>(32);   // a power of two
+  size_t size_ = 0;
+};
+
 }  // namespace
 
 bool GradMode::is_enabled() { return tls_grad_enabled; }
@@ -117,8 +161,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& root_grads,
                   bool retain_graph) {
   NoGradGuard no_grad;   // backward formulas do not record
-  std::unordered_map<Node*, std::vector<Tensor>> buffers;
-  std::unordered_map<Node*, int> dependencies;
+  NodeTasks tasks;
   std::vector<std::shared_ptr<Node>> root_nodes;
 
   auto accumulate = [&](const Edge& edge, Tensor grad) {
@@ -127,9 +170,11 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     KINDLING_CHECK(grad.shape() == meta.shape, AutogradError,
                    "backward: {} received a gradient of shape {} for an output of shape {}",
                    node->name(), shape_str(grad.shape()), shape_str(meta.shape));
-    auto& slot = buffers.try_emplace(node, node->outputs.size()).first->second[edge.input_nr];
+    std::vector<Tensor>& grads = tasks.get(node).grads;
+    if (grads.empty()) grads.resize(node->outputs.size());
+    Tensor& slot = grads[edge.input_nr];
     if (!slot.defined()) {
-      slot = grad;
+      slot = std::move(grad);
     } else {
       Tensor sum = slot.clone();   // never update a gradient that another node may still hold
       sum.add_(grad);
@@ -160,16 +205,24 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
 
   // Count, for each node, how many edges reach it from the roots.
   std::vector<Node*> stack;
-  std::unordered_set<Node*> seen;
-  for (auto& node : root_nodes)
-    if (seen.insert(node.get()).second) stack.push_back(node.get());
+  for (auto& node : root_nodes) {
+    NodeTasks::Task& task = tasks.get(node.get());
+    if (!task.visited) {
+      task.visited = true;
+      stack.push_back(node.get());
+    }
+  }
   while (!stack.empty()) {
     Node* node = stack.back();
     stack.pop_back();
     for (const Edge& e : node->next_edges) {
       if (!e.valid()) continue;
-      ++dependencies[e.node.get()];
-      if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+      NodeTasks::Task& task = tasks.get(e.node.get());
+      ++task.dependencies;
+      if (!task.visited) {
+        task.visited = true;
+        stack.push_back(e.node.get());
+      }
     }
   }
 
@@ -178,15 +231,19 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
   };
   std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(later_first)>
       ready(later_first);
-  std::unordered_set<Node*> queued;
-  for (auto& node : root_nodes)
-    if (dependencies[node.get()] == 0 && queued.insert(node.get()).second) ready.push(node);
+  auto queue_if_ready = [&](const std::shared_ptr<Node>& node) {
+    NodeTasks::Task& task = tasks.get(node.get());
+    if (task.dependencies == 0 && !task.queued) {
+      task.queued = true;
+      ready.push(node);
+    }
+  };
+  for (auto& node : root_nodes) queue_if_ready(node);
 
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.top();
     ready.pop();
-    std::vector<Tensor> grads = std::move(buffers[node.get()]);
-    buffers.erase(node.get());
+    std::vector<Tensor> grads = std::move(tasks.get(node.get()).grads);
     grads.resize(node->outputs.size());
     bool any = false;
     for (size_t i = 0; i < grads.size(); ++i) {
@@ -203,8 +260,9 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     for (size_t i = 0; i < node->next_edges.size(); ++i) {
       const Edge& e = node->next_edges[i];
       if (!e.valid()) continue;
-      if (i < input_grads.size() && input_grads[i].defined()) accumulate(e, input_grads[i]);
-      if (--dependencies[e.node.get()] == 0 && queued.insert(e.node.get()).second) ready.push(e.node);
+      if (i < input_grads.size() && input_grads[i].defined()) accumulate(e, std::move(input_grads[i]));
+      --tasks.get(e.node.get()).dependencies;
+      queue_if_ready(e.node);
     }
   }
 }
