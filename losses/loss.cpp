@@ -258,21 +258,23 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
   if (want_grad) {
     // d(out)/d(logits) is the saved grad; chain rule: scale row n by the incoming grad of out
     // (a scalar, or row n's entry for reduction none).
-    record(backward_name(kind_), {logits}, out,
-           [grad, N, C, per_row = reduction_ == Reduction::none](const GradOutputs& g) {
-             const Tensor& upstream = g[0];
-             // loss.backward() seeds 1: the saved gradient is the answer, no multiply. A detached
-             // alias counts as a second owner of the buffer while this closure lives, so
-             // AccumulateGrad copies it under retain_graph and adopts it otherwise (the engine
-             // releases the closure first). On a GPU, reading the seed would cost a sync.
-             if (!per_row && upstream.device().is_cpu() && upstream.item<float>() == 1.0f)
-               return std::vector<Tensor>{grad.detach()};
-             const Shape strides = per_row ? Shape{upstream.stride(0), 0} : Shape{0, 0};
-             Tensor logits_grad = empty({N, C}, TensorOptions{}.with_device(grad.device()));
-             backend(grad.device()).binary(BinaryOp::Mul, logits_grad, grad,
-                                           as_strided(upstream, {N, C}, strides, upstream.offset()));
-             return std::vector<Tensor>{logits_grad};
-           });
+    record(backward_name(kind_), {logits}, out, [grad](const GradOutputs& g) {
+      // Only the saved gradient is captured: std::function keeps a closure this small inline.
+      const Tensor& upstream = g[0];
+      const bool per_row = upstream.dim() == 1;   // reduction none: row n scales by upstream[n]
+      // loss.backward() seeds 1: the saved gradient is the answer, no multiply. A detached alias
+      // counts as a second owner of the buffer while this closure lives, so AccumulateGrad copies
+      // it under retain_graph and adopts it otherwise (the engine releases the closure first). On a
+      // GPU, reading the seed would cost a sync.
+      if (!per_row && upstream.device().is_cpu() && *upstream.data<float>() == 1.0f)
+        return std::vector<Tensor>{grad.detach()};
+      const int64_t N = grad.size(0), C = grad.size(1);
+      const Shape strides = per_row ? Shape{upstream.stride(0), 0} : Shape{0, 0};
+      Tensor logits_grad = empty({N, C}, TensorOptions{}.with_device(grad.device()));
+      backend(grad.device()).binary(BinaryOp::Mul, logits_grad, grad,
+                                    as_strided(upstream, {N, C}, strides, upstream.offset()));
+      return std::vector<Tensor>{logits_grad};
+    });
   }
   return out;
 }
