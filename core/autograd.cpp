@@ -74,10 +74,26 @@ Edge gradient_edge(const Tensor& t) {
 }
 
 // The state of each node of one backward pass, found by the node's address: open addressing with
-// linear probing in one array, so that a backward allocates a table, not an entry per node in each
-// of several hash maps (the engine's own cost counts for small graphs such as a fused loss).
+// linear probing in one array, so that a backward costs no allocation per node in each of several
+// hash maps (the engine's own cost counts for small graphs such as a fused loss). The array is kept
+// per thread for the next backward, emptied but with its capacity (and its grads vectors').
 class NodeTasks {
  public:
+  NodeTasks() : slots_(std::exchange(spare(), {})) {
+    if (slots_.empty()) slots_.resize(32);   // a power of two
+  }
+  ~NodeTasks() {
+    for (Task& task : slots_) {
+      task.node = nullptr;
+      task.dependencies = 0;
+      task.visited = task.queued = false;
+      task.grads.clear();
+    }
+    if (spare().empty()) spare() = std::move(slots_);   // a nested backward's table is dropped
+  }
+  NodeTasks(const NodeTasks&) = delete;
+  NodeTasks& operator=(const NodeTasks&) = delete;
+
   struct Task {
     Node* node = nullptr;
     int dependencies = 0;        // edges from nodes not yet run
@@ -114,7 +130,12 @@ class NodeTasks {
       if (task.node != nullptr) slots_[probe(task.node)] = std::move(task);
   }
 
-  std::vector<Task> slots_ = std::vector<Task>(32);   // a power of two
+  static std::vector<Task>& spare() {
+    thread_local std::vector<Task> slots;
+    return slots;
+  }
+
+  std::vector<Task> slots_;
   size_t size_ = 0;
 };
 
