@@ -1,13 +1,13 @@
-// Convolution GEMM kernels. With AVX-512, C is computed in register tiles:
-//   gemm_nn: 8 rows x 48 columns (24 zmm accumulators); per k one row of B is loaded (3 vectors)
-//            and 8 packed A values broadcast, 24 FMAs for 11 loads. B is read in place, so
-//            the lowered image is not copied again (no packing); columns past N are
-//            masked.
-//   gemm_nt: 4 rows x 4 columns of C, each a 16-lane partial dot product along K; per 16 k's
-//            4 + 4 vector loads feed 16 FMAs; the 16 accumulators' lanes are summed together
-//            once at the end of K (lane_sums16).
+// Convolution GEMM kernels. With AVX-512 or AVX2 (simd.h), C is computed in register tiles:
+//   gemm_nn: kRows rows x kVectors vectors of C (AVX-512: 8 x 48 floats in 24 zmm accumulators;
+//            AVX2: 4 x 24 floats in 12 ymm); per k one row of B is loaded (3 vectors) and kRows
+//            packed A values broadcast. B is read in place, so the lowered image is not copied
+//            again (no packing); columns past N are masked.
+//   gemm_nt: kNtRows x kNtCols of C (4 x 4 with AVX-512, 3 x 3 with AVX2), each a vector of
+//            partial dot products along K, summed across lanes once at the end of K.
 // The tile loops put the N (resp. M) tile outermost so the operand tile being reused stays in L1.
 #include "ops/cpu/conv_gemm.h"
+#include "ops/cpu/simd.h"
 #include "ops/cpu/transpose.h"
 
 #include <cblas.h>
@@ -15,11 +15,6 @@
 #include <algorithm>
 #include <array>
 #include <utility>
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define KINDLING_CONV_GEMM_AVX512 1
-#endif
 
 namespace kindling::cpu {
 
@@ -30,104 +25,125 @@ std::vector<int64_t> strided_rows(int64_t rows, int64_t ld) {
 }
 
 bool conv_gemm_is_vectorised() {
-#ifdef KINDLING_CONV_GEMM_AVX512
+#ifdef KINDLING_SIMD
   return true;
 #else
   return false;
 #endif
 }
 
-#ifdef KINDLING_CONV_GEMM_AVX512
+#ifdef KINDLING_SIMD
 namespace {
 
-constexpr int kRows = 8;     // gemm_nn: rows of C per tile (one packed A panel)
-constexpr int kVectors = 3;  // gemm_nn: 16-float vectors of C per tile row
+using simd::kLanes;
+using simd::Mask;
+using simd::Vec;
 
-__mmask16 tail_mask(int64_t remaining) {
-  return remaining >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << remaining) - 1u);
-}
+// Register budget: gemm_nn holds kRows x kVectors accumulators plus kVectors B vectors and one
+// broadcast; gemm_nt holds kNtRows x kNtCols accumulators plus kNtRows + kNtCols operands.
+constexpr int kRows = simd::kRegisters == 32 ? 8 : 4;    // gemm_nn: rows of C per tile (one A panel)
+constexpr int kVectors = 3;                              // gemm_nn: vectors of C per tile row
+constexpr int kNtRows = simd::kRegisters == 32 ? 4 : 3, kNtCols = kNtRows;
+static_assert(kRows * kVectors + kVectors + 1 <= simd::kRegisters);
+static_assert(kNtRows * kNtCols + kNtRows + kNtCols <= simd::kRegisters);
 
-// Where gemm_nn's B vectors come from: vector v (16 floats) of row k of the current column tile.
+// Where gemm_nn's B vectors come from: vector v of row k of the current column tile.
 struct OffsetRows {   // row k at base + offsets[k], its vectors side by side
   const float* base;
   const int64_t* offsets;
-  const float* at(int64_t k, int v) const { return base + offsets[k] + 16 * v; }
+  const float* at(int64_t k, int v) const { return base + offsets[k] + kLanes * v; }
 };
-struct ColumnBlocks {   // vector v of row k at block[v] + k*ld
-  const float* block[kVectors];
+struct ColumnBlocks {   // vector v of row k at start[v] + k*ld
+  const float* start[kVectors];
   int64_t ld;
-  const float* at(int64_t k, int v) const { return block[v] + k * ld; }
+  const float* at(int64_t k, int v) const { return start[v] + k * ld; }
 };
 
-// C[rows<=8, 16*NV] (+)= panel [k0+K][8] · B[k0.., 16*NV] over depth k0..k0+K-1; the last
-// vector masked by last_mask.
-template <int NV, typename Source>
+// C[rows<=kRows, kLanes*NV] (+)= panel [k0+K][kRows] · B[k0.., kLanes*NV] over depth
+// k0..k0+K-1; the last vector masked by last_mask when Ragged (a full tile keeps the mask out of
+// the loop: with AVX2 it would take the sixteenth register and push B's vectors out to memory).
+template <int NV, bool Ragged, typename Source>
 void nn_tile(const float* panel, Source B, int64_t k0, int64_t K, float* C, int64_t ldc, int rows,
-             __mmask16 last_mask, bool accumulate) {
-  __m512 acc[kRows][NV];
+             Mask last_mask, bool accumulate) {
+  Vec acc[kRows][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < kRows; ++m)
 #pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) acc[m][v] = simd::zero();
   for (int64_t k = k0; k < k0 + K; ++k) {
-    __m512 b[NV];
+    Vec b[NV];
 #pragma GCC unroll 3
-    for (int v = 0; v < NV - 1; ++v) b[v] = _mm512_loadu_ps(B.at(k, v));
-    b[NV - 1] = _mm512_maskz_loadu_ps(last_mask, B.at(k, NV - 1));
+    for (int v = 0; v < NV - 1; ++v) b[v] = simd::load(B.at(k, v));
+    b[NV - 1] = Ragged ? simd::load(B.at(k, NV - 1), last_mask) : simd::load(B.at(k, NV - 1));
+#if KINDLING_SIMD == 256
+    // With all 16 registers in use GCC would rather fold B's loads into every FMA (12 loads per k
+    // instead of 3, and the loads, not the FMAs, set the pace); an opaque value has to stay put.
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) asm("" : "+x"(b[v]));
+#endif
     const float* a = panel + k * kRows;
 #pragma GCC unroll 8
     for (int m = 0; m < kRows; ++m) {
-      const __m512 a_m = _mm512_set1_ps(a[m]);
+      const Vec a_m = simd::broadcast(a[m]);
 #pragma GCC unroll 3
-      for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_fmadd_ps(a_m, b[v], acc[m][v]);
+      for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(a_m, b[v], acc[m][v]);
     }
   }
+  const Mask all = simd::first_lanes(kLanes);
 #pragma GCC unroll 8
   for (int m = 0; m < kRows; ++m) {
     if (m >= rows) break;
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) {
-      const __mmask16 mask = v == NV - 1 ? last_mask : __mmask16(0xFFFF);
-      float* c = C + m * ldc + 16 * v;
-      __m512 value = acc[m][v];
-      if (accumulate) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, c));
-      _mm512_mask_storeu_ps(c, mask, value);
+      const Mask mask = v == NV - 1 ? last_mask : all;
+      float* c = C + m * ldc + kLanes * v;
+      Vec value = acc[m][v];
+      if (accumulate) value = simd::add(value, simd::load(c, mask));
+      simd::store(c, value, mask);
     }
   }
 }
 
-// Depth per pass of gemm_nn: a column tile of B (kDepth x 48 floats, 150 KB) stays in L2 while
-// every panel of A passes over it; deeper products (ResNet-18's 4608) take several passes, C
-// accumulating between them.
-constexpr int64_t kDepth = 800;
+// kNnTiles<Source>[vectors-1][ragged]: the tile for 1..kVectors vectors, full or ragged.
+template <typename Source>
+using NnTile = void (*)(const float*, Source, int64_t, int64_t, float*, int64_t, int, Mask, bool);
+template <typename Source>
+constexpr NnTile<Source> kNnTiles[kVectors][2] = {{&nn_tile<1, false, Source>, &nn_tile<1, true, Source>},
+                                                  {&nn_tile<2, false, Source>, &nn_tile<2, true, Source>},
+                                                  {&nn_tile<3, false, Source>, &nn_tile<3, true, Source>}};
 
-// The tile loop of gemm_nn: depth blocks, then column tiles of up to 48 (B's tile stays in cache
-// while every panel of A passes over it); make_source(n0) gives the B source of the tile at n0.
+// Depth per pass of gemm_nn: a column tile of B stays in cache while every panel of A passes
+// over it; deeper products (ResNet-18's 4608) take several passes, C accumulating between them.
+// AVX-512: 800 x 48 floats (150 KB) in L2. AVX2: 4-row panels pass over B twice as often, and
+// from L2 the loads could not keep up with the FMAs: 192 x 24 floats (up to 24 KB) stay in L1.
+constexpr int64_t kDepth = simd::kRegisters == 32 ? 800 : 192;
+
+// The tile loop of gemm_nn: depth blocks, then column tiles of up to kVectors vectors (B's tile
+// stays in cache while every panel of A passes over it); make_source(n0, vectors) gives the B
+// source of the tile at n0.
 template <typename MakeSource>
 void nn_tiles(const PackedA& a, int64_t N, MakeSource make_source, float* C, int64_t ldc, bool accumulate) {
   const int64_t M = a.rows(), K = a.cols();
   for (int64_t k0 = 0; k0 < K; k0 += kDepth) {
     const int64_t depth = std::min(kDepth, K - k0);
     const bool add = accumulate || k0 > 0;
-    for (int64_t n0 = 0; n0 < N; n0 += 16 * kVectors) {
-      const int64_t width = std::min<int64_t>(16 * kVectors, N - n0);
-      const int vectors = int((width + 15) / 16);
-      const __mmask16 last = tail_mask(width - 16 * (vectors - 1));
+    for (int64_t n0 = 0; n0 < N; n0 += kLanes * kVectors) {
+      const int64_t width = std::min<int64_t>(kLanes * kVectors, N - n0);
+      const int vectors = int((width + kLanes - 1) / kLanes);
+      const Mask last = simd::first_lanes(width - kLanes * (vectors - 1));
       const auto source = make_source(n0, vectors);
       for (int64_t m0 = 0; m0 < M; m0 += kRows) {
         const float* panel = a.packed() + m0 * K;
         const int rows = int(std::min<int64_t>(kRows, M - m0));
         float* c = C + m0 * ldc + n0;
-        switch (vectors) {
-          case 3: nn_tile<3>(panel, source, k0, depth, c, ldc, rows, last, add); break;
-          case 2: nn_tile<2>(panel, source, k0, depth, c, ldc, rows, last, add); break;
-          default: nn_tile<1>(panel, source, k0, depth, c, ldc, rows, last, add); break;
-        }
+        const auto tile = kNnTiles<decltype(source)>[vectors - 1][width % kLanes != 0];
+        tile(panel, source, k0, depth, c, ldc, rows, last, add);
       }
     }
   }
 }
 
+#if KINDLING_SIMD == 512
 // Half the live lanes of a and half of b, twice, added: one round of lane_sums16.
 inline __attribute__((always_inline)) __m512 pair_sum(__m512 a, __m512 b, __m512i lo, __m512i hi) {
   return _mm512_add_ps(_mm512_permutex2var_ps(a, lo, b), _mm512_permutex2var_ps(a, hi, b));
@@ -155,37 +171,14 @@ inline __attribute__((always_inline)) __m512 lane_sums16(const __m512 (&v)[16]) 
   return pair_sum(y0, y1, lo3, hi3);
 }
 
-// C[MR, NR] (+)= A[MR, K] · B[NR, K]ᵀ (MR, NR <= 4): 16-lane partial dot products along K, summed
-// across lanes once at the end.
+// C[m][n] (+)= the lane sum of acc[m*4 + n], for m < MR, n < NR: all sixteen sums in one vector
+// (lane_sums16), then per row a lane permute down to lane 0 and a masked store.
 template <int MR, int NR>
-void nt_tile(const float* A, int64_t lda, const float* B, const int64_t* row_offsets, int64_t K, float* C,
-             int64_t ldc, bool accumulate, Segments segments) {
-  __m512 acc[16];
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t t = 0; t < segments.count; ++t) {
-    const float* a_rows = A + t * segments.a_stride;
-    const float* b_rows[NR];
-#pragma GCC unroll 4
-    for (int n = 0; n < NR; ++n) b_rows[n] = B + t * segments.b_stride + row_offsets[n];
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 mask = tail_mask(K - k);
-      __m512 a[MR], b[NR];
-#pragma GCC unroll 4
-      for (int m = 0; m < MR; ++m) a[m] = _mm512_maskz_loadu_ps(mask, a_rows + m * lda + k);
-#pragma GCC unroll 4
-      for (int n = 0; n < NR; ++n) b[n] = _mm512_maskz_loadu_ps(mask, b_rows[n] + k);
-#pragma GCC unroll 4
-      for (int m = 0; m < MR; ++m)
-#pragma GCC unroll 4
-        for (int n = 0; n < NR; ++n) acc[m * 4 + n] = _mm512_fmadd_ps(a[m], b[n], acc[m * 4 + n]);
-    }
-  }
+void store_dot_products(const Vec (&acc)[16], float* C, int64_t ldc, bool accumulate) {
   const __m512 sums = lane_sums16(acc);   // lane m*4 + n holds C[m][n]
   const __mmask16 row_mask = __mmask16((1u << NR) - 1u);
 #pragma GCC unroll 4
   for (int m = 0; m < MR; ++m) {
-    // Shift lanes m*4.. down to 0 (a lane permute within the vector), then a masked row store.
     const __m512i from = _mm512_add_epi32(_mm512_set1_epi32(m * 4), _mm512_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
     const __m512 row = _mm512_permutex2var_ps(sums, from, sums);
     float* c = C + m * ldc;
@@ -193,25 +186,66 @@ void nt_tile(const float* A, int64_t lda, const float* B, const int64_t* row_off
     _mm512_mask_storeu_ps(c, row_mask, value);
   }
 }
+#else
+// C[m][n] (+)= the lane sum of acc[m*kNtCols + n], for m < MR, n < NR.
+template <int MR, int NR>
+void store_dot_products(const Vec (&acc)[kNtRows * kNtCols], float* C, int64_t ldc, bool accumulate) {
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) {
+      const float dot = simd::sum(acc[m * kNtCols + n]);
+      C[m * ldc + n] = accumulate ? C[m * ldc + n] + dot : dot;
+    }
+}
+#endif
 
-constexpr int kNtRows = 4, kNtCols = 4;
+// C[MR, NR] (+)= A[MR, K] · B[NR, K]ᵀ (MR <= kNtRows, NR <= kNtCols): vectors of partial dot
+// products along K, summed across lanes once at the end.
+template <int MR, int NR>
+void nt_tile(const float* A, int64_t lda, const float* B, const int64_t* row_offsets, int64_t K, float* C,
+             int64_t ldc, bool accumulate, Segments segments) {
+  Vec acc[kNtRows * kNtCols];
+#pragma GCC unroll 16
+  for (int i = 0; i < kNtRows * kNtCols; ++i) acc[i] = simd::zero();
+  for (int64_t t = 0; t < segments.count; ++t) {
+    const float* a_rows = A + t * segments.a_stride;
+    const float* b_rows[NR];
+#pragma GCC unroll 4
+    for (int n = 0; n < NR; ++n) b_rows[n] = B + t * segments.b_stride + row_offsets[n];
+    for (int64_t k = 0; k < K; k += kLanes) {
+      const Mask mask = simd::first_lanes(K - k);
+      Vec a[MR], b[NR];
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; ++m) a[m] = simd::load(a_rows + m * lda + k, mask);
+#pragma GCC unroll 4
+      for (int n = 0; n < NR; ++n) b[n] = simd::load(b_rows[n] + k, mask);
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+        for (int n = 0; n < NR; ++n) acc[m * kNtCols + n] = simd::fmadd(a[m], b[n], acc[m * kNtCols + n]);
+    }
+  }
+  store_dot_products<MR, NR>(acc, C, ldc, accumulate);
+}
+
 using NtTile = void (*)(const float*, int64_t, const float*, const int64_t*, int64_t, float*, int64_t, bool,
                         Segments);
 template <int MR, size_t... NR>
 constexpr std::array<NtTile, sizeof...(NR)> nt_row(std::index_sequence<NR...>) {
   return {&nt_tile<MR, int(NR) + 1>...};
 }
+template <size_t... MR>
+constexpr std::array<std::array<NtTile, kNtCols>, sizeof...(MR)> nt_rows(std::index_sequence<MR...>) {
+  return {nt_row<int(MR) + 1>(std::make_index_sequence<kNtCols>{})...};
+}
 // kNtTiles[mr-1][nr-1]: full tiles and the ragged edges.
-constexpr std::array<std::array<NtTile, kNtCols>, kNtRows> kNtTiles = {
-    nt_row<1>(std::make_index_sequence<kNtCols>{}), nt_row<2>(std::make_index_sequence<kNtCols>{}),
-    nt_row<3>(std::make_index_sequence<kNtCols>{}), nt_row<4>(std::make_index_sequence<kNtCols>{})};
+constexpr std::array<std::array<NtTile, kNtCols>, kNtRows> kNtTiles = nt_rows(std::make_index_sequence<kNtRows>{});
 
 }  // namespace
 
 int64_t PackedA::panel_rows() { return kRows; }
 
 void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
-  for (int64_t m0 = 0; m0 < rows_; m0 += kRows)   // a panel is the transpose of 8 rows
+  for (int64_t m0 = 0; m0 < rows_; m0 += kRows)   // a panel is the transpose of kRows rows
     transpose(src + m0 * src_stride, std::min<int64_t>(kRows, rows_ - m0), count, src_stride,
               packed_.get() + (m0 * cols_ + k0 * kRows), kRows);
 }
@@ -224,9 +258,9 @@ void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_off
 void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C, int64_t ldc,
                     bool accumulate) {
   nn_tiles(a, N, [&](int64_t n0, int vectors) {
-    ColumnBlocks source{{}, ldb};
-    for (int v = 0; v < vectors; ++v) source.block[v] = blocks[n0 / 16 + v];
-    for (int v = vectors; v < kVectors; ++v) source.block[v] = source.block[0];
+    ColumnBlocks source{{}, ldb};   // column c of a row lies in block c/16 at c%16
+    for (int v = 0; v < vectors; ++v) source.start[v] = blocks[(n0 + kLanes * v) / 16] + (n0 + kLanes * v) % 16;
+    for (int v = vectors; v < kVectors; ++v) source.start[v] = source.start[0];
     return source;
   }, C, ldc, accumulate);
 }

@@ -3,9 +3,10 @@
 // B + row_offsets[k], so it can be a plain matrix (offsets k*ld) or the phased padded image itself
 // (every tap's row is a shifted window of one phase plane, see conv_lowering.h, and no im2col
 // matrix is built).
-// Built with AVX-512 (-march=native on a machine that has it) the kernels are hand-vectorised
-// register tiles reading B where it lies, about twice as fast as OpenBLAS's AVX2 kernels on the
-// ResNet shapes; elsewhere B is gathered into a matrix and cblas_sgemm does the work.
+// Built with AVX-512 or AVX2+FMA (-march=native on a machine that has it, see simd.h) the kernels
+// are hand-vectorised register tiles reading B where it lies: OpenBLAS is slow on these shapes
+// (M = 16..64 output channels) and would need B gathered into a matrix first. On a machine with
+// neither, B is gathered and cblas_sgemm does the work.
 #pragma once
 #include "core/parallel.h"
 
@@ -25,7 +26,8 @@ std::vector<int64_t> strided_rows(int64_t rows, int64_t ld);
 
 // The left operand of C = A·B, prepared once and reused for many B (a convolution's weights).
 // Stored in panels of panel_rows() rows, [ceil(rows/panel_rows)][cols][panel_rows], zero-padded:
-// 8-row panels for the vectorised kernels, plain row-major (1-row panels) for cblas.
+// 8-row (AVX-512) or 4-row (AVX2) panels for the vectorised kernels, plain row-major (1-row
+// panels) for cblas.
 class PackedA {
  public:
   // Zeros, to be filled with set_columns() (positions never written stay 0).

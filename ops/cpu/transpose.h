@@ -1,4 +1,4 @@
-// Matrix transpose between strided row-major buffers, in 16x16 register blocks with AVX-512 (a
+// Matrix transpose between strided row-major buffers, in register blocks with AVX-512 or AVX2 (a
 // plain loop elsewhere). The convolution's weight gradient uses it to lay the image out
 // channels-last and to pack dy.
 #pragma once

@@ -1,0 +1,63 @@
+// One vector register of floats and the few operations kindling's hand-written CPU kernels use,
+// for the widest ISA the build targets (-march=native): AVX-512 (16 lanes, 32 registers) or AVX2
+// with FMA (8 lanes, 16 registers). A kernel is written once against Vec and these functions and
+// takes its tile sizes from the register count; KINDLING_SIMD (512 or 256) says which one is
+// compiled in, and is undefined on a machine with neither (callers then use a plain loop or BLAS).
+// Masked loads and stores never touch the lanes outside the mask, so a tile's ragged edge may end
+// at the last float of a buffer.
+#pragma once
+#include <cstdint>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+namespace kindling::cpu::simd {
+
+#if defined(__AVX512F__)
+#define KINDLING_SIMD 512
+
+constexpr int kLanes = 16;
+constexpr int kRegisters = 32;
+using Vec = __m512;
+using Mask = __mmask16;
+
+// The first min(n, 16) lanes.
+inline Mask first_lanes(int64_t n) { return n >= 16 ? Mask(0xFFFF) : Mask((1u << n) - 1u); }
+inline Vec zero() { return _mm512_setzero_ps(); }
+inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
+inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
+inline Vec load(const float* p, Mask lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
+inline void store(float* p, Vec v, Mask lanes) { _mm512_mask_storeu_ps(p, lanes, v); }
+inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline float sum(Vec v) { return _mm512_reduce_add_ps(v); }
+
+#elif defined(__AVX2__) && defined(__FMA__)
+#define KINDLING_SIMD 256
+
+constexpr int kLanes = 8;
+constexpr int kRegisters = 16;
+using Vec = __m256;
+using Mask = __m256i;   // a lane is on when its sign bit is set (vmaskmovps)
+
+inline Mask first_lanes(int64_t n) {
+  const int count = n >= 8 ? 8 : int(n);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline Vec zero() { return _mm256_setzero_ps(); }
+inline Vec broadcast(float x) { return _mm256_set1_ps(x); }
+inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
+inline Vec load(const float* p, Mask lanes) { return _mm256_maskload_ps(p, lanes); }
+inline void store(float* p, Vec v, Mask lanes) { _mm256_maskstore_ps(p, lanes, v); }
+inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline float sum(Vec v) {
+  const __m128 halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+  return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
+}
+
+#endif
+
+}  // namespace kindling::cpu::simd
