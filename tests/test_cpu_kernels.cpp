@@ -34,6 +34,13 @@ void check_close(const std::vector<float>& got, const std::vector<double>& want,
     }
 }
 
+// Offsets of count rows stride apart, the last row first: a B that no plain matrix describes.
+std::vector<int64_t> reversed_rows(int64_t count, int64_t stride) {
+  std::vector<int64_t> offsets(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) offsets[size_t(i)] = (count - 1 - i) * stride;
+  return offsets;
+}
+
 const int64_t kRaggedSizes[] = {1, 3, 4, 5, 8, 9, 16, 17, 23, 24, 25, 33, 49};
 
 }  // namespace
@@ -64,10 +71,9 @@ TEST_CASE("cpu::gemm_nn: C (+)= A·B with B given by row offsets, ragged M and N
           CAPTURE(K);
           CAPTURE(accumulate);
           const std::vector<float> A = random_floats(size_t(M * K), 1);
-          const int64_t ldb = N + 4;   // rows in reverse order, N + 4 apart: not a plain matrix
+          const int64_t ldb = N + 4;
           const std::vector<float> B = random_floats(size_t(K * ldb), 2);
-          std::vector<int64_t> offsets(static_cast<size_t>(K));
-          for (int64_t k = 0; k < K; ++k) offsets[size_t(k)] = (K - 1 - k) * ldb;
+          const std::vector<int64_t> offsets = reversed_rows(K, ldb);
           const int64_t ldc = N + 2;
           std::vector<float> C = random_floats(size_t(M * ldc), 3);
           std::vector<double> want(C.begin(), C.end());
@@ -126,8 +132,7 @@ TEST_CASE("cpu::gemm_nt: C (+)= sum over segments of A_t·B_tᵀ, ragged tiles a
           const int64_t b_stride = N * (K + 3) + 1;
           const std::vector<float> A = random_floats(size_t(segments * a_stride), 5);
           const std::vector<float> B = random_floats(size_t(segments * b_stride), 6);
-          std::vector<int64_t> offsets(static_cast<size_t>(N));
-          for (int64_t n = 0; n < N; ++n) offsets[size_t(n)] = (N - 1 - n) * (K + 3);
+          const std::vector<int64_t> offsets = reversed_rows(N, K + 3);
           const int64_t ldc = N + 1;
           std::vector<float> C = random_floats(size_t(M * ldc), 7);
           std::vector<double> want(C.begin(), C.end());
