@@ -89,17 +89,20 @@ void nn_tile(const float* panel, Source B, int64_t k0, int64_t K, float* C, int6
       for (int v = 0; v < NV; ++v) acc[m][v] = simd::fmadd(a_m, b[v], acc[m][v]);
     }
   }
-  const Mask all = simd::first_lanes(kLanes);
 #pragma GCC unroll 8
   for (int m = 0; m < kRows; ++m) {
     if (m >= rows) break;
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) {
-      const Mask mask = v == NV - 1 ? last_mask : all;
       float* c = C + m * ldc + kLanes * v;
       Vec value = acc[m][v];
-      if (accumulate) value = simd::add(value, simd::load(c, mask));
-      simd::store(c, value, mask);
+      if (Ragged && v == NV - 1) {
+        if (accumulate) value = simd::add(value, simd::load(c, last_mask));
+        simd::store(c, value, last_mask);
+      } else {
+        if (accumulate) value = simd::add(value, simd::load(c));
+        simd::store_first(c, value, kLanes);
+      }
     }
   }
 }

@@ -29,6 +29,8 @@ inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
 inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
 inline Vec load(const float* p, Mask lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
 inline void store(float* p, Vec v, Mask lanes) { _mm512_mask_storeu_ps(p, lanes, v); }
+// The first min(n, 16) lanes of v to p.
+inline void store_first(float* p, Vec v, int64_t n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline float sum(Vec v) { return _mm512_reduce_add_ps(v); }
@@ -50,6 +52,23 @@ inline Vec broadcast(float x) { return _mm256_set1_ps(x); }
 inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
 inline Vec load(const float* p, Mask lanes) { return _mm256_maskload_ps(p, lanes); }
 inline void store(float* p, Vec v, Mask lanes) { _mm256_maskstore_ps(p, lanes, v); }
+// The first min(n, 8) lanes of v to p. Not a masked store: vmaskmovps to memory is microcoded on
+// AMD's cores (tens of cycles), and a transpose stores a partial row per register.
+inline void store_first(float* p, Vec v, int64_t n) {
+  if (n >= 8) return _mm256_storeu_ps(p, v);
+  __m128 part = _mm256_castps256_ps128(v);
+  if (n >= 4) {
+    _mm_storeu_ps(p, part);
+    part = _mm256_extractf128_ps(v, 1);
+    p += 4, n -= 4;
+  }
+  if (n >= 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+    part = _mm_movehl_ps(part, part);
+    p += 2, n -= 2;
+  }
+  if (n >= 1) _mm_store_ss(p, part);
+}
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 inline float sum(Vec v) {

@@ -70,7 +70,6 @@ void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride,
   using simd::kLanes;
   for (int64_t i0 = 0; i0 < rows; i0 += kLanes) {
     const int64_t block_rows = std::min<int64_t>(kLanes, rows - i0);
-    const simd::Mask row_lanes = simd::first_lanes(block_rows);
     for (int64_t j0 = 0; j0 < cols; j0 += kLanes) {
       const int64_t block_cols = std::min<int64_t>(kLanes, cols - j0);
       const simd::Mask col_lanes = simd::first_lanes(block_cols);
@@ -85,12 +84,12 @@ void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride,
         // Callers walk each row (an image plane) forwards: fetch a few lines ahead, since 16 rows
         // a page apart are more streams than the hardware prefetcher follows.
         _mm_prefetch(reinterpret_cast<const char*>(row) + 256, _MM_HINT_T0);
-        r[i] = simd::load(row, col_lanes);
+        r[i] = block_cols == kLanes ? simd::load(row) : simd::load(row, col_lanes);
       }
       transpose_block(r);
 #pragma GCC unroll 16
       for (int j = 0; j < kLanes; ++j)
-        if (j < block_cols) simd::store(dst + (j0 + j) * dst_stride + i0, r[j], row_lanes);
+        if (j < block_cols) simd::store_first(dst + (j0 + j) * dst_stride + i0, r[j], block_rows);
     }
   }
 }
