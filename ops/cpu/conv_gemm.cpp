@@ -24,14 +24,6 @@ std::vector<int64_t> strided_rows(int64_t rows, int64_t ld) {
   return offsets;
 }
 
-bool conv_gemm_is_vectorised() {
-#ifdef KINDLING_SIMD
-  return true;
-#else
-  return false;
-#endif
-}
-
 #ifdef KINDLING_SIMD
 namespace {
 

@@ -18,9 +18,6 @@
 
 namespace kindling::cpu {
 
-// True when the hand-vectorised kernels are compiled in (else every call is cblas_sgemm).
-bool conv_gemm_is_vectorised();
-
 // Offsets of the rows of a plain row-major matrix: k*ld for k in [0, rows).
 std::vector<int64_t> strided_rows(int64_t rows, int64_t ld);
 
