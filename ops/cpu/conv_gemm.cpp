@@ -51,12 +51,14 @@ struct ColumnBlocks {   // vector v of row k at start[v] + k*ld
   const float* at(int64_t k, int v) const { return start[v] + k * ld; }
 };
 
-// C[rows<=kRows, kLanes*NV] (+)= panel [k0+K][kRows] · B[k0.., kLanes*NV] over depth
-// k0..k0+K-1; the last vector masked by last_mask when Ragged (a full tile keeps the mask out of
-// the loop: with AVX2 it would take the sixteenth register and push B's vectors out to memory).
+// C[rows<=kRows, kLanes*(NV-1) + last_lanes] (+)= panel [k0+K][kRows] · B[k0.., same columns]
+// over depth k0..k0+K-1; the last vector has last_lanes < kLanes columns when Ragged (a full tile
+// keeps the mask out of the loop: with AVX2 it would take the sixteenth register and push B's
+// vectors out to memory).
 template <int NV, bool Ragged, typename Source>
 void nn_tile(const float* panel, Source B, int64_t k0, int64_t K, float* C, int64_t ldc, int rows,
-             Mask last_mask, bool accumulate) {
+             int64_t last_lanes, bool accumulate) {
+  const Mask last_mask = simd::first_lanes(last_lanes);
   Vec acc[kRows][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < kRows; ++m)
@@ -87,21 +89,17 @@ void nn_tile(const float* panel, Source B, int64_t k0, int64_t K, float* C, int6
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) {
       float* c = C + m * ldc + kLanes * v;
+      const bool partial = Ragged && v == NV - 1;
       Vec value = acc[m][v];
-      if (Ragged && v == NV - 1) {
-        if (accumulate) value = simd::add(value, simd::load(c, last_mask));
-        simd::store(c, value, last_mask);
-      } else {
-        if (accumulate) value = simd::add(value, simd::load(c));
-        simd::store_first(c, value, kLanes);
-      }
+      if (accumulate) value = simd::add(value, partial ? simd::load(c, last_mask) : simd::load(c));
+      simd::store_first(c, value, partial ? last_lanes : kLanes);
     }
   }
 }
 
 // kNnTiles<Source>[vectors-1][ragged]: the tile for 1..kVectors vectors, full or ragged.
 template <typename Source>
-using NnTile = void (*)(const float*, Source, int64_t, int64_t, float*, int64_t, int, Mask, bool);
+using NnTile = void (*)(const float*, Source, int64_t, int64_t, float*, int64_t, int, int64_t, bool);
 template <typename Source>
 constexpr NnTile<Source> kNnTiles[kVectors][2] = {{&nn_tile<1, false, Source>, &nn_tile<1, true, Source>},
                                                   {&nn_tile<2, false, Source>, &nn_tile<2, true, Source>},
@@ -125,13 +123,13 @@ void nn_tiles(const PackedA& a, int64_t N, MakeSource make_source, float* C, int
     for (int64_t n0 = 0; n0 < N; n0 += kLanes * kVectors) {
       const int64_t width = std::min<int64_t>(kLanes * kVectors, N - n0);
       const int vectors = int((width + kLanes - 1) / kLanes);
-      const Mask last = simd::first_lanes(width - kLanes * (vectors - 1));
+      const int64_t last = width - kLanes * (vectors - 1);   // columns of the last vector
       const auto source = make_source(n0, vectors);
       for (int64_t m0 = 0; m0 < M; m0 += kRows) {
         const float* panel = a.packed() + m0 * K;
         const int rows = int(std::min<int64_t>(kRows, M - m0));
         float* c = C + m0 * ldc + n0;
-        const auto tile = kNnTiles<decltype(source)>[vectors - 1][width % kLanes != 0];
+        const auto tile = kNnTiles<decltype(source)>[vectors - 1][last < kLanes];
         tile(panel, source, k0, depth, c, ldc, rows, last, add);
       }
     }

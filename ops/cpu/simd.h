@@ -3,8 +3,8 @@
 // with FMA (8 lanes, 16 registers). A kernel is written once against Vec and these functions and
 // takes its tile sizes from the register count; KINDLING_SIMD (512 or 256) says which one is
 // compiled in, and is undefined on a machine with neither (callers then use a plain loop or BLAS).
-// Masked loads and stores never touch the lanes outside the mask, so a tile's ragged edge may end
-// at the last float of a buffer.
+// Masked loads and partial stores never touch the lanes outside their range, so a tile's ragged
+// edge may end at the last float of a buffer.
 #pragma once
 #include <cstdint>
 
@@ -28,7 +28,7 @@ inline Vec zero() { return _mm512_setzero_ps(); }
 inline Vec broadcast(float x) { return _mm512_set1_ps(x); }
 inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
 inline Vec load(const float* p, Mask lanes) { return _mm512_maskz_loadu_ps(lanes, p); }
-inline void store(float* p, Vec v, Mask lanes) { _mm512_mask_storeu_ps(p, lanes, v); }
+inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 // The first min(n, 16) lanes of v to p.
 inline void store_first(float* p, Vec v, int64_t n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
@@ -51,11 +51,11 @@ inline Vec zero() { return _mm256_setzero_ps(); }
 inline Vec broadcast(float x) { return _mm256_set1_ps(x); }
 inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
 inline Vec load(const float* p, Mask lanes) { return _mm256_maskload_ps(p, lanes); }
-inline void store(float* p, Vec v, Mask lanes) { _mm256_maskstore_ps(p, lanes, v); }
+inline void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 // The first min(n, 8) lanes of v to p. Not a masked store: vmaskmovps to memory is microcoded on
 // AMD's cores (tens of cycles), and a transpose stores a partial row per register.
 inline void store_first(float* p, Vec v, int64_t n) {
-  if (n >= 8) return _mm256_storeu_ps(p, v);
+  if (n >= 8) return store(p, v);
   __m128 part = _mm256_castps256_ps128(v);
   if (n >= 4) {
     _mm_storeu_ps(p, part);
