@@ -2,7 +2,7 @@
 initialisation, data pipeline, loss, optimizer and schedule, so the two accuracies can be compared
 run against run. It reads the same Debian files (dataset-fashion-mnist) and writes one JSON object
 per epoch with the keys of kindling's metrics.jsonl (epoch, lr, train_loss, train_accuracy,
-test_loss, test_accuracy, images_per_s, seconds; accuracies as fractions).
+test_loss, test_accuracy, test_nll, test_ece, images_per_s, seconds; accuracies as fractions).
 
   python3 bench/pytorch_train.py --epochs 20 --lr 0.1 --nesterov --weight-decay 5e-4 \
       --schedule onecycle --augment --threads 2 --out runs/torch-recipe.jsonl
@@ -80,17 +80,31 @@ def init_like_kindling(model):
             nn.init.zeros_(m.bias)
 
 
+def expected_calibration_error(confidence, correct, bins=15):
+    """kindling's ECE (losses/metrics.h): confidence = max_j p_j, bin b = (b/n, (b+1)/n] (the first
+    also takes 0), sum over bins of |sum correct - sum confidence| / count."""
+    bin_of = (torch.ceil(confidence.double() * bins).long() - 1).clamp(0, bins - 1)
+    gap = torch.zeros(bins, dtype=torch.float64)
+    gap.index_add_(0, bin_of, correct.double() - confidence.double())
+    return gap.abs().sum().item() / len(confidence)
+
+
 def evaluate(model, images, labels, batch_size):
+    """Mean cross entropy (= NLL), top-1 accuracy and 15-bin ECE on the given set."""
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, confidences, corrects = 0.0, [], []
     with torch.no_grad():
         for start in range(0, len(labels), batch_size):
             x = normalise(images[start:start + batch_size])
             y = labels[start:start + batch_size]
             logits = model(x)
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-    return loss_sum / len(labels), correct / len(labels)
+            confidence, predicted = F.softmax(logits, 1).max(1)
+            confidences.append(confidence)
+            corrects.append(predicted == y)
+    confidence, correct = torch.cat(confidences), torch.cat(corrects)
+    return (loss_sum / len(labels), correct.double().mean().item(),
+            expected_calibration_error(confidence, correct))
 
 
 def main():
@@ -160,10 +174,11 @@ def main():
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
         train_seconds = time.perf_counter() - started
-        test_loss, test_accuracy = evaluate(model, test_x, test_y, 1000)
+        test_loss, test_accuracy, test_ece = evaluate(model, test_x, test_y, 1000)
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / len(train_y),
                   "train_accuracy": correct / len(train_y), "test_loss": test_loss,
-                  "test_accuracy": test_accuracy, "images_per_s": len(train_y) / train_seconds,
+                  "test_accuracy": test_accuracy, "test_nll": test_loss, "test_ece": test_ece,
+                  "images_per_s": len(train_y) / train_seconds,
                   "seconds": time.perf_counter() - started}
         line = json.dumps(record)
         print(line, flush=True)
