@@ -1,7 +1,7 @@
 // Register blocks of kLanes x kLanes (simd.h): kLanes row loads (masked at the right edge), a
-// transpose in registers, kLanes row stores (partial at the bottom edge). AVX-512 (16x16): four rounds of two-source lane permutes (each
-// round swaps the off-diagonal sub-blocks of size 8, 4, 2, 1 between row pairs). AVX2 (8x8): the
-// usual unpack, shuffle and 128-bit lane permute rounds.
+// transpose in registers, kLanes row stores (partial at the bottom edge). AVX-512 (16x16): four
+// rounds of two-source lane permutes (each round swaps the off-diagonal sub-blocks of size 8, 4, 2,
+// 1 between row pairs). AVX2 (8x8): the usual unpack, shuffle and 128-bit lane permute rounds.
 #include "ops/cpu/transpose.h"
 
 #include "ops/cpu/simd.h"
