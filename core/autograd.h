@@ -1,7 +1,9 @@
-// Reverse-mode autograd, as small as micrograd's: a Node per recorded op holds edges to the nodes
-// that produced its inputs and a backward function; backward() visits nodes in reverse topological
-// order, sums the gradients flowing into each input, and leaves end in AccumulateGrad, which adds
-// into the leaf's .grad. Backward formulas live beside their forward op in ops/.
+// Reverse-mode autograd in micrograd's shape: a Node per recorded op holds edges to the nodes that
+// produced its inputs and a backward function; backward() visits nodes in reverse topological order,
+// sums the gradients flowing into each input, and leaves end in AccumulateGrad, which adds into the
+// leaf's .grad. Backward formulas live beside their forward op in ops/. The engine's per-node state
+// sits in one open-addressing table (autograd.cpp) rather than hash maps: a small-batch step records
+// hundreds of nodes and the maps' allocations showed up in its profile.
 #pragma once
 #include "core/tensor.h"
 

@@ -1,4 +1,5 @@
-// The CPU backend: OpenBLAS for GEMM and convolution, kindling's thread pool for everything else.
+// The CPU backend: convolutions as kindling's own register-tiled GEMMs over a lowered image
+// (ops/cpu/conv.cpp), OpenBLAS for matmul and as the GEMM fallback, kindling's thread pool for the rest.
 // Its methods are defined across ops/cpu/<stem>.cpp, one file per family, in the order of
 // core/backend.h; ops/cuda/<stem>.cu holds the CUDA twins.
 #pragma once
