@@ -1,13 +1,32 @@
 #include "core/backend.h"
 
-#include "ops/cpu/cpu_backend.h"
+#include "ops/cpu/reference/reference_backend.h"
 
+#include <cstdlib>
 #include <mutex>
+#include <string_view>
 
 namespace kindling {
 
+Backend& reference_cpu_backend() {
+  static auto* instance = new ReferenceCpuBackend();   // never destroyed, like cpu_backend's
+  return *instance;
+}
+
+namespace {
+// KINDLING_KERNELS: "fast" (the default) or "reference" (ops/cpu/reference, for a whole run).
+Backend* make_cpu_backend() {
+  const char* env = std::getenv("KINDLING_KERNELS");
+  const std::string_view kernels = env ? env : "fast";
+  if (kernels == "reference") return &reference_cpu_backend();
+  if (kernels != "fast")
+    throw ValueError(fmt::format("KINDLING_KERNELS={}: expected fast or reference", kernels));
+  return new CpuBackend();   // never destroyed: outlives every static tensor
+}
+}  // namespace
+
 Backend& cpu_backend() {
-  static auto* instance = new CpuBackend();   // never destroyed: outlives every static tensor
+  static Backend* instance = make_cpu_backend();
   return *instance;
 }
 

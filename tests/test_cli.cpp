@@ -241,3 +241,28 @@ TEST_CASE("losses, info and bench print what they promise") {
     CHECK_MESSAGE(rows.contains(key), key);
   CHECK(rows["images_per_s"].get<double>() > 0);
 }
+
+TEST_CASE("KINDLING_KERNELS=reference trains on the reference kernels to the fast path's numbers") {
+  TempDir dir;
+  write_tiny_mnist(dir.path, 8, 8);   // the reference convolution is slow: one batch
+  const std::string common = fmt::format("train --data mnist --data-dir '{}' --model resnet20 --batch-size 8 "
+                                         "--epochs 1 --lr 0.05 --deterministic --quiet --threads 2",
+                                         dir.path.string());
+  REQUIRE(kindling_cli(fmt::format("{} --out '{}'", common, (dir / "fast").string()), dir.path).status == 0);
+  setenv("KINDLING_KERNELS", "reference", 1);
+  const Run reference = kindling_cli(fmt::format("{} --out '{}'", common, (dir / "reference").string()), dir.path);
+  setenv("KINDLING_KERNELS", "fastest", 1);
+  const Run unknown = kindling_cli(fmt::format("{} --out '{}'", common, (dir / "unknown").string()), dir.path);
+  unsetenv("KINDLING_KERNELS");
+  INFO(reference.err);
+  REQUIRE(reference.status == 0);
+  const auto fast_rows = jsonl(dir / "fast" / "metrics.jsonl"), reference_rows = jsonl(dir / "reference" / "metrics.jsonl");
+  REQUIRE(fast_rows.size() == 1);
+  REQUIRE(reference_rows.size() == 1);
+  for (const char* key : {"train_loss", "test_loss"})
+    CHECK_MESSAGE(reference_rows[0][key].get<double>() ==
+                      doctest::Approx(fast_rows[0][key].get<double>()).epsilon(1e-4), key);
+  CHECK(reference_rows[0]["test_accuracy"] == fast_rows[0]["test_accuracy"]);
+  CHECK(unknown.status != 0);
+  CHECK(contains(unknown.err, "KINDLING_KERNELS=fastest: expected fast or reference"));
+}

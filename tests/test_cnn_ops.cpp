@@ -1,4 +1,4 @@
-// CNN ops on the CPU: conv2d against a direct loop and finite differences, pooling values, batch
+// CNN ops on the CPU: conv2d against the reference kernels and finite differences, pooling values, batch
 // norm statistics and running-stat updates, dropout masks, and the fused optimizer kernels against
 // the formulas in core/backend.h.
 #include "core/autograd.h"
@@ -6,6 +6,7 @@
 #include "core/rng.h"
 #include "ops/batchnorm.h"
 #include "ops/conv.h"
+#include "ops/cpu/reference/reference_backend.h"
 #include "ops/dropout.h"
 #include "ops/pool.h"
 #include "ops/registry.h"
@@ -70,35 +71,11 @@ void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f, 
 
 namespace {
 
-// Calls term(yi, xi, wi) for every output y[yi] and every tap whose input pixel x[xi] lies inside
-// the image, with its weight w[wi]: the definition of conv2d, which both references below walk.
-template <typename Term>
-void for_each_conv_term(const Conv2dParams& p, Term&& term) {
-  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups;
-  for (int64_t n = 0; n < p.N; ++n)
-    for (int64_t k = 0; k < p.K; ++k)
-      for (int64_t oh = 0; oh < p.P; ++oh)
-        for (int64_t ow = 0; ow < p.Q; ++ow) {
-          const size_t yi = size_t(((n * p.K + k) * p.P + oh) * p.Q + ow);
-          for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t r = 0; r < p.R; ++r)
-              for (int64_t s = 0; s < p.S; ++s) {
-                const int64_t ih = oh * p.stride_h - p.pad_h + r * p.dil_h;
-                const int64_t iw = ow * p.stride_w - p.pad_w + s * p.dil_w;
-                if (ih < 0 || ih >= p.H || iw < 0 || iw >= p.W) continue;
-                term(yi, size_t(((n * p.C + k / Kg * Cg + c) * p.H + ih) * p.W + iw),
-                     size_t(((k * Cg + c) * p.R + r) * p.S + s));
-              }
-        }
-}
-
-// The definition, summed in double.
-std::vector<float> naive_conv2d(const std::vector<float>& x, const std::vector<float>& w,
-                                const std::vector<float>& bias, const Conv2dParams& p) {
-  std::vector<double> y(size_t(p.N * p.K * p.P * p.Q));
-  for (size_t i = 0; i < y.size(); ++i) y[i] = bias.empty() ? 0.0 : bias[i / size_t(p.P * p.Q) % size_t(p.K)];
-  for_each_conv_term(p, [&](size_t yi, size_t xi, size_t wi) { y[yi] += double(x[xi]) * w[wi]; });
-  return std::vector<float>(y.begin(), y.end());
+// The oracle: the reference kernels (ops/cpu/reference/conv.cpp), the definition summed in double.
+std::vector<float> reference_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+  Tensor y = empty({p.N, p.K, p.P, p.Q});
+  reference_cpu_backend().conv2d_fwd(p, y, x.contiguous(), w.contiguous(), bias);
+  return values_of(y);
 }
 
 struct ConvCase {
@@ -128,7 +105,7 @@ const ConvCase kConvCases[] = {
 
 }  // namespace
 
-TEST_CASE("conv2d forward matches the direct definition") {
+TEST_CASE("conv2d forward matches the reference kernel") {
   Generator gen(1);
   for (const ConvCase& cc : kConvCases) {
     Tensor x = randn(cc.x, {}, &gen), w = randn(cc.w, {}, &gen);
@@ -136,27 +113,21 @@ TEST_CASE("conv2d forward matches the direct definition") {
     const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
     Tensor y = conv2d(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
     CHECK(y.shape() == Shape{p.N, p.K, p.P, p.Q});
-    const std::vector<float> expected =
-        naive_conv2d(values_of(x), values_of(w), cc.bias ? values_of(b) : std::vector<float>{}, p);
+    const std::vector<float> expected = reference_conv2d(x, w, b, p);
     INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " groups ", cc.groups);
     CHECK(max_abs_diff(values_of(y), expected) < 1e-4);
   }
 }
 
-// The data and weight gradients of sum(y * dy), straight from the definition, in double.
+// The data and weight gradients of sum(y * dy) from the reference kernels.
 struct ConvGrads {
   std::vector<float> dx, dw, db;
 };
-ConvGrads naive_conv2d_grads(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& dy,
-                             const Conv2dParams& p) {
-  std::vector<double> dx(size_t(p.N * p.C * p.H * p.W)), dw(size_t(p.K * p.C / p.groups * p.R * p.S)), db(size_t(p.K));
-  for (size_t i = 0; i < dy.size(); ++i) db[i / size_t(p.P * p.Q) % size_t(p.K)] += dy[i];
-  for_each_conv_term(p, [&](size_t yi, size_t xi, size_t wi) {
-    dx[xi] += double(dy[yi]) * w[wi];
-    dw[wi] += double(dy[yi]) * x[xi];
-  });
-  return {std::vector<float>(dx.begin(), dx.end()), std::vector<float>(dw.begin(), dw.end()),
-          std::vector<float>(db.begin(), db.end())};
+ConvGrads reference_conv2d_grads(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dParams& p) {
+  Tensor dx = empty(x.shape()), dw = empty(w.shape()), db = empty({p.K});
+  reference_cpu_backend().conv2d_bwd_data(p, dx, dy.contiguous(), w.contiguous());
+  reference_cpu_backend().conv2d_bwd_weight(p, dw, db, x.contiguous(), dy.contiguous());
+  return {values_of(dx), values_of(dw), values_of(db)};
 }
 
 double max_relative_diff(const std::vector<float>& got, const std::vector<float>& want) {
@@ -165,7 +136,7 @@ double max_relative_diff(const std::vector<float>& got, const std::vector<float>
   return max_abs_diff(got, want) / scale;
 }
 
-TEST_CASE("conv2d gradients match the definition on every lowering") {
+TEST_CASE("conv2d gradients match the reference kernels on every lowering") {
   // Covers both lowerings (phased: stride 1 and 2, 1×1 read in place; columns: small planes,
   // strided 1×1), the three weight-gradient kernels (channels-last for 16k channels per group,
   // dot products otherwise, transposed columns), dilation, groups, uneven padding and strides,
@@ -195,7 +166,7 @@ TEST_CASE("conv2d gradients match the definition on every lowering") {
     Tensor y = conv2d(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
     Tensor dy = randn(y.shape(), {}, &gen);
     y.backward(dy);
-    const ConvGrads want = naive_conv2d_grads(values_of(x), values_of(w), values_of(dy), p);
+    const ConvGrads want = reference_conv2d_grads(x.detach(), w.detach(), dy, p);
     INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " groups ", cc.groups, " stride ", cc.stride.h);
     CHECK(max_relative_diff(values_of(x.grad()), want.dx) < 1e-5);
     CHECK(max_relative_diff(values_of(w.grad()), want.dw) < 1e-5);

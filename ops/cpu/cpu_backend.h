@@ -7,7 +7,7 @@
 
 namespace kindling {
 
-class CpuBackend final : public Backend {
+class CpuBackend : public Backend {
  public:
   Device device() const override { return Device::cpu(); }
   Allocator& allocator() override { return cpu_allocator(); }
