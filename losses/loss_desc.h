@@ -16,18 +16,29 @@
 
 namespace kindling {
 
-enum class LossKind : int32_t {
-  ce, label_smoothing, lace, expectation, ce_expectation_mix, min_ent, mix_ent, squentropy,
-  square, ngl, focal, poly1,
-};
-inline constexpr int kNumLossKinds = 12;
+// Every loss, once, in the order of docs/losses.md: X(kind, row-maths struct). The enum, the names
+// and the count below and the kernels' dispatch (visit_loss in losses/loss_rows.h) are generated
+// from this list; the registry (losses/registry.cpp) describes each kind for users.
+#define KINDLING_LOSS_KINDS(X)                                                                    \
+  X(ce, CeRow) X(label_smoothing, LabelSmoothingRow) X(lace, LaceRow) X(expectation, ExpectationRow) \
+  X(ce_expectation_mix, CeExpectationMixRow) X(min_ent, MinEntRow) X(mix_ent, MixEntRow)          \
+  X(squentropy, SquentropyRow) X(square, SquareRow) X(ngl, NglRow) X(focal, FocalRow)             \
+  X(poly1, Poly1Row)
+
+#define KINDLING_LOSS_ENUM(kind, Row) kind,
+enum class LossKind : int32_t { KINDLING_LOSS_KINDS(KINDLING_LOSS_ENUM) };
+#undef KINDLING_LOSS_ENUM
+
+#define KINDLING_LOSS_ONE(kind, Row) +1
+inline constexpr int kNumLossKinds = 0 KINDLING_LOSS_KINDS(KINDLING_LOSS_ONE);
+#undef KINDLING_LOSS_ONE
 inline constexpr int kMaxLossParams = 4;
 
 // The registry name of a kind ("ce", "label_smoothing", ...), for messages.
 inline const char* loss_kind_name(LossKind kind) {
-  constexpr const char* names[kNumLossKinds] = {
-      "ce", "label_smoothing", "lace", "expectation", "ce_expectation_mix", "min_ent",
-      "mix_ent", "squentropy", "square", "ngl", "focal", "poly1"};
+#define KINDLING_LOSS_NAME(kind, Row) #kind,
+  constexpr const char* names[kNumLossKinds] = {KINDLING_LOSS_KINDS(KINDLING_LOSS_NAME)};
+#undef KINDLING_LOSS_NAME
   const int index = static_cast<int>(kind);
   return index >= 0 && index < kNumLossKinds ? names[index] : "unknown";
 }

@@ -21,20 +21,12 @@ namespace kindling {
 // Calls visit(RowStruct{}) with the row-maths struct of `kind` (host code: the kernels' launchers).
 template <class Visitor> decltype(auto) visit_loss(LossKind kind, Visitor&& visit) {
   switch (kind) {
-    case LossKind::ce: return visit(CeRow{});
-    case LossKind::label_smoothing: return visit(LabelSmoothingRow{});
-    case LossKind::lace: return visit(LaceRow{});
-    case LossKind::expectation: return visit(ExpectationRow{});
-    case LossKind::ce_expectation_mix: return visit(CeExpectationMixRow{});
-    case LossKind::min_ent: return visit(MinEntRow{});
-    case LossKind::mix_ent: return visit(MixEntRow{});
-    case LossKind::squentropy: return visit(SquentropyRow{});
-    case LossKind::square: return visit(SquareRow{});
-    case LossKind::ngl: return visit(NglRow{});
-    case LossKind::focal: return visit(FocalRow{});
-    case LossKind::poly1: return visit(Poly1Row{});
+#define KINDLING_LOSS_CASE(kind, Row) \
+  case LossKind::kind: return visit(Row{});
+    KINDLING_LOSS_KINDS(KINDLING_LOSS_CASE)
+#undef KINDLING_LOSS_CASE
   }
-  return visit(CeRow{});   // unreachable: every kind is listed above
+  return visit(CeRow{});   // unreachable: the switch covers KINDLING_LOSS_KINDS
 }
 
 // Sums term(j) over j in [0, n) in `Sum` with kRowLanes independent partial sums. One running sum

@@ -1,6 +1,7 @@
 #include "nn/schedule.h"
 
 #include "core/error.h"
+#include "core/spec.h"
 
 #include <fmt/ranges.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <numbers>
+#include <optional>
 
 namespace kindling {
 
@@ -120,11 +122,9 @@ std::string OneCycleSchedule::describe() const {
 // ---- make_schedule ----
 namespace {
 double parse_number(const std::string& spec, const std::string& key, const std::string& text) {
-  char* end = nullptr;
-  const double value = std::strtod(text.c_str(), &end);
-  KINDLING_CHECK(!text.empty() && end == text.c_str() + text.size() && std::isfinite(value), ValueError,
-                 "schedule '{}': {}={} is not a number", spec, key, text);
-  return value;
+  const std::optional<double> value = parse_finite(text);
+  KINDLING_CHECK(value.has_value(), ValueError, "schedule '{}': {}={} is not a number", spec, key, text);
+  return *value;
 }
 int64_t parse_count(const std::string& spec, const std::string& key, const std::string& text) {
   const double value = parse_number(spec, key, text);
@@ -132,31 +132,13 @@ int64_t parse_count(const std::string& spec, const std::string& key, const std::
                  "schedule '{}': {}={} must be a non-negative whole number", spec, key, text);
   return int64_t(value);
 }
-std::vector<std::string> split(const std::string& text, char separator) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    const size_t end = text.find(separator, start);
-    parts.push_back(text.substr(start, end - start));
-    if (end == std::string::npos) return parts;
-    start = end + 1;
-  }
-}
 }  // namespace
 
 std::unique_ptr<Schedule> make_schedule(const std::string& spec, double base_lr, int64_t epochs,
                                         int64_t steps_per_epoch) {
-  const size_t colon = spec.find(':');
-  const std::string name = spec.substr(0, colon);
-  std::map<std::string, std::string> options;
-  if (colon != std::string::npos) {
-    for (const std::string& item : split(spec.substr(colon + 1), ',')) {
-      const size_t eq = item.find('=');
-      KINDLING_CHECK(eq != std::string::npos && eq > 0, ValueError,
-                     "schedule '{}': '{}' is not key=value", spec, item);
-      options[item.substr(0, eq)] = item.substr(eq + 1);
-    }
-  }
+  const Spec parsed = parse_spec(spec, fmt::format("schedule '{}'", spec));
+  const std::string& name = parsed.name;
+  std::map<std::string, std::string> options(parsed.options.begin(), parsed.options.end());
   // Each lookup removes the key, so whatever is left at the end was not understood.
   auto take = [&](const std::string& key, const std::string& fallback) {
     auto it = options.find(key);
@@ -177,7 +159,7 @@ std::unique_ptr<Schedule> make_schedule(const std::string& spec, double base_lr,
     schedule = std::make_unique<StepSchedule>(base_lr, size, number("gamma", "0.1"));
   } else if (name == "multistep") {
     std::vector<int64_t> milestones;
-    for (const std::string& m : split(take("milestones", fmt::format("{}/{}", epochs / 2, epochs * 3 / 4)), '/'))
+    for (const std::string& m : split_list(take("milestones", fmt::format("{}/{}", epochs / 2, epochs * 3 / 4))))
       milestones.push_back(parse_count(spec, "milestones", m));
     schedule = std::make_unique<MultiStepSchedule>(base_lr, milestones, number("gamma", "0.1"));
   } else if (name == "cosine") {

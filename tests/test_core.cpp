@@ -4,6 +4,7 @@
 #include "core/autograd.h"
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "core/spec.h"
 #include "ops/ops.h"
 
 #include "tests/test_util.h"
@@ -248,3 +249,20 @@ TEST_CASE("parallel_for rethrows a worker's exception and nests serially") {
 }
 
 }  // namespace
+
+TEST_CASE("spec strings: name, options in order, lists, numbers, and the errors that name the spec") {
+  const Spec spec = parse_spec(" focal : gamma = 2 ,, alpha=0.25 ", "loss focal");
+  CHECK(spec.name == "focal");
+  REQUIRE(spec.options.size() == 2);
+  CHECK(spec.options[0] == std::pair<std::string, std::string>{"gamma", "2"});
+  CHECK(spec.options[1] == std::pair<std::string, std::string>{"alpha", "0.25"});
+  CHECK(parse_spec("ce", "loss ce").options.empty());
+  CHECK(split_list("0/ 0.5 /1") == std::vector<std::string>{"0", "0.5", "1"});
+  CHECK(parse_finite("1e-3") == 1e-3);
+  for (const char* bad : {"", "1x", "nan", "inf", "1 "}) CHECK_MESSAGE(!parse_finite(bad).has_value(), bad);
+  CHECK_THROWS_WITH_AS(parse_spec("step:gamma", "schedule 'step:gamma'", " (keys: gamma)"),
+                       "schedule 'step:gamma': expected key=value, got 'gamma' (keys: gamma)", ValueError);
+  CHECK_THROWS_WITH_AS(parse_spec("step:=1", "schedule 'step:=1'"),
+                       "schedule 'step:=1': expected key=value, got '=1'", ValueError);
+  CHECK_THROWS_WITH_AS(parse_spec("step:gamma=1,gamma=2", "schedule"), "schedule: gamma is given twice", ValueError);
+}
