@@ -10,8 +10,8 @@
 namespace kindling {
 
 struct Spec {
-  std::string name;                                            // the text before ':', trimmed
-  std::vector<std::pair<std::string, std::string>> options;    // key, value: trimmed, in order given
+  std::string name;                                          // the text before ':', trimmed
+  std::vector<std::pair<std::string, std::string>> options;  // key, value: trimmed, in order given
 };
 
 // The name of a spec: the text before the first ':', trimmed of spaces and tabs.

@@ -81,7 +81,8 @@ Loss::Loss(const std::string& spec) {
   kind_ = info.kind;
   for (const HyperParam& param : info.params)
     values_.emplace_back(param.key, parse_value(info, param, param.default_text));
-  const Spec parsed = parse_spec(spec, fmt::format("loss {}", info.name), fmt::format(" (keys: {})", valid_keys(info)));
+  const Spec parsed =
+      parse_spec(spec, fmt::format("loss {}", info.name), fmt::format(" (keys: {})", valid_keys(info)));
   for (const auto& [key, text] : parsed.options) {
     if (key == "reduction") {
       reduction_ = parse_reduction(info, text);

@@ -159,7 +159,8 @@ std::unique_ptr<Schedule> make_schedule(const std::string& spec, double base_lr,
     schedule = std::make_unique<StepSchedule>(base_lr, size, number("gamma", "0.1"));
   } else if (name == "multistep") {
     std::vector<int64_t> milestones;
-    for (const std::string& m : split_list(take("milestones", fmt::format("{}/{}", epochs / 2, epochs * 3 / 4))))
+    const std::string default_milestones = fmt::format("{}/{}", epochs / 2, epochs * 3 / 4);
+    for (const std::string& m : split_list(take("milestones", default_milestones)))
       milestones.push_back(parse_count(spec, "milestones", m));
     schedule = std::make_unique<MultiStepSchedule>(base_lr, milestones, number("gamma", "0.1"));
   } else if (name == "cosine") {

@@ -44,8 +44,8 @@ TEST_CASE("gemm: every transpose, beta 0 and 1, batched, ragged sizes") {
         const int64_t lda = ta ? M : K, ldb = tb ? K : N;
         reference.gemm(ta, tb, M, N, K, 0.5f, a.data<float>(), lda, M * K, b.data<float>(), ldb, K * N, beta,
                        want.data<float>(), N, M * N, batch);
-        fast_kernels.gemm(ta, tb, M, N, K, 0.5f, a.data<float>(), lda, M * K, b.data<float>(), ldb, K * N, beta,
-                          got.data<float>(), N, M * N, batch);
+        fast_kernels.gemm(ta, tb, M, N, K, 0.5f, a.data<float>(), lda, M * K, b.data<float>(), ldb, K * N,
+                          beta, got.data<float>(), N, M * N, batch);
         INFO("M ", M, " N ", N, " K ", K, " trans ", trans, " beta ", beta);
         CHECK(relative_diff(got, want) < 1e-5);
       }
@@ -105,7 +105,7 @@ TEST_CASE("batch norm: training statistics and running updates, evaluation, back
   Generator gen(6);
   const int64_t N = 3, C = 5, H = 6, W = 7;
   Tensor x = randn({N, C, H, W}, {}, &gen), dy = randn({N, C, H, W}, {}, &gen);
-  x.add_(ones(x.shape()), 2.0);   // a mean away from zero
+  x.add_(ones(x.shape()), 2.0);  // a mean away from zero
   Tensor weight = randn({C}, {}, &gen), bias = randn({C}, {}, &gen);
   for (bool affine : {true, false}) {
     const Tensor w = affine ? weight : Tensor(), b = affine ? bias : Tensor();

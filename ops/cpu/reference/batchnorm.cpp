@@ -26,8 +26,9 @@ double value_or(const Tensor& t, int64_t c, double fallback) {
 //   running_mean += momentum * (mean - running_mean), running_var += momentum * (var*M/(M-1) - running_var).
 void ReferenceCpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
                                                const Tensor& save_invstd, const Tensor& running_mean,
-                                               const Tensor& running_var, const Tensor& x, const Tensor& weight,
-                                               const Tensor& bias, float momentum, float eps) {
+                                               const Tensor& running_var, const Tensor& x,
+                                               const Tensor& weight, const Tensor& bias, float momentum,
+                                               float eps) {
   const float* xp = x.data<float>();
   const double M = double(x.numel() / x.size(1));
   for (int64_t c = 0; c < x.size(1); ++c) {

@@ -38,8 +38,8 @@ void store(const std::vector<double>& sums, const Tensor& out) {
 
 // x [N,C,H,W], w [K,C/groups,R,S], bias [K] (may be undefined) -> y [N,K,P,Q]:
 //   y[n,k,p,q] = bias[k] + sum_{c,r,s} x[n, g*Cg + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k,c,r,s]
-void ReferenceCpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor& x,
-                                     const Tensor& w, const Tensor& bias) {
+void ReferenceCpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor& x, const Tensor& w,
+                                     const Tensor& bias) {
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
   std::vector<double> sums(size_t(y.numel()));

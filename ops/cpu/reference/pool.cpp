@@ -67,7 +67,8 @@ void ReferenceCpuBackend::avg_pool2d_fwd(const Pool2dParams& p, const Tensor& y,
     for (int64_t oh = 0; oh < p.P; ++oh)
       for (int64_t ow = 0; ow < p.Q; ++ow) {
         double sum = 0;
-        for_each_tap(p, oh, ow, [&](int64_t h, int64_t w, bool in_image) { sum += in_image ? xs[h * p.W + w] : 0.0f; });
+        for_each_tap(p, oh, ow,
+                     [&](int64_t h, int64_t w, bool in_image) { sum += in_image ? xs[h * p.W + w] : 0.0f; });
         y.data<float>()[(plane * p.P + oh) * p.Q + ow] = float(sum / divisor(p, oh, ow));
       }
   }

@@ -27,8 +27,10 @@ class ReferenceCpuBackend final : public CpuBackend {
   void conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias, const Tensor& x,
                          const Tensor& dy) override;
   // pool.cpp
-  void max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices, const Tensor& x) override;
-  void max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& indices) override;
+  void max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices,
+                      const Tensor& x) override;
+  void max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy,
+                      const Tensor& indices) override;
   void avg_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& x) override;
   void avg_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy) override;
   // batchnorm.cpp
