@@ -26,34 +26,34 @@
 namespace kindling {
 namespace {
 
-using cpu::ConvPlan;
+using cpu::LoweringPlan;
 using cpu::PackedA;
 using cpu::Workspace;
 using cpu::for_each_chunk;
 using cpu::lower_image;
 using cpu::output_is_dense;
 
-// Columns lowering: per chunk of B images one GEMM over their im2col matrices side by side
-// [CRS, B*PQ], its output block [Kg, B*PQ] split back into the images (B > 1).
-void forward_columns(const Conv2dParams& p, const ConvPlan& plan, float* y, const float* x,
+// Columns lowering: per chunk of images one GEMM over their im2col matrices side by side
+// [CRS, images*PQ], its output block [Kg, images*PQ] split back into the images (when more than one).
+void forward_columns(const Conv2dParams& p, const LoweringPlan& plan, float* y, const float* x,
                      const std::vector<PackedA>& weights, const float* bias) {
   const int64_t col_floats = plan.images * plan.lowered_floats;
   const int64_t block_floats = plan.images > 1 ? plan.Kg * plan.images * plan.PQ : 0;
   const Workspace ws(plan.workers, col_floats + block_floats);
-  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t B) {
+  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* col = ws.slice(worker);
     float* block = col + col_floats;
-    const int64_t ld = B * plan.PQ;
+    const int64_t ld = chunk_images * plan.PQ;
     const std::vector<int64_t> rows = cpu::strided_rows(plan.CRS, ld);
     for (int64_t g = 0; g < p.groups; ++g) {
-      for (int64_t b = 0; b < B; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, ld);
+      for (int64_t b = 0; b < chunk_images; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, ld);
       float* yg = y + (n0 * p.K + g * plan.Kg) * plan.PQ;
-      cpu::gemm_nn(weights[size_t(g)], ld, col, rows.data(), B == 1 ? yg : block, ld, false);
-      for (int64_t b = 0; b < B; ++b)
+      cpu::gemm_nn(weights[size_t(g)], ld, col, rows.data(), chunk_images == 1 ? yg : block, ld, false);
+      for (int64_t b = 0; b < chunk_images; ++b)
         for (int64_t k = 0; k < plan.Kg; ++k) {
           const float v = bias ? bias[g * plan.Kg + k] : 0.0f;
           float* dst = yg + (b * p.K + k) * plan.PQ;
-          if (B == 1) {
+          if (chunk_images == 1) {
             if (bias)
               for (int64_t i = 0; i < plan.PQ; ++i) dst[i] += v;
           } else {
@@ -68,7 +68,7 @@ void forward_columns(const Conv2dParams& p, const ConvPlan& plan, float* y, cons
 // y = conv(x) + bias, given the weights packed per group as [Kg, CRS].
 void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<PackedA>& weights,
              const float* bias) {
-  const ConvPlan plan = cpu::make_conv_plan(p);
+  const LoweringPlan plan = cpu::make_lowering_plan(p);
   if (!plan.phased) return forward_columns(p, plan, y, x, weights, bias);
   const bool dense = output_is_dense(p, plan);
   const int64_t block_floats = dense ? 0 : plan.Kg * plan.wide;
@@ -76,10 +76,10 @@ void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<
   auto begin = [&](int64_t worker) {   // zero the padded image's borders, never written again
     if (plan.phased && plan.copy_input) std::fill_n(ws.slice(worker), plan.lowered_floats, 0.0f);
   };
-  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
+  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* lowered = ws.slice(worker);
     float* block = lowered + plan.lowered_floats;
-    for (int64_t n = n0; n < n0 + B; ++n)
+    for (int64_t n = n0; n < n0 + chunk_images; ++n)
       for (int64_t g = 0; g < p.groups; ++g) {
         const float* b = lower_image(p, plan, x, n, g, lowered);
         float* yg = y + (n * p.K + g * plan.Kg) * plan.PQ;
@@ -169,25 +169,25 @@ void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t work
   });
 }
 
-// Weight gradient, columns lowering: per chunk, dW_g += dy_g [Kg, B*PQ] · colᵀ [B*PQ, CRS] with the
+// Weight gradient, columns lowering: per chunk, dW_g += dy_g [Kg, images*PQ] · colᵀ [images*PQ, CRS] with the
 // broadcast kernel: the images' im2col matrices side by side, transposed so each pixel's taps are
 // a row of B, and dy packed as A (its pixels are the depth).
-void weight_grad_columns(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x, const float* dy) {
+void weight_grad_columns(const Conv2dParams& p, const LoweringPlan& plan, float* dw, const float* x, const float* dy) {
   const int64_t dw_floats = p.K * plan.CRS;
-  const int64_t col_floats = plan.images * plan.lowered_floats;   // [CRS, B*PQ], then its transpose
+  const int64_t col_floats = plan.images * plan.lowered_floats;   // [CRS, images*PQ], then its transpose
   const Workspace ws(plan.workers, 2 * col_floats + dw_floats);
   std::vector<char> started(size_t(plan.workers), 0);
-  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t B) {
+  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* col = ws.slice(worker);
     float* col_t = col + col_floats;
     float* dw_acc = col_t + col_floats;
-    const int64_t pixels = B * plan.PQ;
+    const int64_t pixels = chunk_images * plan.PQ;
     const std::vector<int64_t> pixel_rows = cpu::strided_rows(pixels, plan.CRS);
     for (int64_t g = 0; g < p.groups; ++g) {
-      for (int64_t b = 0; b < B; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, pixels);
+      for (int64_t b = 0; b < chunk_images; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, pixels);
       cpu::transpose(col, plan.CRS, pixels, pixels, col_t, plan.CRS);
       PackedA dy_panels(plan.Kg, pixels);
-      for (int64_t b = 0; b < B; ++b)
+      for (int64_t b = 0; b < chunk_images; ++b)
         dy_panels.set_columns(b * plan.PQ, plan.PQ, dy + ((n0 + b) * p.K + g * plan.Kg) * plan.PQ, plan.PQ);
       cpu::gemm_nn(dy_panels, plan.CRS, col_t, pixel_rows.data(), dw_acc + g * plan.Kg * plan.CRS, plan.CRS,
                    started[size_t(worker)] != 0);
@@ -199,7 +199,7 @@ void weight_grad_columns(const Conv2dParams& p, const ConvPlan& plan, float* dw,
 
 // Weight gradient, phased lowering: per chunk one gemm_nt over its images (segments), dy read in
 // place when it is dense, else copied into [Kg, wide] blocks whose padding columns stay zero.
-void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x, const float* dy) {
+void weight_grad_segments(const Conv2dParams& p, const LoweringPlan& plan, float* dw, const float* x, const float* dy) {
   const int64_t dw_floats = p.K * plan.CRS;
   const bool dense = output_is_dense(p, plan);
   const int64_t dy_floats = dense ? 0 : plan.Kg * plan.wide;
@@ -209,7 +209,7 @@ void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw
   auto begin = [&](int64_t worker) {
     if (plan.phased && (plan.copy_input || !dense)) std::fill_n(ws.slice(worker), ws.per_worker - dw_floats, 0.0f);
   };
-  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
+  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* lowered = ws.slice(worker);
     float* dy_blocks = lowered + plan.images * lowered_floats;
     float* dw_acc = dy_blocks + plan.images * dy_floats;
@@ -218,11 +218,11 @@ void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw
     for (int64_t g = 0; g < p.groups; ++g) {
       // B_i: image n0+i lowered into slot i (or read in place: 1×1 unpadded).
       const float* b = lower_image(p, plan, x, n0, g, lowered);
-      for (int64_t i = 1; i < B; ++i) lower_image(p, plan, x, n0 + i, g, lowered + i * lowered_floats);
+      for (int64_t i = 1; i < chunk_images; ++i) lower_image(p, plan, x, n0 + i, g, lowered + i * lowered_floats);
       const float* a = dy + (n0 * p.K + g * plan.Kg) * plan.PQ;
-      cpu::Segments segments{B, p.K * plan.PQ, plan.copy_input ? lowered_floats : p.C * plan.HW};
+      cpu::Segments segments{chunk_images, p.K * plan.PQ, plan.copy_input ? lowered_floats : p.C * plan.HW};
       if (!dense) {
-        for (int64_t i = 0; i < B; ++i)
+        for (int64_t i = 0; i < chunk_images; ++i)
           for (int64_t k = 0; k < plan.Kg; ++k)
             for (int64_t oh = 0; oh < p.P; ++oh)
               std::memcpy(dy_blocks + (i * plan.Kg + k) * plan.wide + oh * plan.Ws,
@@ -245,7 +245,7 @@ void weight_grad_segments(const Conv2dParams& p, const ConvPlan& plan, float* dw
 // p*Ws + q (dy is 0 at q >= Q) and shift(r,s) is the tap's phase plane and offset. Each 16
 // channels of one tap form a column block of B read straight from X; dy is packed as A. The result
 // comes out as [Kg, R*S, Cg] and is permuted into [Kg, Cg, R, S] when the partials are added.
-void weight_grad_channels_last(const Conv2dParams& p, const ConvPlan& plan, float* dw, const float* x,
+void weight_grad_channels_last(const Conv2dParams& p, const LoweringPlan& plan, float* dw, const float* x,
                                const float* dy) {
   const int64_t RS = p.R * p.S, Cg = plan.Cg, cols = RS * Cg;
   const int64_t channel_stride = plan.phases * plan.plane;
@@ -265,12 +265,12 @@ void weight_grad_channels_last(const Conv2dParams& p, const ConvPlan& plan, floa
       for (int64_t c = 0; c < Cg; c += 16)
         blocks[size_t(worker)].push_back(image + plan.rows[size_t(rs)] * Cg + c);   // rows[rs]: tap (0,r,s)
   };
-  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t B) {
+  for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* lowered = ws.slice(worker);
     float* image = lowered + lowered_floats;
     float* dw_acc = image + image_floats;
     PackedA& panels = *dy_panels[size_t(worker)];
-    for (int64_t n = n0; n < n0 + B; ++n) {
+    for (int64_t n = n0; n < n0 + chunk_images; ++n) {
       for (int64_t g = 0; g < p.groups; ++g) {
         const float* phased = lower_image(p, plan, x, n, g, lowered);   // [Cg, phases*Hs*Ws]
         cpu::transpose(phased, Cg, channel_stride, channel_stride, image, Cg);
@@ -300,7 +300,7 @@ void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const 
   if (p.N == 0) return;
   if (data_grad_is_convolution(p)) return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
   // Strided (or padded beyond the window): the explicit transpose through a column matrix.
-  const ConvPlan plan = cpu::make_conv_plan(p, /*allow_phased=*/false);
+  const LoweringPlan plan = cpu::make_lowering_plan(p, /*allow_phased=*/false);
   const float* dyp = dy.data<float>();
   float* dxp = dx.data<float>();
   std::vector<PackedA> transposed;   // W_gᵀ [CRS, Kg]
@@ -308,9 +308,9 @@ void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const 
     transposed.emplace_back(w.data<float>() + g * plan.Kg * plan.CRS, plan.CRS, plan.Kg, 1, plan.CRS);
   const std::vector<int64_t> dy_rows = cpu::strided_rows(plan.Kg, plan.PQ);
   const Workspace ws(plan.workers, plan.lowered_floats);
-  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t B) {
+  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* dcol = ws.slice(worker);
-    for (int64_t n = n0; n < n0 + B; ++n)
+    for (int64_t n = n0; n < n0 + chunk_images; ++n)
       for (int64_t g = 0; g < p.groups; ++g) {
         cpu::gemm_nn(transposed[size_t(g)], plan.PQ, dyp + (n * p.K + g * plan.Kg) * plan.PQ, dy_rows.data(),
                      dcol, plan.PQ, false);
@@ -324,7 +324,7 @@ void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const 
 // partial; the partials are added in worker order, so the result does not depend on thread timing.
 void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias,
                                    const Tensor& x, const Tensor& dy) {
-  const ConvPlan plan = cpu::make_conv_plan(p);
+  const LoweringPlan plan = cpu::make_lowering_plan(p);
   float* dwp = dw.data<float>();
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
   if (p.N == 0) {   // an empty batch

@@ -16,8 +16,8 @@ constexpr int64_t kMaxChunkFloats = int64_t(1) << 20;   // one worker's lowered 
 
 }  // namespace
 
-ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased) {
-  ConvPlan plan;
+LoweringPlan make_lowering_plan(const Conv2dParams& p, bool allow_phased) {
+  LoweringPlan plan;
   plan.Cg = p.C / p.groups, plan.Kg = p.K / p.groups;
   plan.CRS = plan.Cg * p.R * p.S, plan.HW = p.H * p.W, plan.PQ = p.P * p.Q;
   const int64_t sh = p.stride_h, sw = p.stride_w;
@@ -59,7 +59,7 @@ ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased) {
   return plan;
 }
 
-const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n, int64_t g,
+const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const float* t, int64_t n, int64_t g,
                          float* lowered, int64_t ld) {
   const float* image = t + (n * p.C + g * plan.Cg) * plan.HW;
   if (!plan.copy_input) return image;

@@ -9,7 +9,7 @@
 //            "wide" pixels j = p*Ws + q over the phase width Ws; those with q >= Q are computed and
 //            dropped (Ws/Q - 1 extra work: 6% at 32x32, 25% at 8x8), far cheaper than writing a 9x
 //            larger im2col matrix. A 1×1 stride-1 unpadded convolution reads x itself.
-//   columns  an explicit im2col matrix, B images side by side ([CRS, B*PQ]) so one GEMM is wide
+//   columns  an explicit im2col matrix, a chunk's images side by side ([CRS, images*PQ]) so one GEMM is wide
 //            enough: for small output planes (4x4), where the phased padding would waste half the
 //            work and one image's GEMM is too narrow, and for strided 1×1 convolutions (which read
 //            a quarter of the image). The strided data gradient also uses this plan, for col2im.
@@ -22,31 +22,31 @@
 
 namespace kindling::cpu {
 
-struct ConvPlan {
+struct LoweringPlan {
   int64_t Cg, Kg, CRS, HW, PQ;
   bool phased;                // else columns
   bool copy_input;            // a lowered copy is made (false: x is read in place)
   int64_t phases;             // phased: stride_h * stride_w
   int64_t Hs, Ws;             // phased: a phase's rows and columns
   int64_t plane;              // phased: floats per (channel, phase) plane
-  int64_t wide;               // GEMM columns per image: phased P*Ws, columns PQ (B of them)
+  int64_t wide;               // GEMM columns per image: phased P*Ws, columns PQ
   int64_t lowered_floats;     // one lowered image: padded phases (+ read-past slack), or [CRS, PQ]
-  int64_t images;             // B: images per chunk at most (one GEMM for columns; the phased
+  int64_t images;             // images per chunk at most (one GEMM for columns; the phased
                               // weight gradient's dot products span them)
   int64_t workers;            // threads used: each takes an equal share of the batch
   std::vector<int64_t> rows;  // B's row offsets within one lowered image
 };
 
-ConvPlan make_conv_plan(const Conv2dParams& p, bool allow_phased = true);
+LoweringPlan make_lowering_plan(const Conv2dParams& p, bool allow_phased = true);
 
 // Lowers group g of image n of t [N, C, H, W] into `lowered` and returns where B starts. Phased:
 // only positions that hold image pixels are written, the caller zeroes the buffer once. Columns:
-// the matrix has row stride ld (B*PQ when B images sit side by side; 0 means PQ).
-const float* lower_image(const Conv2dParams& p, const ConvPlan& plan, const float* t, int64_t n, int64_t g,
+// the matrix has row stride ld (images*PQ when a chunk's images sit side by side; 0 means PQ).
+const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const float* t, int64_t n, int64_t g,
                          float* lowered, int64_t ld = 0);
 
 // True when the GEMM's columns are y's pixels (no padding columns to drop).
-inline bool output_is_dense(const Conv2dParams& p, const ConvPlan& plan) { return !plan.phased || plan.Ws == p.Q; }
+inline bool output_is_dense(const Conv2dParams& p, const LoweringPlan& plan) { return !plan.phased || plan.Ws == p.Q; }
 
 // Runs fn(worker, first_image, images) for every chunk; each worker has its own thread and an
 // equal contiguous share of the batch (within one image), cut into near-equal chunks of at most
@@ -54,7 +54,7 @@ inline bool output_is_dense(const Conv2dParams& p, const ConvPlan& plan) { retur
 // whole chunks between the workers keeps them balanced when the chunk count is odd (64 images
 // in chunks of 14: 32 + 32, not 28 + 36).
 template <typename Begin, typename Fn>
-void for_each_chunk(const Conv2dParams& p, const ConvPlan& plan, Begin&& begin, Fn&& fn) {
+void for_each_chunk(const Conv2dParams& p, const LoweringPlan& plan, Begin&& begin, Fn&& fn) {
   parallel_for(0, plan.workers, 1, [&](int64_t first_worker, int64_t end_worker) {
     for (int64_t worker = first_worker; worker < end_worker; ++worker) {
       begin(worker);
