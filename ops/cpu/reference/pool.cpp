@@ -29,7 +29,8 @@ double divisor(const Pool2dParams& p, int64_t oh, int64_t ow) {
 }  // namespace
 
 // x [N,C,H,W] -> y, indices [N,C,P,Q]: y = the window's maximum over its pixels, indices = h*W + w
-// of the first maximum in row-major order; a NaN is the maximum (the first NaN), so it propagates.
+// of the first maximum in row-major order; a NaN replaces the running maximum, so NaN propagates and
+// a window with several takes its last (PyTorch's rule).
 void ReferenceCpuBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices,
                                          const Tensor& x) {
   for (int64_t plane = 0; plane < p.N * p.C; ++plane) {
@@ -39,7 +40,7 @@ void ReferenceCpuBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y,
         float best = -std::numeric_limits<float>::infinity();
         int64_t best_index = -1;
         for_each_tap(p, oh, ow, [&](int64_t h, int64_t w, bool in_image) {
-          if (!in_image || (best_index >= 0 && std::isnan(best))) return;
+          if (!in_image) return;
           const float v = xs[h * p.W + w];
           if (best_index < 0 || v > best || std::isnan(v)) best = v, best_index = h * p.W + w;
         });
