@@ -20,26 +20,29 @@ Command add_export(CLI::App& app) {
     std::string onnx, checkpoint;
   };
   auto flags = std::make_shared<Flags>();
-  app.add_option("--onnx", flags->onnx, "write the network as an ONNX model (opset 13) to this file")->required();
+  app.add_option("--onnx", flags->onnx, "write the network as an ONNX model (opset 13) to this file")
+      ->required();
   app.add_option("--checkpoint", flags->checkpoint, "a checkpoint written by kindling train")
       ->required()
       ->check(CLI::ExistingFile);
   return [flags] {
     const CheckpointInfo info = read_checkpoint_info(flags->checkpoint);
-    KINDLING_CHECK(!info.model.empty() && !info.model_config.empty(), FileError,
-                   "checkpoint {}: no model or model_config in its metadata (was it written by kindling train?)",
-                   flags->checkpoint);
+    KINDLING_CHECK(
+        !info.model.empty() && !info.model_config.empty(), FileError,
+        "checkpoint {}: no model or model_config in its metadata (was it written by kindling train?)",
+        flags->checkpoint);
     const auto config = nlohmann::json::parse(info.model_config, nullptr, /*allow_exceptions=*/false);
     KINDLING_CHECK(config.is_object() && config.contains("in_channels") && config.contains("num_classes") &&
                        config.contains("input_size"),
                    FileError, "checkpoint {}: model_config '{}' lacks in_channels, num_classes or input_size",
                    flags->checkpoint, info.model_config);
-    const int64_t channels = config["in_channels"], classes = config["num_classes"], side = config["input_size"];
+    const int64_t channels = config["in_channels"], classes = config["num_classes"],
+                  side = config["input_size"];
     std::shared_ptr<Module> model = make_model(info.model, channels, classes, side);
     load_checkpoint(flags->checkpoint, model->state_dict());
     model->eval();
-    const std::string bytes = export_onnx(*model, {.channels = channels, .height = side, .width = side,
-                                                   .graph_name = info.model});
+    const std::string bytes =
+        export_onnx(*model, {.channels = channels, .height = side, .width = side, .graph_name = info.model});
 
     const std::string tmp = flags->onnx + ".tmp";
     {

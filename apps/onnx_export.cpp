@@ -42,7 +42,8 @@ class GraphBuilder {
     proto->set_raw_data(values.data(), values.size() * sizeof(int64_t));
     return name;
   }
-  onnx::NodeProto& node(const std::string& op, const std::vector<std::string>& inputs, const std::string& output) {
+  onnx::NodeProto& node(const std::string& op, const std::vector<std::string>& inputs,
+                        const std::string& output) {
     onnx::NodeProto* node = graph_.add_node();
     node->set_op_type(op);
     node->set_name(output);
@@ -73,7 +74,9 @@ class GraphBuilder {
   onnx::GraphProto& graph_;
 };
 
-std::string join(const std::string& path, const std::string& name) { return path.empty() ? name : path + "." + name; }
+std::string join(const std::string& path, const std::string& name) {
+  return path.empty() ? name : path + "." + name;
+}
 
 class Exporter {
  public:
@@ -91,9 +94,10 @@ class Exporter {
     if (auto* conv = dynamic_cast<const Conv2d*>(&module)) return emit_conv(*conv, path, x);
     if (auto* bn = dynamic_cast<const BatchNorm2d*>(&module)) return emit_batchnorm(*bn, path, x);
     if (dynamic_cast<const ReLU*>(&module)) return g_.node("Relu", {x}, path).output(0);
-    if (dynamic_cast<const Dropout*>(&module)) return x;   // eval mode: the identity
+    if (dynamic_cast<const Dropout*>(&module)) return x;  // eval mode: the identity
     if (auto* block = dynamic_cast<const CifarBasicBlock*>(&module)) return emit_cifar_block(*block, path, x);
-    if (auto* block = dynamic_cast<const ResidualBlock*>(&module)) return emit_residual_block(*block, path, x);
+    if (auto* block = dynamic_cast<const ResidualBlock*>(&module))
+      return emit_residual_block(*block, path, x);
     if (auto* pool = dynamic_cast<const MaxPool2d*>(&module)) {
       auto& node = g_.node("MaxPool", {x}, path);
       pool_attributes(node, pool->kernel_size(), pool->stride(), pool->padding());
@@ -113,14 +117,14 @@ class Exporter {
       return path;
     }
     if (auto* linear = dynamic_cast<const Linear*>(&module)) {
-      const std::string flat = g_.node("Flatten", {x}, path + ".input").output(0);   // [N, ...] -> [N, in]
+      const std::string flat = g_.node("Flatten", {x}, path + ".input").output(0);  // [N, ...] -> [N, in]
       std::vector<std::string> inputs = {flat, g_.weight(join(path, "weight"), linear->weight())};
       if (linear->bias().defined()) inputs.push_back(g_.weight(join(path, "bias"), linear->bias()));
       GraphBuilder::attribute(g_.node("Gemm", inputs, path), "transB", int64_t{1});
       return path;
     }
-    throw ValueError(fmt::format("ONNX export: layer {} ({}) is not supported", path.empty() ? "<model>" : path,
-                                 module.describe()));
+    throw ValueError(fmt::format("ONNX export: layer {} ({}) is not supported",
+                                 path.empty() ? "<model>" : path, module.describe()));
   }
 
  private:
@@ -142,11 +146,12 @@ class Exporter {
   }
 
   std::string emit_batchnorm(const BatchNorm2d& bn, const std::string& path, const std::string& x) {
-    auto& node = g_.node("BatchNormalization",
-                         {x, g_.weight(join(path, "weight"), bn.weight()), g_.weight(join(path, "bias"), bn.bias()),
-                          g_.weight(join(path, "running_mean"), bn.running_mean()),
-                          g_.weight(join(path, "running_var"), bn.running_var())},
-                         path);
+    auto& node =
+        g_.node("BatchNormalization",
+                {x, g_.weight(join(path, "weight"), bn.weight()), g_.weight(join(path, "bias"), bn.bias()),
+                 g_.weight(join(path, "running_mean"), bn.running_mean()),
+                 g_.weight(join(path, "running_var"), bn.running_var())},
+                path);
     GraphBuilder::attribute(node, "epsilon", static_cast<float>(bn.eps()));
     return path;
   }
@@ -166,16 +171,20 @@ class Exporter {
     std::string shortcut = x;
     if (stride != 1) {
       const int64_t end = std::numeric_limits<int64_t>::max();
-      shortcut = g_.node("Slice", {x, g_.ints(join(path, "shortcut.starts"), {0, 0}),
-                                   g_.ints(join(path, "shortcut.ends"), {end, end}),
-                                   g_.ints(join(path, "shortcut.axes"), {2, 3}),
-                                   g_.ints(join(path, "shortcut.steps"), {stride, stride})},
-                         join(path, "shortcut.subsample")).output(0);
+      shortcut = g_.node("Slice",
+                         {x, g_.ints(join(path, "shortcut.starts"), {0, 0}),
+                          g_.ints(join(path, "shortcut.ends"), {end, end}),
+                          g_.ints(join(path, "shortcut.axes"), {2, 3}),
+                          g_.ints(join(path, "shortcut.steps"), {stride, stride})},
+                         join(path, "shortcut.subsample"))
+                     .output(0);
     }
     if (planes != in_planes)
-      shortcut = g_.node("Pad", {shortcut, g_.ints(join(path, "shortcut.pads"),
-                                                   {0, before, 0, 0, 0, planes - in_planes - before, 0, 0})},
-                         join(path, "shortcut")).output(0);
+      shortcut = g_.node("Pad",
+                         {shortcut, g_.ints(join(path, "shortcut.pads"),
+                                            {0, before, 0, 0, 0, planes - in_planes - before, 0, 0})},
+                         join(path, "shortcut"))
+                     .output(0);
     const std::string sum = g_.node("Add", {out, shortcut}, join(path, "add")).output(0);
     return g_.node("Relu", {sum}, path).output(0);
   }
@@ -199,14 +208,17 @@ class Exporter {
   GraphBuilder g_;
 };
 
-void add_value_info(onnx::ValueInfoProto& value, const std::string& name, const std::vector<std::string>& dims) {
+void add_value_info(onnx::ValueInfoProto& value, const std::string& name,
+                    const std::vector<std::string>& dims) {
   value.set_name(name);
   auto* tensor_type = value.mutable_type()->mutable_tensor_type();
   tensor_type->set_elem_type(onnx::TensorProto::FLOAT);
   for (const auto& d : dims) {
     auto* dim = tensor_type->mutable_shape()->add_dim();
-    if (d.empty() || !std::isdigit(static_cast<unsigned char>(d[0]))) dim->set_dim_param(d);
-    else dim->set_dim_value(std::stoll(d));
+    if (d.empty() || !std::isdigit(static_cast<unsigned char>(d[0])))
+      dim->set_dim_param(d);
+    else
+      dim->set_dim_value(std::stoll(d));
   }
 }
 
@@ -232,8 +244,9 @@ std::string export_onnx(const Module& model, const OnnxExportOptions& options) {
   for (auto& node : *graph.mutable_node())
     for (auto& in : *node.mutable_input())
       if (in == output) in = "logits";
-  add_value_info(*graph.add_input(), "input",
-                 {"N", std::to_string(options.channels), std::to_string(options.height), std::to_string(options.width)});
+  add_value_info(
+      *graph.add_input(), "input",
+      {"N", std::to_string(options.channels), std::to_string(options.height), std::to_string(options.width)});
   add_value_info(*graph.add_output(), "logits", {"N", "classes"});
   try {
     onnx::checker::check_model(proto);

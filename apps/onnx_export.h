@@ -12,7 +12,7 @@
 namespace kindling::app {
 
 struct OnnxExportOptions {
-  int64_t channels = 0, height = 0, width = 0;   // the input image; the batch size is symbolic ("N")
+  int64_t channels = 0, height = 0, width = 0;  // the input image; the batch size is symbolic ("N")
   std::string graph_name = "kindling";
   int64_t opset = 13;
 };

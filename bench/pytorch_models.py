@@ -94,7 +94,8 @@ def make_model(name, in_channels=3, num_classes=10):
         return ResNet([2, 2, 2, 2], in_channels, num_classes)
     if name == "resnet34":
         return ResNet([3, 4, 6, 3], in_channels, num_classes)
-    raise SystemExit(f"pytorch_models: no PyTorch twin for {name}; have {sorted(depths) + ['resnet18', 'resnet34']}")
+    have = sorted(depths) + ["resnet18", "resnet34"]
+    raise SystemExit(f"pytorch_models: no PyTorch twin for {name}; have {have}")
 
 
 # ---- models that travel: safetensors files between kindling and PyTorch ----

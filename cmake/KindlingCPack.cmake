@@ -19,12 +19,14 @@ if(KINDLING_CUDA)
   # The CUDA toolkit and cuDNN come from NVIDIA's apt repository, not Debian's.
   set(cuda_version ${CUDAToolkit_VERSION_MAJOR}-${CUDAToolkit_VERSION_MINOR})
   set(KINDLING_DEB_CUDA_DEPENDS
-    "cuda-cudart-dev-${cuda_version}, libcublas-dev-${cuda_version}, libcudnn9-dev-cuda-${CUDAToolkit_VERSION_MAJOR}"
+    "cuda-cudart-dev-${cuda_version}, libcublas-dev-${cuda_version}, \
+libcudnn9-dev-cuda-${CUDAToolkit_VERSION_MAJOR}"
     CACHE STRING "Debian dependencies of a CUDA build of kindling (NVIDIA's package names)")
   string(APPEND kindling_deb_depends ", ${KINDLING_DEB_CUDA_DEPENDS}")
   # dpkg-shlibdeps fails on libraries no Debian package owns (a toolkit installed from NVIDIA's
-  # runfile); the -dev packages above already pull in every runtime library.
+  # runfile); the -dev packages above pull in the library's runtime, the binary adds ONNX's.
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
+  string(APPEND kindling_deb_depends ", libonnx1, libprotobuf32")
 endif()
 get_property(extra_deb_depends GLOBAL PROPERTY KINDLING_DEB_EXTRA_DEPENDS)
 foreach(extra IN LISTS extra_deb_depends)

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   const int64_t max_steps = argc > 3 ? std::atoll(argv[3]) : -1;
   const data::ImageDataset train_set = regroup(data::load_dataset("fashion-mnist", true));
   data::ImageDataset test_set = regroup(data::load_dataset("fashion-mnist", false));
-  if (max_steps > 0) test_set = data::limit(test_set, 1000);   // a short run tests on 1000 images
+  if (max_steps > 0) test_set = data::limit(test_set, 1000);  // a short run tests on 1000 images
 
   // The same architecture with a 4-class classifier: the checkpoint's metadata names the model.
   const CheckpointInfo info = read_checkpoint_info(checkpoint);
@@ -60,8 +60,10 @@ int main(int argc, char** argv) {
   // them) and the optimizer sees the head alone.
   NamedTensors head;
   for (auto& [name, parameter] : model->named_parameters()) {
-    if (name.rfind("fc.", 0) == 0) head.emplace_back(name, parameter);
-    else parameter.set_requires_grad(false);
+    if (name.rfind("fc.", 0) == 0)
+      head.emplace_back(name, parameter);
+    else
+      parameter.set_requires_grad(false);
   }
   Sgd optimizer(head, {.lr = 0.05, .momentum = 0.9});
   Loss loss("ce");

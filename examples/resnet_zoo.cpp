@@ -30,19 +30,19 @@ double test_accuracy(Module& model, const data::ImageDataset& dataset) {
 }
 
 int main(int argc, char** argv) {
-  const std::string loss_spec = argc > 1 ? argv[1] : "ce";   // e.g. "focal:gamma=2", "squentropy"
+  const std::string loss_spec = argc > 1 ? argv[1] : "ce";  // e.g. "focal:gamma=2", "squentropy"
   const int64_t epochs = argc > 2 ? std::atoll(argv[2]) : 3;
   const int64_t max_steps = argc > 3 ? std::atoll(argv[3]) : -1;
   const std::string checkpoint = argc > 4 ? argv[4] : "resnet20.safetensors";
 
   const data::ImageDataset train_set = data::load_dataset("fashion-mnist", true);
   data::ImageDataset test_set = data::load_dataset("fashion-mnist", false);
-  if (max_steps > 0) test_set = data::limit(test_set, 1000);   // a short run tests on 1000 images
+  if (max_steps > 0) test_set = data::limit(test_set, 1000);  // a short run tests on 1000 images
   const int64_t channels = train_set.channels, classes = train_set.num_classes, side = train_set.height;
 
   // The zoo: resnet20..110, resnet18/34/50, vgg11/16, for any channel and class count.
   std::shared_ptr<Module> model = make_model("resnet20", channels, classes, side);
-  Loss loss(loss_spec);   // every studied loss, fused forward and backward: `kindling losses`
+  Loss loss(loss_spec);  // every studied loss, fused forward and backward: `kindling losses`
   Sgd optimizer(model->named_parameters(),
                 {.lr = 0.1, .momentum = 0.9, .weight_decay = 5e-4, .nesterov = true});
   data::Loader loader(train_set, {.batch_size = 128, .seed = 0});
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   int64_t step = 0;
   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
     model->train();
-    loss.set_progress(epoch, epochs);   // losses with an epoch schedule (ce_expectation_mix) use it
+    loss.set_progress(epoch, epochs);  // losses with an epoch schedule (ce_expectation_mix) use it
     loader.start_epoch(epoch);
     for (int64_t batch_index = 0; batch_index < steps_per_epoch; ++batch_index) {
       auto batch = loader.next();

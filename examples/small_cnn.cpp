@@ -25,10 +25,10 @@ class SmallCnn final : public Module {
     bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(32));
     fc_ = register_module("fc", std::make_shared<Linear>(32 * 7 * 7, num_classes));
   }
-  Tensor forward(const Tensor& x) override {                                  // x [N, 1, 28, 28]
-    Tensor y = max_pool2d(relu(bn1_->forward(conv1_->forward(x))), 2);        // [N, 16, 14, 14]
-    y = max_pool2d(relu(bn2_->forward(conv2_->forward(y))), 2);               // [N, 32, 7, 7]
-    return fc_->forward(y.flatten(1));                                        // [N, classes]
+  Tensor forward(const Tensor& x) override {                            // x [N, 1, 28, 28]
+    Tensor y = max_pool2d(relu(bn1_->forward(conv1_->forward(x))), 2);  // [N, 16, 14, 14]
+    y = max_pool2d(relu(bn2_->forward(conv2_->forward(y))), 2);         // [N, 32, 7, 7]
+    return fc_->forward(y.flatten(1));                                  // [N, classes]
   }
   std::string describe() const override { return "SmallCnn"; }
 
@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
     data::Loader test_loader(test_set, {.batch_size = 1000, .shuffle = false, .augment = false});
     MetricsAccumulator metrics;
     while (auto batch = test_loader.next()) metrics.add(model(batch->images), batch->labels);
-    std::printf("epoch %lld: test accuracy %.2f %%\n", static_cast<long long>(epoch + 1), 100 * metrics.top1());
+    std::printf("epoch %lld: test accuracy %.2f %%\n", static_cast<long long>(epoch + 1),
+                100 * metrics.top1());
   }
   return 0;
 }

@@ -36,8 +36,10 @@ Tensor write_checkpoint(const std::string& model_name, const std::string& path, 
   {
     NoGradGuard no_grad;
     for (auto& [name, tensor] : model->state_dict()) {
-      if (name.find("running_mean") != std::string::npos) tensor.copy_(rand(tensor.shape(), {}, &generator, -0.2, 0.2));
-      if (name.find("running_var") != std::string::npos) tensor.copy_(rand(tensor.shape(), {}, &generator, 0.5, 1.5));
+      if (name.find("running_mean") != std::string::npos)
+        tensor.copy_(rand(tensor.shape(), {}, &generator, -0.2, 0.2));
+      if (name.find("running_var") != std::string::npos)
+        tensor.copy_(rand(tensor.shape(), {}, &generator, 0.5, 1.5));
       if (name == "classifier.weight") tensor.copy_(rand(tensor.shape(), {}, &generator, -0.3, 0.3));
     }
   }
@@ -74,16 +76,17 @@ TEST_CASE("kindling export --onnx writes ResNet-20 and VGG-11 as opset-13 models
     const Tensor logits = write_checkpoint(model_name, dir + "/model.safetensors", inputs);
     const std::string onnx_path = dir + "/model.onnx";
     REQUIRE(std::system((kindling_bin() + " export --onnx " + onnx_path + " --checkpoint " + dir +
-                         "/model.safetensors > /dev/null").c_str()) == 0);
+                         "/model.safetensors > /dev/null")
+                            .c_str()) == 0);
 
     const onnx::ModelProto model = read_model(onnx_path);
     CHECK_NOTHROW(onnx::checker::check_model(model));
     CHECK(model.opset_import(0).version() >= 13);
     std::set<std::string> ops;
     for (const auto& node : model.graph().node()) ops.insert(node.op_type());
-    CHECK(ops.count("BatchNormalization") == 1);   // eval-mode BatchNorm on the running statistics
+    CHECK(ops.count("BatchNormalization") == 1);  // eval-mode BatchNorm on the running statistics
     CHECK(model.graph().output(0).name() == "logits");
-    CHECK(max_abs_difference(logits, mean(logits, 0, true)) > 0.01);   // inputs that tell the rows apart
+    CHECK(max_abs_difference(logits, mean(logits, 0, true)) > 0.01);  // inputs that tell the rows apart
 
     const std::string python = python_with("onnx, numpy");
     if (python.empty()) {
@@ -91,8 +94,8 @@ TEST_CASE("kindling export --onnx writes ResNet-20 and VGG-11 as opset-13 models
       continue;
     }
     write_safetensors(dir + "/inputs.safetensors", {{"images", inputs.images}, {"logits", logits}}, {});
-    const std::string command = python + " " + source_path("tests/reference/onnx_check.py") + " " + onnx_path +
-                                " " + dir + "/inputs.safetensors";
+    const std::string command = python + " " + source_path("tests/reference/onnx_check.py") + " " +
+                                onnx_path + " " + dir + "/inputs.safetensors";
     const int status = std::system(command.c_str());
     if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
       MESSAGE("neither onnxruntime nor torch in python3: the ONNX logits were not compared");
@@ -100,7 +103,8 @@ TEST_CASE("kindling export --onnx writes ResNet-20 and VGG-11 as opset-13 models
     }
     CHECK(status == 0);
     // The comparison can fail: logits off by 1e-3 are refused.
-    write_safetensors(dir + "/inputs.safetensors", {{"images", inputs.images}, {"logits", add(logits, 1e-3)}}, {});
+    write_safetensors(dir + "/inputs.safetensors", {{"images", inputs.images}, {"logits", add(logits, 1e-3)}},
+                      {});
     CHECK(std::system((command + " > /dev/null").c_str()) != 0);
   }
 }

@@ -23,7 +23,8 @@ void randomize_batchnorm(Module& model, Generator& generator) {
   NoGradGuard no_grad;
   for (auto& [name, tensor] : model.state_dict()) {
     auto ends_with = [&](const std::string& suffix) {
-      return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      return name.size() > suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
     if (ends_with("running_mean") || ends_with("bn1.bias") || ends_with("bn2.bias"))
       tensor.copy_(rand(tensor.shape(), {}, &generator, -0.2, 0.2));
@@ -56,7 +57,7 @@ TEST_CASE("a kindling checkpoint loads into the PyTorch twin with the same logit
     NoGradGuard no_grad;
     logits = model->forward(inputs.images);
   }
-  CHECK(max_abs_difference(logits, mean(logits, 0, true)) > 0.01);   // inputs that tell the rows apart
+  CHECK(max_abs_difference(logits, mean(logits, 0, true)) > 0.01);  // inputs that tell the rows apart
   write_safetensors(dir + "/inputs.safetensors",
                     {{"images", inputs.images}, {"labels", inputs.labels}, {"logits", logits}}, {});
   const std::string command = python + " " + source_path("tests/reference/torch_interop.py") + " check " +
@@ -64,7 +65,8 @@ TEST_CASE("a kindling checkpoint loads into the PyTorch twin with the same logit
   CHECK(std::system(command.c_str()) == 0);
   // The check can fail: logits off by 1e-3 are refused.
   write_safetensors(dir + "/inputs.safetensors",
-                    {{"images", inputs.images}, {"labels", inputs.labels}, {"logits", add(logits, 1e-3)}}, {});
+                    {{"images", inputs.images}, {"labels", inputs.labels}, {"logits", add(logits, 1e-3)}},
+                    {});
   CHECK(std::system((command + " > /dev/null").c_str()) != 0);
 }
 
@@ -77,9 +79,9 @@ TEST_CASE("a PyTorch state dict saved as safetensors loads into kindling with th
   const std::string dir = scratch_dir("from_torch");
   const EvalInputs inputs = eval_inputs(256);
   write_safetensors(dir + "/inputs.safetensors", {{"images", inputs.images}, {"labels", inputs.labels}}, {});
-  const std::string command = python + " " + source_path("tests/reference/torch_interop.py") + " make resnet20 " +
-                              dir + "/torch.safetensors " + dir + "/torch_logits.safetensors " + dir +
-                              "/inputs.safetensors";
+  const std::string command = python + " " + source_path("tests/reference/torch_interop.py") +
+                              " make resnet20 " + dir + "/torch.safetensors " + dir +
+                              "/torch_logits.safetensors " + dir + "/inputs.safetensors";
   REQUIRE(std::system(command.c_str()) == 0);
 
   auto model = make_model("resnet20", 1, 10, 28);

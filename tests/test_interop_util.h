@@ -37,8 +37,8 @@ inline std::string python_with(const std::string& modules) {
 inline std::string torch_python() { return python_with("torch"); }
 
 struct EvalInputs {
-  Tensor images;   // f32 [n, 1, 28, 28], normalised as training normalises them
-  Tensor labels;   // i64 [n]
+  Tensor images;  // f32 [n, 1, 28, 28], normalised as training normalises them
+  Tensor labels;  // i64 [n]
 };
 
 inline EvalInputs eval_inputs(int64_t n) {

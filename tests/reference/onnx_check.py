@@ -22,8 +22,12 @@ def read_f32_safetensors(path):
         blob = f.read()
     (length,) = struct.unpack("<Q", blob[:8])
     header, data = json.loads(blob[8:8 + length]), blob[8 + length:]
-    return {name: numpy.frombuffer(data[e["data_offsets"][0]:e["data_offsets"][1]], dtype="<f4").reshape(e["shape"])
-            for name, e in header.items() if name != "__metadata__" and e["dtype"] == "F32"}
+    arrays = {}
+    for name, e in header.items():
+        if name != "__metadata__" and e["dtype"] == "F32":
+            begin, end = e["data_offsets"]
+            arrays[name] = numpy.frombuffer(data[begin:end], dtype="<f4").reshape(e["shape"])
+    return arrays
 
 
 def run_onnxruntime(path, images):
@@ -45,7 +49,8 @@ def run_torch(model, images):
         if op == "Conv":
             pads = a.get("pads", [0, 0, 0, 0])
             assert pads[:2] == pads[2:], "asymmetric pads"
-            y = F.conv2d(x[0], x[1], x[2] if len(x) > 2 else None, a["strides"], pads[:2], a["dilations"], a["group"])
+            bias = x[2] if len(x) > 2 else None
+            y = F.conv2d(x[0], x[1], bias, a["strides"], pads[:2], a["dilations"], a["group"])
         elif op == "BatchNormalization":
             y = F.batch_norm(x[0], x[3], x[4], x[1], x[2], False, 0.0, a["epsilon"])
         elif op == "Relu":
