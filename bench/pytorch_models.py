@@ -24,18 +24,19 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
+        # torchvision's and kindling's name for the projection shortcut, so checkpoints load.
+        self.downsample = nn.Sequential()
         if stride != 1 or in_planes != planes:
             if option_a:
-                self.shortcut = ShortcutA(planes)
+                self.downsample = ShortcutA(planes)
             else:
-                self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
-                                              nn.BatchNorm2d(planes))
+                self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                                                nn.BatchNorm2d(planes))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(out + self.downsample(x))
 
 
 class CifarResNet(nn.Module):

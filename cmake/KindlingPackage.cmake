@@ -46,6 +46,9 @@ function(kindling_install_package)
   install(TARGETS ${libraries} EXPORT kindlingTargets
     ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   if(TARGET kindling)
+    # The installed binary keeps the build's library directories (openblas-pthread first, the
+    # CUDA toolkit's), so it loads the same OpenBLAS and CUDA libraries as in the build tree.
+    set_target_properties(kindling PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
     install(TARGETS kindling RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   endif()
   set(header_dirs core ops ops/cpu nn losses data)
