@@ -51,13 +51,16 @@ function(kindling_install_package)
     set_target_properties(kindling PROPERTIES INSTALL_RPATH_USE_LINK_PATH TRUE)
     install(TARGETS kindling RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   endif()
-  set(header_dirs core ops ops/cpu nn losses data)
-  if(KINDLING_CUDA)
-    list(APPEND header_dirs ops/cuda)
-  endif()
-  foreach(dir IN LISTS header_dirs)
-    file(GLOB headers CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/${dir}/*.h)
-    install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kindling/${dir})
+  # Every header of the library's folders, sub-folders included (ops/cuda only in a CUDA build).
+  file(GLOB_RECURSE headers CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}
+    ${PROJECT_SOURCE_DIR}/core/*.h ${PROJECT_SOURCE_DIR}/ops/*.h ${PROJECT_SOURCE_DIR}/nn/*.h
+    ${PROJECT_SOURCE_DIR}/losses/*.h ${PROJECT_SOURCE_DIR}/data/*.h)
+  foreach(header IN LISTS headers)
+    if(header MATCHES "^ops/cuda/" AND NOT KINDLING_CUDA)
+      continue()
+    endif()
+    get_filename_component(dir ${header} DIRECTORY)
+    install(FILES ${PROJECT_SOURCE_DIR}/${header} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/kindling/${dir})
   endforeach()
   install(EXPORT kindlingTargets NAMESPACE kindling:: DESTINATION ${package_dir})
 
