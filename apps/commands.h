@@ -16,5 +16,6 @@ Command add_study(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_losses(CLI::App& app);
 Command add_info(CLI::App& app);
+Command add_export(CLI::App& app);
 
 }  // namespace kindling::app

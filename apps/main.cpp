@@ -1,4 +1,4 @@
-// kindling: train, eval, study, bench, losses, info.
+// kindling: train, eval, study, bench, losses, info, export.
 #include "apps/commands.h"
 #include "core/error.h"
 
@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add("bench", "time ops and training steps, CPU and CUDA, against PyTorch", app::add_bench);
   add("losses", "list every loss with its formula and hyperparameters", app::add_losses);
   add("info", "version, build options, BLAS, CUDA and GPUs", app::add_info);
+  add("export", "write a checkpoint's network as an ONNX model", app::add_export);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

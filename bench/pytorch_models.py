@@ -24,18 +24,19 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
+        # torchvision's and kindling's name for the projection shortcut, so checkpoints load.
+        self.downsample = nn.Sequential()
         if stride != 1 or in_planes != planes:
             if option_a:
-                self.shortcut = ShortcutA(planes)
+                self.downsample = ShortcutA(planes)
             else:
-                self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
-                                              nn.BatchNorm2d(planes))
+                self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False),
+                                                nn.BatchNorm2d(planes))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu(out + self.downsample(x))
 
 
 class CifarResNet(nn.Module):
@@ -94,4 +95,62 @@ def make_model(name, in_channels=3, num_classes=10):
         return ResNet([2, 2, 2, 2], in_channels, num_classes)
     if name == "resnet34":
         return ResNet([3, 4, 6, 3], in_channels, num_classes)
-    raise SystemExit(f"pytorch_models: no PyTorch twin for {name}; have {sorted(depths) + ['resnet18', 'resnet34']}")
+    have = sorted(depths) + ["resnet18", "resnet34"]
+    raise SystemExit(f"pytorch_models: no PyTorch twin for {name}; have {have}")
+
+
+# ---- models that travel: safetensors files between kindling and PyTorch ----
+# kindling's checkpoints hold the model's state_dict under PyTorch's names (plus "optimizer.*"
+# tensors and "__metadata__"), so the twin loads them with load_state_dict(strict=True).
+_DTYPES = {"F32": torch.float32, "I64": torch.int64, "U8": torch.uint8}
+
+
+def read_safetensors(path):
+    """{name: tensor} and the metadata of a safetensors file."""
+    import json
+    import struct
+    with open(path, "rb") as f:
+        blob = f.read()
+    (length,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + length])
+    metadata = header.pop("__metadata__", {})
+    data = blob[8 + length:]
+    tensors = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        flat = torch.frombuffer(bytearray(data[begin:end]), dtype=_DTYPES[entry["dtype"]])
+        tensors[name] = flat.reshape(entry["shape"]).clone()
+    return tensors, metadata
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """Writes {name: tensor} (f32, i64 or u8) as safetensors, as kindling reads it."""
+    import json
+    import struct
+    names = {v: k for k, v in _DTYPES.items()}
+    header, chunks, offset = {}, [], 0
+    for name, tensor in tensors.items():
+        raw = tensor.detach().cpu().contiguous().numpy().tobytes()
+        header[name] = {"dtype": names[tensor.dtype], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
+
+
+def from_kindling(path):
+    """The PyTorch twin of a kindling checkpoint, with its weights, in eval mode."""
+    import json
+    tensors, metadata = read_safetensors(path)
+    config = json.loads(metadata.get("model_config", "{}"))
+    state = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    if "model" not in metadata or "num_classes" not in config:
+        raise SystemExit(f"{path}: not a kindling checkpoint (no model or model_config metadata)")
+    model = make_model(metadata["model"], config["in_channels"], config["num_classes"])
+    model.load_state_dict(state, strict=True)
+    return model.eval()

@@ -61,6 +61,8 @@ class Conv2d final : public Module {
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
   const Tensor& weight() const { return *weight_; }
+  const Tensor& bias() const { return *bias_; }   // undefined when disabled
+  const Conv2dOptions& options() const { return options_; }
 
  private:
   int64_t in_channels_, out_channels_;
@@ -85,6 +87,7 @@ class BatchNorm2d final : public Module {
   const Tensor& running_mean() const { return *running_mean_; }
   const Tensor& running_var() const { return *running_var_; }
   int64_t num_batches_tracked() const;
+  double eps() const { return eps_; }
 
  private:
   int64_t num_features_;
@@ -104,6 +107,9 @@ class MaxPool2d final : public Module {
   explicit MaxPool2d(Size2 kernel_size, std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  Size2 kernel_size() const { return kernel_size_; }
+  Size2 stride() const { return stride_; }
+  Size2 padding() const { return padding_; }
 
  private:
   Size2 kernel_size_, stride_, padding_;
@@ -115,6 +121,10 @@ class AvgPool2d final : public Module {
                      bool count_include_pad = true);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  Size2 kernel_size() const { return kernel_size_; }
+  Size2 stride() const { return stride_; }
+  Size2 padding() const { return padding_; }
+  bool count_include_pad() const { return count_include_pad_; }
 
  private:
   Size2 kernel_size_, stride_, padding_;
@@ -127,6 +137,7 @@ class AdaptiveAvgPool2d final : public Module {
   explicit AdaptiveAvgPool2d(Size2 output_size);
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
+  Size2 output_size() const { return output_size_; }
 
  private:
   Size2 output_size_;
@@ -151,6 +162,8 @@ class Flatten final : public Module {
   explicit Flatten(int64_t start_dim = 1, int64_t end_dim = -1) : start_dim_(start_dim), end_dim_(end_dim) {}
   Tensor forward(const Tensor& x) override { return x.flatten(start_dim_, end_dim_); }
   std::string describe() const override;
+  int64_t start_dim() const { return start_dim_; }
+  int64_t end_dim() const { return end_dim_; }
 
  private:
   int64_t start_dim_, end_dim_;

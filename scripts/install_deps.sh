@@ -10,6 +10,8 @@ packages=(
   python3                                # the checkpoint reader test (standard library only)
   dataset-fashion-mnist                  # the real data of the main job
   gnuplot-nox                            # study plots
+  libonnx-dev libprotobuf-dev            # kindling export --onnx
+  python3-onnx python3-numpy             # the ONNX checker in tests/test_export.cpp
 )
 missing=()
 for p in "${packages[@]}"; do

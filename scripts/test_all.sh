@@ -14,6 +14,8 @@ ctest --test-dir build --output-on-failure -j "$jobs"
 echo "== ctest: sanitizer build (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
+echo "== install: examples built against the installed package"
+bash scripts/test_install.sh build
 if [[ -x tests/fuzz/run_fuzz.sh ]]; then
   echo "== fuzz: file readers"
   tests/fuzz/run_fuzz.sh
