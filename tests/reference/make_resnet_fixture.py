@@ -16,88 +16,22 @@ The file is written with json + struct only (no safetensors package). Tensor nam
     train.logits, train.loss, train.grad.<param>, train.<bn>.running_mean/var (after the forward)
     eval.<bn>.running_mean/var (the statistics eval mode uses), eval.logits, eval.loss, eval.grad.<param>
 """
-import json
-import struct
+import os
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-class BasicBlock(nn.Module):
-    """conv3x3-BN-ReLU-conv3x3-BN plus shortcut, then ReLU. Option A: when the shape changes the
-    shortcut is x[:, :, ::stride, ::stride] with zero channels padded on both sides."""
-
-    def __init__(self, in_planes, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.stride = stride
-        self.pad_before = (planes - in_planes) // 2
-        self.pad_after = planes - in_planes - self.pad_before
-        self.identity = stride == 1 and in_planes == planes
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.identity:
-            shortcut = x
-        else:
-            shortcut = F.pad(x[:, :, ::self.stride, ::self.stride],
-                             (0, 0, 0, 0, self.pad_before, self.pad_after))
-        return F.relu(out + shortcut)
-
-
-class CifarResNet(nn.Module):
-    def __init__(self, depth=20, in_channels=3, num_classes=10):
-        super().__init__()
-        blocks = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        in_planes = 16
-        for index, (planes, stride) in enumerate([(16, 1), (32, 2), (64, 2)]):
-            layers = []
-            for b in range(blocks):
-                layers.append(BasicBlock(in_planes, planes, stride if b == 0 else 1))
-                in_planes = planes
-            setattr(self, f"layer{index + 1}", nn.Sequential(*layers))
-        self.fc = nn.Linear(64, num_classes)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: list of (name, torch tensor); written in that order, header padded to 8 bytes."""
-    dtypes = {torch.float32: "F32", torch.int64: "I64", torch.uint8: "U8"}
-    header = {"__metadata__": metadata}
-    blobs, offset = [], 0
-    for name, t in tensors:
-        t = t.detach().contiguous().cpu()
-        data = t.numpy().tobytes()   # little-endian on every machine PyTorch runs this on
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
+# The PyTorch twin of kindling's model zoo, shared with the benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from pytorch_models import CifarResNet, write_safetensors  # noqa: E402
 
 
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else "resnet20_fixture.safetensors"
     torch.manual_seed(20)
-    model = CifarResNet()
+    model = CifarResNet(20)
     # torchvision's ResNet initialisation, then non-trivial BN affine parameters so a mix-up of
     # weight and bias cannot pass.
     for m in model.modules():
@@ -145,7 +79,7 @@ def main():
     tensors = weights + [("input", x), ("labels", labels)] + train_results + train_stats + eval_stats + eval_results
     metadata = {"model": "resnet20", "in_channels": "3", "num_classes": "10",
                 "reference": f"torch {torch.__version__}, float64", "seed": "20"}
-    write_safetensors(path, tensors, metadata)
+    write_safetensors(path, dict(tensors), metadata)
     print(f"{path}: {len(tensors)} tensors; train loss {train_results[1][1].item():.6f}, "
           f"eval loss {eval_results[1][1].item():.6f}")
 
