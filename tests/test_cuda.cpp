@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -20,12 +21,14 @@ namespace {
 
 const Device kCuda = Device::cuda();
 
-#define SKIP_WITHOUT_GPU()                                  \
-  do {                                                      \
-    if (!cuda_available()) {                                \
-      MESSAGE("skipped: no CUDA GPU on this machine");      \
-      return;                                               \
-    }                                                       \
+// Skips the rest of a test case when there is no GPU; under KINDLING_REQUIRE_CUDA, cuda_available()
+// throws instead and the case fails with CUDA's reason.
+#define SKIP_WITHOUT_GPU()                                                          \
+  do {                                                                              \
+    if (!cuda_available()) {                                                        \
+      MESSAGE("skipped: no CUDA GPU on this machine: " << cuda_unavailable_reason()); \
+      return;                                                                       \
+    }                                                                               \
   } while (0)
 
 Backend& cpu() { return backend(Device::cpu()); }
@@ -70,18 +73,59 @@ TEST_CASE("cuda: without a GPU the CUDA-enabled build runs CPU-only") {
     return;
   }
   CHECK(cuda_device_count() == 0);
+  CHECK(!cuda_unavailable_reason().empty());
+  MESSAGE("CPU only: " << cuda_unavailable_reason());
   CHECK_THROWS_AS(backend(kCuda), DeviceError);
   try {
     backend(kCuda);
   } catch (const DeviceError& e) {
 #ifdef KINDLING_WITH_CUDA
-    CHECK(std::string(e.what()).find("no CUDA GPU is available") != std::string::npos);
+    CHECK(std::string(e.what()).find("no CUDA GPU is available: " + cuda_unavailable_reason()) != std::string::npos);
 #else
     CHECK(std::string(e.what()).find("built without CUDA") != std::string::npos);
 #endif
   }
   CHECK_THROWS_AS(zeros({2, 3}, TensorOptions{}.with_device(kCuda)), DeviceError);
   CHECK(zeros({2, 3}).to_vector<float>() == std::vector<float>(6, 0.0f));   // the CPU still works
+}
+
+// Runs fn with KINDLING_REQUIRE_CUDA set to `value`, then restores the variable.
+template <typename Fn>
+void with_require_cuda(const char* value, Fn fn) {
+  const char* old = std::getenv("KINDLING_REQUIRE_CUDA");
+  const std::string saved = old ? old : "";
+  setenv("KINDLING_REQUIRE_CUDA", value, 1);
+  fn();
+  if (old) setenv("KINDLING_REQUIRE_CUDA", saved.c_str(), 1);
+  else unsetenv("KINDLING_REQUIRE_CUDA");
+}
+
+TEST_CASE("cuda: KINDLING_REQUIRE_CUDA turns a missing GPU into an error that says why") {
+  with_require_cuda("1", [] {
+    CHECK(cuda_required());
+    std::string error;
+    bool available = false;
+    try {
+      available = cuda_available();
+    } catch (const DeviceError& e) {
+      error = e.what();
+    }
+    if (available) {
+      CHECK(cuda_unavailable_reason().empty());
+      return;
+    }
+    INFO(error);
+    CHECK(!cuda_unavailable_reason().empty());
+    CHECK(error == "KINDLING_REQUIRE_CUDA is set but CUDA is unavailable: " + cuda_unavailable_reason());
+#ifdef KINDLING_WITH_CUDA
+    // The reason quotes the CUDA call or error that failed (cudaGetDeviceCount, cudaErrorNoDevice, ...).
+    CHECK(error.find("cuda") != std::string::npos);
+#endif
+  });
+  with_require_cuda("0", [] {
+    CHECK(!cuda_required());
+    CHECK_NOTHROW((void)cuda_available());
+  });
 }
 
 TEST_CASE("cuda: host round trips, strided and converting copies, fills") {

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -271,6 +272,86 @@ TEST_CASE("zero_grad, to(cpu) and printing") {
   const std::string text = make_model("resnet20", 3, 10)->str();
   CHECK(text.find("(conv1): Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)") != std::string::npos);
   CHECK(text.find("(fc): Linear(in_features=64, out_features=10, bias=true)") != std::string::npos);
+}
+
+namespace {
+// Two SGD steps (momentum, so the optimizer has state) of a small ResNet-20 on `device`, with the
+// optimizer built before (or after) Module::to. Returns the parameters on the CPU afterwards.
+std::vector<std::vector<float>> two_steps_with_optimizer(Device device, bool optimizer_before_to) {
+  Generator init(3), data(4);
+  auto model = make_model("resnet20", 1, 10, 8, init);
+  const NamedTensors handles = model->named_parameters();
+  SgdOptions options;
+  options.lr = 0.1;
+  options.momentum = 0.9;
+  std::unique_ptr<Sgd> early = optimizer_before_to ? std::make_unique<Sgd>(handles, options) : nullptr;
+  model->to(device);
+  std::unique_ptr<Sgd> late = optimizer_before_to ? nullptr : std::make_unique<Sgd>(model->named_parameters(), options);
+  Sgd& optimizer = early ? *early : *late;
+  const NamedTensors moved = model->named_parameters();
+  REQUIRE(moved.size() == handles.size());
+  for (size_t i = 0; i < moved.size(); ++i) {
+    INFO(moved[i].first);
+    CHECK(moved[i].second.is_same(handles[i].second));   // the same tensor, as in PyTorch
+    CHECK(handles[i].second.device() == device);
+    CHECK(handles[i].second.requires_grad());
+  }
+  for (int step = 0; step < 2; ++step) {
+    const Tensor images = randn({4, 1, 8, 8}, {}, &data).to(device);
+    const Tensor labels = from_vector<int64_t>({1, 7, 3, 3}, {4}).to(device);
+    optimizer.zero_grad();
+    sum(mul(log_softmax((*model)(images), 1), one_hot(labels, 10))).backward();
+    optimizer.step();
+  }
+  for (const auto& [name, state] : optimizer.state_dict()) {
+    INFO("optimizer state ", name);
+    CHECK(state.device() == (state.dtype() == DType::i64 ? Device::cpu() : device));
+  }
+  std::vector<std::vector<float>> values;
+  for (const auto& [name, p] : handles) values.push_back(p.to_vector<float>());
+  return values;
+}
+}  // namespace
+
+TEST_CASE("Module::to keeps each parameter's identity: an optimizer built before it trains") {
+  Generator init(3);
+  const NamedTensors start = make_model("resnet20", 1, 10, 8, init)->named_parameters();
+  std::vector<Device> devices{Device::cpu()};
+  if (cuda_available()) devices.push_back(Device::cuda());
+  else MESSAGE("no CUDA GPU: Module::to checked CPU to CPU only (" << cuda_unavailable_reason() << ")");
+  for (const Device device : devices) {
+    INFO("device ", device.str());
+    const auto before = two_steps_with_optimizer(device, true), after = two_steps_with_optimizer(device, false);
+    REQUIRE(before.size() == start.size());
+    for (size_t i = 0; i < before.size(); ++i) {
+      INFO(start[i].first);
+      CHECK(before[i] != start[i].second.to_vector<float>());   // every parameter trained
+      double diff = 0, norm = 0;
+      for (size_t j = 0; j < before[i].size(); ++j) {
+        diff += (double(before[i][j]) - after[i][j]) * (double(before[i][j]) - after[i][j]);
+        norm += double(after[i][j]) * after[i][j];
+      }
+      CHECK(std::sqrt(diff) <= 1e-5 * std::sqrt(norm));   // and as far as one built after the move
+    }
+  }
+}
+
+TEST_CASE("move_to_device_in_place keeps the tensor and refuses a non-leaf") {
+  Tensor leaf = ones({2, 3});
+  leaf.set_requires_grad(true);
+  sum(leaf).backward();
+  const void* data = leaf.data_ptr();
+  const Tensor alias = leaf;
+  move_to_device_in_place(alias, Device::cpu());   // already there: nothing moves, nothing copies
+  CHECK(leaf.data_ptr() == data);
+  CHECK(leaf.grad().to_vector<float>() == std::vector<float>(6, 1.0f));
+  CHECK_THROWS_AS(move_to_device_in_place(mul(leaf, 2.0), Device::cuda()), AutogradError);
+  if (cuda_available()) {
+    move_to_device_in_place(alias, Device::cuda());
+    CHECK(leaf.device() == Device::cuda());
+    CHECK(leaf.grad().device() == Device::cuda());
+    CHECK(leaf.to_vector<float>() == std::vector<float>(6, 1.0f));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -125,22 +125,47 @@ void CudaBackend::loss_rows(const LossDesc& loss, const Tensor& out, const Tenso
   if (!per_row) reduce(loss.reduction == Reduction::mean ? ReduceOp::Mean : ReduceOp::Sum, out, row_loss, 1, N, 1);
 }
 
+namespace {
+// "cudaErrorNoDevice (no CUDA-capable device is detected)"
+std::string cuda_error_text(cudaError_t status) {
+  return fmt::format("{} ({})", cudaGetErrorName(status), cudaGetErrorString(status));
+}
+}  // namespace
+
 int cuda_device_count() {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {   // no driver, no device: CPU only
-    (void)cudaGetLastError();
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status == cudaSuccess) return count;
+  (void)cudaGetLastError();   // clear the error so that later calls start clean
+  int driver_version = 0;
+  // No driver library at all (a CPU machine) and a driver that sees no device are plain absences.
+  if (status == cudaErrorNoDevice || cudaDriverGetVersion(&driver_version) != cudaSuccess || driver_version == 0)
     return 0;
-  }
-  return count;
+  int runtime_version = 0;
+  (void)cudaRuntimeGetVersion(&runtime_version);
+  throw DeviceError(fmt::format("CUDA: cudaGetDeviceCount failed: {}; driver supports CUDA {}.{}, kindling was "
+                                "built with CUDA runtime {}.{}",
+                                cuda_error_text(status), driver_version / 1000, driver_version % 1000 / 10,
+                                runtime_version / 1000, runtime_version % 1000 / 10));
 }
 
-Backend* make_cuda_backend_if_available() {
-  if (cuda_device_count() == 0) return nullptr;
+Backend* make_cuda_backend_if_available(std::string& why_not) {
   try {
+    if (cuda_device_count() == 0) {
+      int count = 0, driver_version = 0;
+      const cudaError_t status = cudaGetDeviceCount(&count);
+      (void)cudaGetLastError();
+      (void)cudaDriverGetVersion(&driver_version);
+      why_not = driver_version == 0 ? fmt::format("no CUDA driver is installed ({})", cuda_error_text(status))
+                : status == cudaSuccess ? "no CUDA device (cudaGetDeviceCount reports 0)"
+                                        : fmt::format("no CUDA device ({})", cuda_error_text(status));
+      return nullptr;
+    }
     return new CudaBackend();
   } catch (const Error& e) {
-    std::fprintf(stderr, "kindling: a CUDA GPU is visible but could not be initialised; using the CPU only: %s\n",
-                 e.what());
+    // A driver or device that is there but fails is worth a line even when no one asked for CUDA.
+    why_not = e.what();
+    std::fprintf(stderr, "kindling: CUDA is present but unusable; using the CPU only: %s\n", e.what());
     return nullptr;
   }
 }
