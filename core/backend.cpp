@@ -39,7 +39,8 @@ std::string cuda_unavailable_reason() { return cuda_discovery().why_not; }
 bool cuda_available() {
   const CudaDiscovery& discovery = cuda_discovery();
   if (discovery.backend == nullptr && cuda_required())
-    throw DeviceError(fmt::format("KINDLING_REQUIRE_CUDA is set but CUDA is unavailable: {}", discovery.why_not));
+    throw DeviceError(
+        fmt::format("KINDLING_REQUIRE_CUDA is set but CUDA is unavailable: {}", discovery.why_not));
   return discovery.backend != nullptr;
 }
 

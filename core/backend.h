@@ -142,7 +142,9 @@ class Backend {
   // out f32: the [N] row losses for loss.reduction none, else a scalar [] holding their mean or sum;
   // grad [N,C] f32 (may be undefined) = d(sum of out)/d(logits), i.e. row n's gradient divided by N
   // for the mean. Throws ValueError naming the row and value for a label outside [0, C) (before
-  // any logit error, as if the labels were checked first) and for a non-finite logit.
+  // any logit error, as if the labels were checked first) and for a non-finite logit. The CUDA
+  // backend throws it at its next synchronisation (synchronize, copy_to_host: reading the loss),
+  // so that the call does not wait for the GPU; the bad rows' losses are NaN until then.
   virtual void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
                          const Tensor& logits, const Tensor& labels) = 0;
 

@@ -286,7 +286,8 @@ std::vector<std::vector<float>> two_steps_with_optimizer(Device device, bool opt
   options.momentum = 0.9;
   std::unique_ptr<Sgd> early = optimizer_before_to ? std::make_unique<Sgd>(handles, options) : nullptr;
   model->to(device);
-  std::unique_ptr<Sgd> late = optimizer_before_to ? nullptr : std::make_unique<Sgd>(model->named_parameters(), options);
+  std::unique_ptr<Sgd> late =
+      optimizer_before_to ? nullptr : std::make_unique<Sgd>(model->named_parameters(), options);
   Sgd& optimizer = early ? *early : *late;
   const NamedTensors moved = model->named_parameters();
   REQUIRE(moved.size() == handles.size());
@@ -321,7 +322,8 @@ TEST_CASE("Module::to keeps each parameter's identity: an optimizer built before
   else MESSAGE("no CUDA GPU: Module::to checked CPU to CPU only (" << cuda_unavailable_reason() << ")");
   for (const Device device : devices) {
     INFO("device ", device.str());
-    const auto before = two_steps_with_optimizer(device, true), after = two_steps_with_optimizer(device, false);
+    const auto before = two_steps_with_optimizer(device, true);
+    const auto after = two_steps_with_optimizer(device, false);
     REQUIRE(before.size() == start.size());
     for (size_t i = 0; i < before.size(); ++i) {
       INFO(start[i].first);
@@ -424,6 +426,65 @@ TEST_CASE("SGD updates match the PyTorch formulas, with momentum, dampening, Nes
   Toy toy;
   CHECK(error_text([&] { Sgd(toy.layer.named_parameters(), {0.1, 0.0, 0.0, 0.0, true}); })
             .find("Nesterov momentum needs momentum > 0") != std::string::npos);
+}
+
+namespace {
+// One float product, sum, quotient or square root, each rounded on its own: a product goes through
+// a volatile so that this file's compiler (which contracts) cannot fuse it into the next sum.
+float mul_f(float a, float b) {
+  volatile float product = a * b;
+  return product;
+}
+float add_f(float a, float b) { return a + b; }
+float sub_f(float a, float b) { return a - b; }
+float div_f(float a, float b) { return a / b; }
+float sqrt_f(float a) { return std::sqrt(a); }
+}  // namespace
+
+TEST_CASE("the fused SGD and AdamW kernels round every product and sum (no FMA), as on CUDA") {
+  // ops/cpu/optim.cpp and ops/cuda/optim.cu are compiled without contraction, so both backends
+  // compute these expressions operation by operation and agree bit for bit (tests/test_cuda.cpp).
+  Generator gen(31);
+  const std::vector<float> p0 = rand({1000}, {}, &gen, -2.0, 2.0).to_vector<float>();
+  const std::vector<float> g = rand({1000}, {}, &gen, -2.0, 2.0).to_vector<float>();
+  for (const bool nesterov : {false, true}) {
+    Tensor param = from_vector(p0, {1000}), buffer = zeros({1000});
+    SgdArgs args{0.1f, 0.9f, nesterov ? 0.0f : 0.1f, 5e-4f, nesterov, true};
+    std::vector<float> p = p0, buf(1000, 0.0f);
+    for (int step = 0; step < 3; ++step) {
+      args.first_step = step == 0;
+      cpu_backend().sgd_step(param, from_vector(g, {1000}), buffer, args);
+      for (size_t i = 0; i < p.size(); ++i) {
+        float d = add_f(g[i], mul_f(args.weight_decay, p[i]));
+        const float b = step == 0 ? d : add_f(mul_f(args.momentum, buf[i]), mul_f(1.0f - args.dampening, d));
+        buf[i] = b;
+        d = nesterov ? add_f(d, mul_f(args.momentum, b)) : b;
+        p[i] = sub_f(p[i], mul_f(args.lr, d));
+      }
+    }
+    INFO("nesterov ", nesterov);
+    CHECK(param.to_vector<float>() == p);
+    CHECK(buffer.to_vector<float>() == buf);
+  }
+  Tensor param = from_vector(p0, {1000}), m_state = zeros({1000}), v_state = zeros({1000});
+  std::vector<float> p = p0, m(1000, 0.0f), v(1000, 0.0f);
+  AdamWArgs args{1e-2f};
+  for (int64_t step = 1; step <= 3; ++step) {
+    args.step = step;
+    cpu_backend().adamw_step(param, from_vector(g, {1000}), m_state, v_state, args);
+    const float step_size = float(double(args.lr) / (1.0 - std::pow(double(args.beta1), double(step))));
+    const float inv_sqrt_bias2 = float(1.0 / std::sqrt(1.0 - std::pow(double(args.beta2), double(step))));
+    const float decay = sub_f(1.0f, mul_f(args.lr, args.weight_decay));
+    for (size_t i = 0; i < p.size(); ++i) {
+      m[i] = add_f(mul_f(args.beta1, m[i]), mul_f(1.0f - args.beta1, g[i]));
+      v[i] = add_f(mul_f(args.beta2, v[i]), mul_f(mul_f(1.0f - args.beta2, g[i]), g[i]));
+      p[i] = sub_f(mul_f(p[i], decay),
+                   div_f(mul_f(step_size, m[i]), add_f(mul_f(sqrt_f(v[i]), inv_sqrt_bias2), args.eps)));
+    }
+  }
+  CHECK(param.to_vector<float>() == p);
+  CHECK(m_state.to_vector<float>() == m);
+  CHECK(v_state.to_vector<float>() == v);
 }
 
 TEST_CASE("AdamW updates match the decoupled-decay formula") {

@@ -59,7 +59,11 @@ void check_mode(const std::string& mode, Device device = Device::cpu()) {
     else state.emplace_back(name, tensor.detach().clone());   // train: fresh statistics, as PyTorch's
   }
   model->load_state_dict(state);
-  model->to(device);
+  model->to(device);   // moves each parameter in place: `params` above follows
+  for (const auto& [name, param] : params) {
+    INFO(name);
+    REQUIRE(param.device() == device);
+  }
   model->train(mode == "train");
 
   const Tensor logits = model->forward(fixture.tensor("input").to(device));
