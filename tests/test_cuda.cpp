@@ -7,6 +7,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "losses/loss_desc.h"
+#include "tests/test_util.h"
 #ifdef KINDLING_WITH_CUDA
 #include "ops/cuda/cuda_backend.h"
 #endif
@@ -50,14 +51,9 @@ Tensor empty_on(const Shape& shape, Device device, DType dtype = DType::f32) {
 // per-element bound would flag values that are only small.
 void check_norm_close(const Tensor& on_gpu, const Tensor& on_cpu, double rtol, const std::string& what) {
   REQUIRE(on_gpu.shape() == on_cpu.shape());
-  const std::vector<float> g = on_gpu.to_vector<float>(), c = on_cpu.to_vector<float>();
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < c.size(); ++i) {
-    diff += (double(g[i]) - c[i]) * (double(g[i]) - c[i]);
-    norm += double(c[i]) * c[i];
-  }
-  INFO(what << ": ||cuda - cpu|| = " << std::sqrt(diff) << ", ||cpu|| = " << std::sqrt(norm));
-  CHECK(std::sqrt(diff) <= rtol * std::sqrt(norm));
+  const double error = test::relative_norm_error(on_gpu.to_vector<float>(), on_cpu.to_vector<float>());
+  INFO(what << ": ||cuda - cpu|| / ||cpu|| = " << error);
+  CHECK(error <= rtol);
 }
 
 // |gpu - cpu| <= atol + rtol * |cpu| everywhere (NaN matches NaN); reports the first miss.

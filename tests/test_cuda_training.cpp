@@ -10,6 +10,7 @@
 #include "nn/models.h"
 #include "nn/optim.h"
 #include "ops/ops.h"
+#include "tests/test_util.h"
 
 #include <doctest/doctest.h>
 
@@ -69,15 +70,6 @@ NamedTensors three_sgd_steps(Device device, uint64_t seed) {
   return state;
 }
 
-// ||a - b|| / max(||a||, tiny), over all elements, in double.
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(a[i]) * a[i];
-  }
-  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
-}
 
 }  // namespace
 
@@ -106,7 +98,8 @@ TEST_CASE("three SGD steps of ResNet-20 on CUDA give the CPU's parameters (relat
     INFO(on_cpu[i].first);
     REQUIRE(on_cpu[i].first == on_gpu[i].first);
     if (on_cpu[i].second.dtype() == DType::f32) {
-      CHECK(relative_difference(on_cpu[i].second.to_vector<float>(), on_gpu[i].second.to_vector<float>()) < 1e-3);
+      const std::vector<float> gpu = on_gpu[i].second.to_vector<float>(), cpu = on_cpu[i].second.to_vector<float>();
+      CHECK(test::relative_norm_error(gpu, cpu) < 1e-3);
     } else {
       CHECK(on_cpu[i].second.to_vector<int64_t>() == on_gpu[i].second.to_vector<int64_t>());
     }

@@ -7,6 +7,7 @@
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_context.h"
 
+#include <atomic>
 #include <climits>
 #include <mutex>
 
@@ -27,10 +28,6 @@ __device__ inline float warp_max(float v) {
   return v;
 }
 
-// logits [N,C], labels [N] -> row_loss [N], grad [N,C] (may be null) = grad_scale * dl/dz.
-// Warp w of block b takes row n = b * kRowsPerBlock + w; lane l visits columns l, l + 32, ...
-// Passes: m = max z (and the finiteness vote); S = sum exp(z - m), lse = m + ln S, zsum;
-// psum over (lp_j, p_j); finish; dl/dz_j = p_coef p_j + y_coef [j == y] + extra_j.
 // The first bad row of one loss call, as the loss kernel finds it (INT_MAX: none); the fault
 // kernel turns it into a LossFault and resets it for the next call.
 struct BadRows {
@@ -61,6 +58,11 @@ __device__ void mark_bad_row(int* first_bad_row, float* row_loss, float* grad, i
     for (int64_t j = lane; j < C; j += kWarp) grad[n * C + j] = 0.0f;
 }
 
+// logits [N,C], labels [N] -> row_loss [N], grad [N,C] (may be null) = grad_scale * dl/dz.
+// Warp w of block b takes row n = b * kRowsPerBlock + w; lane l visits columns l, l + 32, ...
+// Passes: m = max z (and the finiteness vote); S = sum exp(z - m), lse = m + ln S, zsum;
+// psum over (lp_j, p_j); finish; dl/dz_j = p_coef p_j + y_coef [j == y] + extra_j.
+// A row with a bad label or logit is flagged in bad_rows instead (mark_bad_row).
 template <class Row>
 __global__ void loss_rows_kernel(LossDesc desc, float* row_loss, float* grad, const float* logits,
                                  const int64_t* labels, int64_t N, int64_t C, float grad_scale,
@@ -167,18 +169,21 @@ struct FaultState {
   LossFault* fault_device = nullptr;   // the same memory, as kernels see it
 };
 
+FaultState faults;
+std::atomic<bool> faults_ready{false};   // set once the first loss call has made them
+
 FaultState& fault_state() {
-  static FaultState state;
   static std::once_flag once;
   std::call_once(once, [] {
-    KINDLING_CUDA_CHECK(cudaMalloc(&state.bad_rows, sizeof(BadRows)));
+    KINDLING_CUDA_CHECK(cudaMalloc(&faults.bad_rows, sizeof(BadRows)));
     const BadRows none{INT_MAX, INT_MAX};
-    KINDLING_CUDA_CHECK(cudaMemcpy(state.bad_rows, &none, sizeof(BadRows), cudaMemcpyHostToDevice));
-    KINDLING_CUDA_CHECK(cudaHostAlloc(&state.fault_host, sizeof(LossFault), cudaHostAllocMapped));
-    state.fault_host->row = -1;
-    KINDLING_CUDA_CHECK(cudaHostGetDevicePointer(&state.fault_device, state.fault_host, 0));
+    KINDLING_CUDA_CHECK(cudaMemcpy(faults.bad_rows, &none, sizeof(BadRows), cudaMemcpyHostToDevice));
+    KINDLING_CUDA_CHECK(cudaHostAlloc(&faults.fault_host, sizeof(LossFault), cudaHostAllocMapped));
+    faults.fault_host->row = -1;
+    KINDLING_CUDA_CHECK(cudaHostGetDevicePointer(&faults.fault_device, faults.fault_host, 0));
+    faults_ready = true;
   });
-  return state;
+  return faults;
 }
 
 }  // namespace
@@ -186,8 +191,8 @@ FaultState& fault_state() {
 namespace cuda {
 
 void raise_deferred_errors() {
-  FaultState& state = fault_state();
-  volatile LossFault* fault = state.fault_host;
+  if (!faults_ready) return;   // no loss has run: nothing to report, and nothing to allocate
+  volatile LossFault* fault = faults.fault_host;
   if (fault->row < 0) return;
   const LossFault found{fault->row, fault->label, fault->column, fault->value, fault->bad_label, fault->kind,
                         fault->N, fault->C};
