@@ -83,7 +83,8 @@ struct ConvPlan {
   std::array<Algo, 3> algo;   // by Direction
 };
 
-// The geometry, then the determinism and TF32 switches.
+// The batch size, the rest of the geometry, then the determinism and TF32 switches. With N = 0 it
+// keys what all batch sizes of one geometry share.
 using PlanKey = std::array<int64_t, 18>;
 PlanKey plan_key(const Conv2dParams& p, int64_t N) {
   return {N,          p.C,        p.H,        p.W,        p.K,      p.R,      p.S,
