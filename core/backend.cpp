@@ -3,8 +3,8 @@
 #include "ops/cpu/cpu_backend.h"
 
 #include <cstdlib>
-#include <cstring>
-#include <string>
+#include <mutex>
+#include <string_view>
 
 namespace kindling {
 
@@ -31,7 +31,7 @@ const CudaDiscovery& cuda_discovery() {
 
 bool cuda_required() {
   const char* value = std::getenv("KINDLING_REQUIRE_CUDA");
-  return value != nullptr && value[0] != '\0' && std::strcmp(value, "0") != 0;
+  return value != nullptr && std::string_view(value) != "" && std::string_view(value) != "0";
 }
 
 std::string cuda_unavailable_reason() { return cuda_discovery().why_not; }
