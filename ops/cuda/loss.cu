@@ -87,15 +87,24 @@ __global__ void loss_rows_kernel(LossDesc desc, float* row_loss, float* grad, co
   RowStats<float> stats{};
   stats.C = float(C);
   stats.z_y = z[y];
-  float log_sum = 0;
+  float log_sum = 0, sum_exp = 1, others = 0;
   if constexpr (Row::uses_softmax || Row::uses_zsum) {
-    float sum = 0, zsum = 0;
+    float zsum = 0;
+    sum_exp = 0;
     for (int64_t j = lane; j < C; j += kWarp) {
       const float v = z[j];
-      if constexpr (Row::uses_softmax) sum += k_exp(v - m);
+      if constexpr (Row::uses_softmax) {
+        const float e = k_exp(v - m);
+        sum_exp += e;
+        if (j != y) others += e;
+      }
       if constexpr (Row::uses_zsum) zsum += Row::z_term(desc, v, j == y);
     }
-    if constexpr (Row::uses_softmax) log_sum = k_log(warp_sum(sum));
+    if constexpr (Row::uses_softmax) {
+      sum_exp = warp_sum(sum_exp);
+      others = warp_sum(others);
+      log_sum = k_log(sum_exp);
+    }
     if constexpr (Row::uses_zsum) stats.zsum = warp_sum(zsum);
   }
   // lp_j = (z_j - m) - ln S: z_j - lse would round lse, which is large for large logits.
@@ -103,7 +112,9 @@ __global__ void loss_rows_kernel(LossDesc desc, float* row_loss, float* grad, co
   if constexpr (Row::uses_softmax) {
     stats.lp_y = (stats.z_y - m) - log_sum;
     stats.q = k_exp(stats.lp_y);
-    stats.one_minus_q = -k_expm1(stats.lp_y);   // fp32 sums: S - e_y would cancel here
+    // 1 - q from the other classes' own sum, as the CPU's (S - e_y) / S: S - e_y would cancel, and
+    // -expm1(lp_y) keeps only what S kept in float (nothing below 6e-8 when e_y = 1).
+    stats.one_minus_q = others / sum_exp;
   }
   if constexpr (Row::uses_psum) {
     RowSums<float> psum{};
