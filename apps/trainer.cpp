@@ -195,12 +195,14 @@ RunResult run_training(const TrainConfig& c) {
                         : fmt::format("training stopped; the last good checkpoint is {}", (out / "last.safetensors").string());
       const Tensor logits = (*model)(images);
       Tensor batch_loss;
+      double value = 0;
       try {
-        batch_loss = loss(logits, labels);   // throws, naming the row, on a non-finite logit
+        // Throws, naming the row, on a bad label or a non-finite logit: on a GPU when the value is read.
+        batch_loss = loss(logits, labels);
+        value = batch_loss.item<float>();
       } catch (const ValueError& e) {
         throw Error(fmt::format("{} at {}: {}", e.what(), where, stopped));
       }
-      const double value = batch_loss.item<float>();
       if (!std::isfinite(value)) throw Error(fmt::format("non-finite loss ({}) at {}: {}", value, where, stopped));
       optimizer->zero_grad();
       batch_loss.backward();

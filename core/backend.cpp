@@ -31,31 +31,57 @@ Backend& cpu_backend() {
 }
 
 namespace {
-Backend* cuda_backend_instance() {
-  static Backend* instance = make_cuda_backend_if_available();
-  return instance;
+struct CudaDiscovery {
+  Backend* backend = nullptr;
+  std::string why_not;
+};
+
+const CudaDiscovery& cuda_discovery() {
+  static const CudaDiscovery discovery = [] {
+    CudaDiscovery found;
+    found.backend = make_cuda_backend_if_available(found.why_not);
+    return found;
+  }();
+  return discovery;
 }
 }  // namespace
 
-bool cuda_available() { return cuda_backend_instance() != nullptr; }
+bool cuda_required() {
+  const char* value = std::getenv("KINDLING_REQUIRE_CUDA");
+  return value != nullptr && std::string_view(value) != "" && std::string_view(value) != "0";
+}
+
+std::string cuda_unavailable_reason() { return cuda_discovery().why_not; }
+
+bool cuda_available() {
+  const CudaDiscovery& discovery = cuda_discovery();
+  if (discovery.backend == nullptr && cuda_required())
+    throw DeviceError(
+        fmt::format("KINDLING_REQUIRE_CUDA is set but CUDA is unavailable: {}", discovery.why_not));
+  return discovery.backend != nullptr;
+}
 
 Backend& backend(Device device) {
   if (device.is_cpu()) return cpu_backend();
-  Backend* cuda = cuda_backend_instance();
-  if (!cuda) {
+  const CudaDiscovery& discovery = cuda_discovery();
+  if (!discovery.backend) {
 #ifdef KINDLING_WITH_CUDA
-    throw DeviceError(fmt::format("device {} requested, but no CUDA GPU is available", device.str()));
+    throw DeviceError(fmt::format("device {} requested, but no CUDA GPU is available: {}", device.str(),
+                                  discovery.why_not));
 #else
     throw DeviceError(fmt::format(
         "device {} requested, but kindling was built without CUDA (configure with -DKINDLING_CUDA=ON)",
         device.str()));
 #endif
   }
-  return *cuda;
+  return *discovery.backend;
 }
 
 #ifndef KINDLING_WITH_CUDA
-Backend* make_cuda_backend_if_available() { return nullptr; }
+Backend* make_cuda_backend_if_available(std::string& why_not) {
+  why_not = "built without CUDA (configure with -DKINDLING_CUDA=ON)";
+  return nullptr;
+}
 int cuda_device_count() { return 0; }
 #endif
 

@@ -142,7 +142,9 @@ class Backend {
   // out f32: the [N] row losses for loss.reduction none, else a scalar [] holding their mean or sum;
   // grad [N,C] f32 (may be undefined) = d(sum of out)/d(logits), i.e. row n's gradient divided by N
   // for the mean. Throws ValueError naming the row and value for a label outside [0, C) (before
-  // any logit error, as if the labels were checked first) and for a non-finite logit.
+  // any logit error, as if the labels were checked first) and for a non-finite logit. The CUDA
+  // backend throws it at its next synchronisation (synchronize, copy_to_host: reading the loss),
+  // so that the call does not wait for the GPU; the bad rows' losses are NaN until then.
   virtual void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
                          const Tensor& logits, const Tensor& labels) = 0;
 
@@ -154,14 +156,29 @@ class Backend {
 };
 
 // The backend of a device. CUDA throws DeviceError when kindling was built without CUDA or no GPU
-// is present.
+// is present; the message says why (cuda_unavailable_reason()).
 Backend& backend(Device device);
 Backend& cpu_backend();
-// True when built with CUDA and at least one GPU is visible.
+// True when built with CUDA and the CUDA backend started on a visible GPU. With KINDLING_REQUIRE_CUDA
+// set (to anything but empty or 0) a missing GPU is an error rather than a reason to skip: false is
+// never returned, DeviceError is thrown with cuda_unavailable_reason(). Tests and `kindling bench
+// --device all` ask this before they skip their CUDA part, so the variable turns every such skip
+// into a failure that names CUDA's error.
 bool cuda_available();
+// Why cuda_available() is false: "built without CUDA", "no CUDA driver is installed (...)", "no
+// CUDA device (...)", or the CUDA error that stopped discovery or start-up, with CUDA's error name
+// and string. Empty when a GPU is available.
+std::string cuda_unavailable_reason();
+// Whether KINDLING_REQUIRE_CUDA asks for a GPU.
+bool cuda_required();
+// GPUs the CUDA runtime sees: 0 when built without CUDA, when no CUDA driver is installed, or when
+// the driver reports no device. Any other failure of cudaGetDeviceCount (a driver older than the
+// toolkit, a driver that cannot start) throws DeviceError with CUDA's error name and string rather
+// than reading as 0.
 int cuda_device_count();
 
 // Registration hook for the CUDA backend (ops/cuda), called once by backend() when compiled in.
-Backend* make_cuda_backend_if_available();
+// Returns null, with the reason in `why_not`, when there is no usable GPU.
+Backend* make_cuda_backend_if_available(std::string& why_not);
 
 }  // namespace kindling

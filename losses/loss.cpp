@@ -74,15 +74,24 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
 }
 
 void throw_label_out_of_range(LossKind kind, int64_t row, int64_t label, const Tensor& logits) {
+  throw_label_out_of_range(kind, row, label, logits.size(1), logits.describe());
+}
+
+void throw_label_out_of_range(LossKind kind, int64_t row, int64_t label, int64_t C,
+                              const std::string& logits_description) {
   throw ValueError(fmt::format("loss {}: labels[{}] = {} is outside [0, {}) for logits {}",
-                               loss_kind_name(kind), row, label, logits.size(1), logits.describe()));
+                               loss_kind_name(kind), row, label, C, logits_description));
 }
 
 void throw_non_finite_logit(LossKind kind, int64_t row, const float* values, int64_t C) {
   int64_t column = 0;
   while (column < C - 1 && k_isfinite(values[column])) ++column;
+  throw_non_finite_logit_at(kind, row, column, values[column]);
+}
+
+void throw_non_finite_logit_at(LossKind kind, int64_t row, int64_t column, float value) {
   throw ValueError(fmt::format("loss {}: logits row {} holds a non-finite value ({} at column {})",
-                               loss_kind_name(kind), row, values[column], column));
+                               loss_kind_name(kind), row, value, column));
 }
 
 }  // namespace kindling

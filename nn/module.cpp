@@ -124,14 +124,26 @@ void Module::zero_grad() {
   for (Tensor& p : parameters()) p.set_grad(Tensor());
 }
 
+void move_to_device_in_place(const Tensor& t, Device device) {
+  if (t.device() == device) return;
+  KINDLING_CHECK(t.is_leaf(), AutogradError,
+                 "move_to_device_in_place: {} is the output of {}, only a leaf tensor can move in place",
+                 t.describe(), t.grad_fn()->name());
+  const Tensor moved = t.detach().to(device);   // a contiguous copy
+  TensorImpl& impl = *t.impl();
+  impl.storage = moved.storage();
+  impl.strides = moved.strides();
+  impl.offset = moved.offset();
+  if (impl.grad.defined()) impl.grad = impl.grad.to(device);
+  // A graph recorded before the move ends in an accumulator that describes the old device; the
+  // next use of the tensor gets a fresh one.
+  impl.grad_accumulator.reset();
+}
+
 void Module::to(Device device) {
-  for (Entry& e : parameters_) {
-    if (e.tensor.device() == device) continue;
-    e.tensor = e.tensor.detach().to(device);
-    e.tensor.set_requires_grad(true);
-  }
+  for (Entry& e : parameters_) move_to_device_in_place(e.tensor, device);
   for (Entry& e : buffers_)
-    if (!e.host_only && e.tensor.device() != device) e.tensor = e.tensor.to(device);
+    if (!e.host_only) move_to_device_in_place(e.tensor, device);
   for (auto& [name, module] : children_) module->to(device);
 }
 

@@ -53,8 +53,9 @@ class Module {
   int64_t num_parameters() const;
   // Drops every parameter's gradient (the next backward allocates a fresh one).
   void zero_grad();
-  // Moves parameters and device buffers to `device` (gradients are dropped). Create optimizers
-  // after moving: they hold the parameters' tensors.
+  // Moves parameters (with their gradients) and device buffers to `device` in place, as PyTorch
+  // does: each tensor keeps its identity, so handles taken before the move (named_parameters(),
+  // an optimizer built earlier) see the new device. A no-op for tensors already there.
   void to(Device device);
   Device device() const;   // the device of the first parameter or device buffer (CPU if none)
 
@@ -90,6 +91,10 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };
+
+// Moves t's data to `device` in place: t keeps its identity (every handle to it sees the new device
+// and contiguous strides), and its gradient moves with it. Requires a leaf tensor (no grad_fn).
+void move_to_device_in_place(const Tensor& t, Device device);
 
 // Finds `name` in `tensors`; null when absent.
 const Tensor* find_tensor(const NamedTensors& tensors, const std::string& name);

@@ -83,6 +83,7 @@ void Sgd::step() {
     const auto& [name, param] = params_[i];
     const Tensor grad = usable_grad(name, param);
     if (!grad.defined()) continue;
+    if (momentum_buffers_[i].defined()) move_to_device_in_place(momentum_buffers_[i], param.device());
     SgdArgs args{float(lr_), float(options_.momentum), float(options_.dampening),
                  float(options_.weight_decay), options_.nesterov, step_count(i) == 0};
     backend(param.device()).sgd_step(param, grad, momentum_buffers_[i], args);
@@ -117,6 +118,8 @@ void AdamW::step() {
     const auto& [name, param] = params_[i];
     const Tensor grad = usable_grad(name, param);
     if (!grad.defined()) continue;
+    move_to_device_in_place(exp_avgs_[i], param.device());
+    move_to_device_in_place(exp_avg_sqs_[i], param.device());
     AdamWArgs args{float(lr_), float(options_.beta1), float(options_.beta2), float(options_.eps),
                    float(options_.weight_decay), advance(i)};
     backend(param.device()).adamw_step(param, grad, exp_avgs_[i], exp_avg_sqs_[i], args);

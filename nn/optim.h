@@ -1,8 +1,8 @@
 // Optimizers: one fused Backend kernel per parameter (backend(param.device()).sgd_step /
 // adamw_step), run under NoGradGuard. State (momentum buffers, Adam moments, per-parameter step
 // counts) is allocated at construction, so state_dict() always has the same names and shapes and a
-// checkpoint restores it exactly. Construct an optimizer after Module::to(device): it holds the
-// parameters' tensors and allocates its state on their device.
+// checkpoint restores it exactly. The state is made on the parameters' device and follows them in
+// place at the next step when Module::to moves them, so an optimizer may be built before or after.
 #pragma once
 #include "core/backend.h"
 #include "nn/module.h"

@@ -1,7 +1,8 @@
 // Training steps end to end on both devices: ResNet-20, cross entropy, SGD with Nesterov momentum
 // and weight decay. Three steps on the CPU and on CUDA from the same initial weights and batches
 // must leave the same parameters and BatchNorm statistics (relative 1e-3 per tensor); the CPU run
-// itself must repeat bit for bit. The CUDA case skips with a message where there is no GPU.
+// itself must repeat bit for bit, and each run checks that its tensors live on its device. The CUDA
+// case skips with a message where there is no GPU (fails under KINDLING_REQUIRE_CUDA).
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/rng.h"
@@ -9,6 +10,7 @@
 #include "nn/models.h"
 #include "nn/optim.h"
 #include "ops/ops.h"
+#include "tests/test_util.h"
 
 #include <doctest/doctest.h>
 
@@ -29,6 +31,13 @@ NamedTensors three_sgd_steps(Device device, uint64_t seed) {
   auto model = make_model("resnet20", 1, 10, 28, init);
   model->to(device);
   model->train();
+  // The run must really happen on `device`: every parameter and statistic lives there (only
+  // BatchNorm's step counters are host-side), and so do the activations.
+  for (const auto& [name, tensor] : model->state_dict()) {
+    INFO(name);
+    const bool host_counter = name.find("num_batches_tracked") != std::string::npos;
+    REQUIRE(tensor.device() == (host_counter ? Device::cpu() : device));
+  }
   SgdOptions options;
   options.lr = 0.1;
   options.momentum = 0.9;
@@ -42,24 +51,25 @@ NamedTensors three_sgd_steps(Device device, uint64_t seed) {
     for (int64_t& label : label_values) label = data.randint(10);
     const Tensor labels = from_vector(label_values, {16}).to(device);
     optimizer.zero_grad();
-    const Tensor value = loss((*model)(images), labels);
+    const Tensor logits = (*model)(images);
+    REQUIRE(logits.device() == device);
+    const Tensor value = loss(logits, labels);
     value.backward();
+    for (const auto& [name, parameter] : model->named_parameters()) {
+      INFO(name);
+      REQUIRE(parameter.grad().device() == device);
+    }
     optimizer.step();
+  }
+  for (const auto& [name, state] : optimizer.state_dict()) {
+    INFO("optimizer state ", name);
+    REQUIRE(state.device() == (state.dtype() == DType::i64 ? Device::cpu() : device));
   }
   NamedTensors state;
   for (const auto& [name, tensor] : model->state_dict()) state.emplace_back(name, tensor.to(Device::cpu()));
   return state;
 }
 
-// ||a - b|| / max(||a||, tiny), over all elements, in double.
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(a[i]) * a[i];
-  }
-  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
-}
 
 }  // namespace
 
@@ -88,7 +98,8 @@ TEST_CASE("three SGD steps of ResNet-20 on CUDA give the CPU's parameters (relat
     INFO(on_cpu[i].first);
     REQUIRE(on_cpu[i].first == on_gpu[i].first);
     if (on_cpu[i].second.dtype() == DType::f32) {
-      CHECK(relative_difference(on_cpu[i].second.to_vector<float>(), on_gpu[i].second.to_vector<float>()) < 1e-3);
+      const std::vector<float> gpu = on_gpu[i].second.to_vector<float>(), cpu = on_cpu[i].second.to_vector<float>();
+      CHECK(test::relative_norm_error(gpu, cpu) < 1e-3);
     } else {
       CHECK(on_cpu[i].second.to_vector<int64_t>() == on_gpu[i].second.to_vector<int64_t>());
     }

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -273,6 +274,88 @@ TEST_CASE("zero_grad, to(cpu) and printing") {
   CHECK(text.find("(fc): Linear(in_features=64, out_features=10, bias=true)") != std::string::npos);
 }
 
+namespace {
+// Two SGD steps (momentum, so the optimizer has state) of a small ResNet-20 on `device`, with the
+// optimizer built before (or after) Module::to. Returns the parameters on the CPU afterwards.
+std::vector<std::vector<float>> two_steps_with_optimizer(Device device, bool optimizer_before_to) {
+  Generator init(3), data(4);
+  auto model = make_model("resnet20", 1, 10, 8, init);
+  const NamedTensors handles = model->named_parameters();
+  SgdOptions options;
+  options.lr = 0.1;
+  options.momentum = 0.9;
+  std::unique_ptr<Sgd> early = optimizer_before_to ? std::make_unique<Sgd>(handles, options) : nullptr;
+  model->to(device);
+  std::unique_ptr<Sgd> late =
+      optimizer_before_to ? nullptr : std::make_unique<Sgd>(model->named_parameters(), options);
+  Sgd& optimizer = early ? *early : *late;
+  const NamedTensors moved = model->named_parameters();
+  REQUIRE(moved.size() == handles.size());
+  for (size_t i = 0; i < moved.size(); ++i) {
+    INFO(moved[i].first);
+    CHECK(moved[i].second.is_same(handles[i].second));   // the same tensor, as in PyTorch
+    CHECK(handles[i].second.device() == device);
+    CHECK(handles[i].second.requires_grad());
+  }
+  for (int step = 0; step < 2; ++step) {
+    const Tensor images = randn({4, 1, 8, 8}, {}, &data).to(device);
+    const Tensor labels = from_vector<int64_t>({1, 7, 3, 3}, {4}).to(device);
+    optimizer.zero_grad();
+    sum(mul(log_softmax((*model)(images), 1), one_hot(labels, 10))).backward();
+    optimizer.step();
+  }
+  for (const auto& [name, state] : optimizer.state_dict()) {
+    INFO("optimizer state ", name);
+    CHECK(state.device() == (state.dtype() == DType::i64 ? Device::cpu() : device));
+  }
+  std::vector<std::vector<float>> values;
+  for (const auto& [name, p] : handles) values.push_back(p.to_vector<float>());
+  return values;
+}
+}  // namespace
+
+TEST_CASE("Module::to keeps each parameter's identity: an optimizer built before it trains") {
+  Generator init(3);
+  const NamedTensors start = make_model("resnet20", 1, 10, 8, init)->named_parameters();
+  std::vector<Device> devices{Device::cpu()};
+  if (cuda_available()) devices.push_back(Device::cuda());
+  else MESSAGE("no CUDA GPU: Module::to checked CPU to CPU only (" << cuda_unavailable_reason() << ")");
+  for (const Device device : devices) {
+    INFO("device ", device.str());
+    const auto before = two_steps_with_optimizer(device, true);
+    const auto after = two_steps_with_optimizer(device, false);
+    REQUIRE(before.size() == start.size());
+    for (size_t i = 0; i < before.size(); ++i) {
+      INFO(start[i].first);
+      CHECK(before[i] != start[i].second.to_vector<float>());   // every parameter trained
+      double diff = 0, norm = 0;
+      for (size_t j = 0; j < before[i].size(); ++j) {
+        diff += (double(before[i][j]) - after[i][j]) * (double(before[i][j]) - after[i][j]);
+        norm += double(after[i][j]) * after[i][j];
+      }
+      CHECK(std::sqrt(diff) <= 1e-5 * std::sqrt(norm));   // and as far as one built after the move
+    }
+  }
+}
+
+TEST_CASE("move_to_device_in_place keeps the tensor and refuses a non-leaf") {
+  Tensor leaf = ones({2, 3});
+  leaf.set_requires_grad(true);
+  sum(leaf).backward();
+  const void* data = leaf.data_ptr();
+  const Tensor alias = leaf;
+  move_to_device_in_place(alias, Device::cpu());   // already there: nothing moves, nothing copies
+  CHECK(leaf.data_ptr() == data);
+  CHECK(leaf.grad().to_vector<float>() == std::vector<float>(6, 1.0f));
+  CHECK_THROWS_AS(move_to_device_in_place(mul(leaf, 2.0), Device::cuda()), AutogradError);
+  if (cuda_available()) {
+    move_to_device_in_place(alias, Device::cuda());
+    CHECK(leaf.device() == Device::cuda());
+    CHECK(leaf.grad().device() == Device::cuda());
+    CHECK(leaf.to_vector<float>() == std::vector<float>(6, 1.0f));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Optimizers
 
@@ -343,6 +426,65 @@ TEST_CASE("SGD updates match the PyTorch formulas, with momentum, dampening, Nes
   Toy toy;
   CHECK(error_text([&] { Sgd(toy.layer.named_parameters(), {0.1, 0.0, 0.0, 0.0, true}); })
             .find("Nesterov momentum needs momentum > 0") != std::string::npos);
+}
+
+namespace {
+// One float product, sum, quotient or square root, each rounded on its own: a product goes through
+// a volatile so that this file's compiler (which contracts) cannot fuse it into the next sum.
+float mul_f(float a, float b) {
+  volatile float product = a * b;
+  return product;
+}
+float add_f(float a, float b) { return a + b; }
+float sub_f(float a, float b) { return a - b; }
+float div_f(float a, float b) { return a / b; }
+float sqrt_f(float a) { return std::sqrt(a); }
+}  // namespace
+
+TEST_CASE("the fused SGD and AdamW kernels round every product and sum (no FMA), as on CUDA") {
+  // ops/cpu/optim.cpp and ops/cuda/optim.cu are compiled without contraction, so both backends
+  // compute these expressions operation by operation and agree bit for bit (tests/test_cuda.cpp).
+  Generator gen(31);
+  const std::vector<float> p0 = rand({1000}, {}, &gen, -2.0, 2.0).to_vector<float>();
+  const std::vector<float> g = rand({1000}, {}, &gen, -2.0, 2.0).to_vector<float>();
+  for (const bool nesterov : {false, true}) {
+    Tensor param = from_vector(p0, {1000}), buffer = zeros({1000});
+    SgdArgs args{0.1f, 0.9f, nesterov ? 0.0f : 0.1f, 5e-4f, nesterov, true};
+    std::vector<float> p = p0, buf(1000, 0.0f);
+    for (int step = 0; step < 3; ++step) {
+      args.first_step = step == 0;
+      cpu_backend().sgd_step(param, from_vector(g, {1000}), buffer, args);
+      for (size_t i = 0; i < p.size(); ++i) {
+        float d = add_f(g[i], mul_f(args.weight_decay, p[i]));
+        const float b = step == 0 ? d : add_f(mul_f(args.momentum, buf[i]), mul_f(1.0f - args.dampening, d));
+        buf[i] = b;
+        d = nesterov ? add_f(d, mul_f(args.momentum, b)) : b;
+        p[i] = sub_f(p[i], mul_f(args.lr, d));
+      }
+    }
+    INFO("nesterov ", nesterov);
+    CHECK(param.to_vector<float>() == p);
+    CHECK(buffer.to_vector<float>() == buf);
+  }
+  Tensor param = from_vector(p0, {1000}), m_state = zeros({1000}), v_state = zeros({1000});
+  std::vector<float> p = p0, m(1000, 0.0f), v(1000, 0.0f);
+  AdamWArgs args{1e-2f};
+  for (int64_t step = 1; step <= 3; ++step) {
+    args.step = step;
+    cpu_backend().adamw_step(param, from_vector(g, {1000}), m_state, v_state, args);
+    const float step_size = float(double(args.lr) / (1.0 - std::pow(double(args.beta1), double(step))));
+    const float inv_sqrt_bias2 = float(1.0 / std::sqrt(1.0 - std::pow(double(args.beta2), double(step))));
+    const float decay = sub_f(1.0f, mul_f(args.lr, args.weight_decay));
+    for (size_t i = 0; i < p.size(); ++i) {
+      m[i] = add_f(mul_f(args.beta1, m[i]), mul_f(1.0f - args.beta1, g[i]));
+      v[i] = add_f(mul_f(args.beta2, v[i]), mul_f(mul_f(1.0f - args.beta2, g[i]), g[i]));
+      p[i] = sub_f(mul_f(p[i], decay),
+                   div_f(mul_f(step_size, m[i]), add_f(mul_f(sqrt_f(v[i]), inv_sqrt_bias2), args.eps)));
+    }
+  }
+  CHECK(param.to_vector<float>() == p);
+  CHECK(m_state.to_vector<float>() == m);
+  CHECK(v_state.to_vector<float>() == v);
 }
 
 TEST_CASE("AdamW updates match the decoupled-decay formula") {

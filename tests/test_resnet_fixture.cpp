@@ -8,6 +8,7 @@
 #include "core/checkpoint.h"
 #include "nn/models.h"
 #include "ops/ops.h"
+#include "tests/test_util.h"
 
 #include <doctest/doctest.h>
 
@@ -25,13 +26,7 @@ constexpr double kTolerance = 1e-4;
 // ||found - expected|| / ||expected||, in double.
 double relative_error(const Tensor& found, const Tensor& expected) {
   REQUIRE(found.shape() == expected.shape());
-  const std::vector<float> a = found.to_vector<float>(), b = expected.to_vector<float>();
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    norm += double(b[i]) * b[i];
-  }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+  return test::relative_norm_error(found.to_vector<float>(), expected.to_vector<float>());
 }
 
 // Mean cross-entropy from primitive ops: -mean_n log_softmax(logits)[n, label_n].
@@ -59,7 +54,11 @@ void check_mode(const std::string& mode, Device device = Device::cpu()) {
     else state.emplace_back(name, tensor.detach().clone());   // train: fresh statistics, as PyTorch's
   }
   model->load_state_dict(state);
-  model->to(device);
+  model->to(device);   // moves each parameter in place: `params` above follows
+  for (const auto& [name, param] : params) {
+    INFO(name);
+    REQUIRE(param.device() == device);
+  }
   model->train(mode == "train");
 
   const Tensor logits = model->forward(fixture.tensor("input").to(device));

@@ -6,9 +6,6 @@
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_context.h"
 
-#include "losses/loss_checks.h"
-#include "ops/cuda/loss_launch.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -94,53 +91,52 @@ std::string CudaBackend::name() const {
                      prop.multiProcessorCount, double(prop.totalGlobalMem) / double(1ull << 30));
 }
 
-void CudaBackend::synchronize() { KINDLING_CUDA_CHECK(cudaStreamSynchronize(cuda::stream())); }
-
-// logits [N,C], labels [N] -> row_loss [N], grad [N,C] (may be undefined): the generic loss kernel of
-// ops/cuda/loss.cu (the losses' own file) on our stream. It flags the first row with a non-finite
-// logit; reading that flag back waits for the kernel, as the CPU twin's check does.
-// The labels are range-checked on the host before the kernel indexes with them; the kernel writes
-// the row losses (into `out` itself for reduction none), and the reduce kernel makes the scalar.
-void CudaBackend::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
-                            const Tensor& logits, const Tensor& labels) {
-  const int64_t N = logits.size(0), C = logits.size(1);
-  const std::vector<int64_t> host_labels = labels.to_vector<int64_t>();
-  for (int64_t n = 0; n < N; ++n)
-    if (host_labels[size_t(n)] < 0 || host_labels[size_t(n)] >= C)
-      throw_label_out_of_range(loss.kind, n, host_labels[size_t(n)], logits);
-  const Tensor dense_labels = labels.contiguous();
-  const bool per_row = loss.reduction == Reduction::none;
-  const Tensor row_loss = per_row ? out : empty({N}, TensorOptions{}.with_device(out.device()));
-  const float grad_scale = loss.reduction == Reduction::mean ? float(1.0 / double(N)) : 1.0f;
-  cuda::DeviceBuffer bad_row(sizeof(int));
-  KINDLING_CUDA_CHECK(launch_loss_rows(loss, row_loss.data<float>(), grad.defined() ? grad.data<float>() : nullptr,
-                                       logits.data<float>(), dense_labels.data<int64_t>(), N, C, grad_scale,
-                                       bad_row.as<int>(), cuda::stream()));
-  int first_bad_row = 0;
-  cuda::download(&first_bad_row, bad_row.get(), sizeof(int));
-  if (first_bad_row < N) {
-    const std::vector<float> row = logits.select(0, first_bad_row).to_vector<float>();
-    throw_non_finite_logit(loss.kind, first_bad_row, row.data(), C);
-  }
-  if (!per_row) reduce(loss.reduction == Reduction::mean ? ReduceOp::Mean : ReduceOp::Sum, out, row_loss, 1, N, 1);
+void CudaBackend::synchronize() {
+  KINDLING_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  cuda::raise_deferred_errors();
 }
+
+namespace {
+// "cudaErrorNoDevice (no CUDA-capable device is detected)"
+std::string cuda_error_text(cudaError_t status) {
+  return fmt::format("{} ({})", cudaGetErrorName(status), cudaGetErrorString(status));
+}
+}  // namespace
 
 int cuda_device_count() {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {   // no driver, no device: CPU only
-    (void)cudaGetLastError();
-    return 0;
-  }
-  return count;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status == cudaSuccess) return count;
+  (void)cudaGetLastError();   // clear the error so that later calls start clean
+  int driver_version = 0;
+  // No driver library at all (a CPU machine) and a driver that sees no device are plain absences.
+  const bool no_driver = cudaDriverGetVersion(&driver_version) != cudaSuccess || driver_version == 0;
+  if (status == cudaErrorNoDevice || no_driver) return 0;
+  int runtime_version = 0;
+  (void)cudaRuntimeGetVersion(&runtime_version);
+  throw DeviceError(fmt::format("CUDA: cudaGetDeviceCount failed: {}; driver supports CUDA {}.{}, kindling "
+                                "was built with CUDA runtime {}.{}",
+                                cuda_error_text(status), driver_version / 1000, driver_version % 1000 / 10,
+                                runtime_version / 1000, runtime_version % 1000 / 10));
 }
 
-Backend* make_cuda_backend_if_available() {
-  if (cuda_device_count() == 0) return nullptr;
+Backend* make_cuda_backend_if_available(std::string& why_not) {
   try {
+    if (cuda_device_count() == 0) {
+      int count = 0, driver_version = 0;
+      const cudaError_t status = cudaGetDeviceCount(&count);
+      (void)cudaGetLastError();
+      (void)cudaDriverGetVersion(&driver_version);
+      why_not = driver_version == 0 ? fmt::format("no CUDA driver is installed ({})", cuda_error_text(status))
+                : status == cudaSuccess ? "no CUDA device (cudaGetDeviceCount reports 0)"
+                                        : fmt::format("no CUDA device ({})", cuda_error_text(status));
+      return nullptr;
+    }
     return new CudaBackend();
   } catch (const Error& e) {
-    std::fprintf(stderr, "kindling: a CUDA GPU is visible but could not be initialised; using the CPU only: %s\n",
-                 e.what());
+    // A driver or device that is there but fails is worth a line even when no one asked for CUDA.
+    why_not = e.what();
+    std::fprintf(stderr, "kindling: CUDA is present but unusable; using the CPU only: %s\n", e.what());
     return nullptr;
   }
 }

@@ -1,8 +1,11 @@
 // CUDA convolution through cuDNN. Each geometry (with the determinism and TF32 settings) gets its
 // descriptors and, per direction, an algorithm chosen once by cudnnFind*AlgorithmEx (cuDNN times
 // every algorithm on our tensors) and cached. The search runs in a large one-off workspace; the
-// chosen algorithm's workspace comes from the caching allocator on every call. Bias and its
-// gradient are our own kernels (a broadcast add, and channel_sums with no atomics).
+// chosen algorithm's workspace, as cuDNN sizes it for the math type that will run, comes from the
+// caching allocator on every call. A batch size not seen before (the last, smaller batch of an
+// epoch; an evaluation batch) reuses the algorithm chosen for the same geometry at another batch
+// size, with the workspace cuDNN reports for the new shape, rather than searching again. Bias and
+// its gradient are our own kernels (a broadcast add, and channel_sums with no atomics).
 #include "ops/cuda/channel_reduce.cuh"
 #include "ops/cuda/cuda_allocator.h"
 #include "ops/cuda/cuda_backend.h"
@@ -13,6 +16,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 
 namespace kindling {
 namespace {
@@ -62,6 +67,9 @@ struct ConvDescriptors {
   ConvDescriptors& operator=(const ConvDescriptors&) = delete;
 };
 
+enum Direction { kForward, kBackwardData, kBackwardFilter };
+const char* const kDirectionNames[] = {"forward", "backward data", "backward filter"};
+
 struct Algo {
   bool chosen = false;
   int algo = 0;            // a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
@@ -72,25 +80,52 @@ struct Algo {
 struct ConvPlan {
   explicit ConvPlan(const Conv2dParams& p) : desc(p) {}
   ConvDescriptors desc;
-  Algo fwd, bwd_data, bwd_filter;
+  std::array<Algo, 3> algo;   // by Direction
 };
 
-// The geometry, then the determinism and TF32 switches.
+// The batch size, the rest of the geometry, then the determinism and TF32 switches. With N = 0 it
+// keys what all batch sizes of one geometry share.
 using PlanKey = std::array<int64_t, 18>;
+PlanKey plan_key(const Conv2dParams& p, int64_t N) {
+  return {N,          p.C,        p.H,        p.W,        p.K,      p.R,      p.S,
+          p.P,        p.Q,        p.stride_h, p.stride_w, p.pad_h,  p.pad_w,  p.dil_h,
+          p.dil_w,    p.groups,   cuda::deterministic(),  cuda::allow_tf32()};
+}
+
+std::mutex plans_mutex;
+// Per shape: descriptors and chosen algorithms. Per shape less the batch size: the algorithms
+// chosen for it at the first batch size searched, which other batch sizes reuse.
+auto* plans = new std::map<PlanKey, std::unique_ptr<ConvPlan>>();   // lives as long as the handles
+auto* choices = new std::map<PlanKey, std::array<Algo, 3>>();
 
 ConvPlan& plan_for(const Conv2dParams& p) {
-  static std::mutex mutex;
-  static auto* plans = new std::map<PlanKey, std::unique_ptr<ConvPlan>>();   // lives as long as the handles
-  const PlanKey key{p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.P, p.Q, p.stride_h, p.stride_w, p.pad_h, p.pad_w,
-                    p.dil_h, p.dil_w, p.groups, cuda::deterministic(), cuda::allow_tf32()};
-  std::lock_guard lock(mutex);
-  auto& plan = (*plans)[key];
-  if (!plan) {
-    plan = std::make_unique<ConvPlan>(p);
-    KINDLING_CUDA_CHECK(cudnnSetConvolutionMathType(plan->desc.conv,
-                                                    cuda::allow_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-  }
+  std::lock_guard lock(plans_mutex);
+  auto& plan = (*plans)[plan_key(p, p.N)];
+  if (!plan) plan = std::make_unique<ConvPlan>(p);
   return *plan;
+}
+
+// The math type searches run under: every Find starts from it, whatever the last call ran with.
+cudnnMathType_t search_math() { return cuda::allow_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+
+// The workspace cuDNN needs to run `algo` in `direction` on these descriptors under `math`;
+// nothing when cuDNN does not support that combination. Leaves the descriptor at `math`.
+std::optional<size_t> workspace_for(Direction direction, const ConvDescriptors& d, int algo,
+                                    cudnnMathType_t math) {
+  KINDLING_CUDA_CHECK(cudnnSetConvolutionMathType(d.conv, math));
+  size_t bytes = 0;
+  cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
+  if (direction == kForward)
+    status = cudnnGetConvolutionForwardWorkspaceSize(cuda::cudnn(), d.x, d.w, d.conv, d.y,
+                                                     cudnnConvolutionFwdAlgo_t(algo), &bytes);
+  else if (direction == kBackwardData)
+    status = cudnnGetConvolutionBackwardDataWorkspaceSize(cuda::cudnn(), d.w, d.y, d.conv, d.x,
+                                                          cudnnConvolutionBwdDataAlgo_t(algo), &bytes);
+  else
+    status = cudnnGetConvolutionBackwardFilterWorkspaceSize(cuda::cudnn(), d.x, d.y, d.conv, d.w,
+                                                            cudnnConvolutionBwdFilterAlgo_t(algo), &bytes);
+  if (status != CUDNN_STATUS_SUCCESS) return std::nullopt;
+  return bytes;
 }
 
 // The one-off workspace the algorithm search runs in: as large as the device allows, up to 1 GiB,
@@ -128,25 +163,71 @@ class SearchWorkspace {
 };
 
 // The fastest algorithm (cuDNN sorts by time) that succeeded, fits the workspace and, when asked,
-// is deterministic.
+// is deterministic. Without TF32 it runs under CUDNN_FMA_MATH: an entry that cuDNN measured under
+// another math type gets the workspace cuDNN reports for FMA math (or is passed over when cuDNN
+// cannot run it so), never the size measured for the other.
 template <typename Perf>
-Algo pick(const char* op, const Perf* perf, int count, size_t limit, const Conv2dParams& p) {
+Algo pick(Direction direction, const Perf* perf, int count, size_t limit, const ConvDescriptors& d,
+          const Conv2dParams& p) {
   const bool need_deterministic = cuda::deterministic();
   for (int i = 0; i < count; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit) continue;
+    if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
     if (need_deterministic && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
     Algo algo;
-    algo.chosen = true;
     algo.algo = int(perf[i].algo);
     algo.math = cuda::allow_tf32() ? perf[i].mathType : CUDNN_FMA_MATH;
-    algo.workspace = perf[i].memory;
+    std::optional<size_t> workspace = perf[i].memory;
+    if (algo.math != perf[i].mathType) workspace = workspace_for(direction, d, algo.algo, algo.math);
+    if (!workspace || *workspace > limit) continue;
+    algo.workspace = *workspace;
+    algo.chosen = true;
     return algo;
   }
   throw DeviceError(fmt::format(
-      "{} on CUDA: cuDNN has no usable{} algorithm for x [{},{},{},{}], w [{},{},{},{}], stride {}x{}, "
-      "pad {}x{}, dilation {}x{}, groups {} (workspace limit {} bytes)",
-      op, need_deterministic ? " deterministic" : "", p.N, p.C, p.H, p.W, p.K, p.C / p.groups, p.R, p.S,
-      p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups, limit));
+      "conv2d {} on CUDA: cuDNN has no usable{} algorithm for x [{},{},{},{}], w [{},{},{},{}], "
+      "stride {}x{}, pad {}x{}, dilation {}x{}, groups {} (workspace limit {} bytes)",
+      kDirectionNames[direction], need_deterministic ? " deterministic" : "", p.N, p.C, p.H, p.W, p.K,
+      p.C / p.groups, p.R, p.S, p.stride_h, p.stride_w, p.pad_h, p.pad_w, p.dil_h, p.dil_w, p.groups, limit));
+}
+
+// The algorithm of `direction` for this plan: cached; else the one chosen for the same geometry at
+// another batch size, if cuDNN can run it on this shape within kReuseLimit; else a search.
+// `search(workspace)` runs cudnnFind* in that workspace and returns pick()'s choice.
+constexpr size_t kReuseLimit = size_t(1) << 30;   // the search workspace's own ceiling
+
+template <typename Search>
+const Algo& algorithm(Direction direction, ConvPlan& plan, const Conv2dParams& p, Search search) {
+  Algo& slot = plan.algo[direction];
+  if (slot.chosen) return slot;
+  Algo sibling;
+  {
+    std::lock_guard lock(plans_mutex);
+    const auto found = choices->find(plan_key(p, 0));
+    if (found != choices->end()) sibling = found->second[direction];
+  }
+  if (sibling.chosen) {
+    const std::optional<size_t> workspace = workspace_for(direction, plan.desc, sibling.algo, sibling.math);
+    if (workspace && *workspace <= kReuseLimit) {
+      slot = sibling;
+      slot.workspace = *workspace;
+      return slot;
+    }
+  }
+  KINDLING_CUDA_CHECK(cudnnSetConvolutionMathType(plan.desc.conv, search_math()));
+  SearchWorkspace workspace;
+  slot = search(workspace);
+  std::lock_guard lock(plans_mutex);
+  Algo& shared = (*choices)[plan_key(p, 0)][direction];
+  if (!shared.chosen) shared = slot;
+  return slot;
+}
+
+// Runs `call(workspace pointer, bytes)` with the algorithm's math type set and its workspace.
+template <typename Call>
+void run_with(const ConvDescriptors& d, const Algo& algo, Call call) {
+  cuda::DeviceBuffer workspace(algo.workspace);
+  KINDLING_CUDA_CHECK(cudnnSetConvolutionMathType(d.conv, algo.math));
+  call(workspace.get(), workspace.size());
 }
 
 // y[n,k,p,q] += bias[k]; y [N,K,PQ] contiguous, bias [K] with stride bias_stride.
@@ -183,20 +264,19 @@ void CudaBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tenso
   if (y.numel() == 0) return;
   ConvPlan& plan = plan_for(p);
   const ConvDescriptors& d = plan.desc;
-  if (!plan.fwd.chosen) {
-    SearchWorkspace search;
+  const Algo& algo = algorithm(kForward, plan, p, [&](const SearchWorkspace& search) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int count = 0;
     KINDLING_CUDA_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
         cuda::cudnn(), d.x, x.data<float>(), d.w, w.data<float>(), d.conv, d.y, y.data<float>(),
         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf, search.get(), search.size()));
-    plan.fwd = pick("conv2d_fwd", perf, count, search.size(), p);
-  }
-  cuda::DeviceBuffer workspace(plan.fwd.workspace);
-  KINDLING_CUDA_CHECK(cudnnSetConvolutionMathType(d.conv, plan.fwd.math));
-  KINDLING_CUDA_CHECK(cudnnConvolutionForward(cuda::cudnn(), &kOne, d.x, x.data<float>(), d.w, w.data<float>(), d.conv,
-                                              cudnnConvolutionFwdAlgo_t(plan.fwd.algo), workspace.get(),
-                                              workspace.size(), &kZero, d.y, y.data<float>()));
+    return pick(kForward, perf, count, search.size(), d, p);
+  });
+  run_with(d, algo, [&](void* workspace, size_t bytes) {
+    KINDLING_CUDA_CHECK(cudnnConvolutionForward(cuda::cudnn(), &kOne, d.x, x.data<float>(), d.w,
+                                                w.data<float>(), d.conv, cudnnConvolutionFwdAlgo_t(algo.algo),
+                                                workspace, bytes, &kZero, d.y, y.data<float>()));
+  });
   if (bias.defined()) {
     constexpr int kBlock = 256;
     add_bias_kernel<<<cuda::grid_for(y.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
@@ -212,20 +292,20 @@ void CudaBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const
   if (dy.numel() == 0) return fill(dx, 0.0);
   ConvPlan& plan = plan_for(p);
   const ConvDescriptors& d = plan.desc;
-  if (!plan.bwd_data.chosen) {
-    SearchWorkspace search;
+  const Algo& algo = algorithm(kBackwardData, plan, p, [&](const SearchWorkspace& search) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int count = 0;
     KINDLING_CUDA_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
         cuda::cudnn(), d.w, w.data<float>(), d.y, dy.data<float>(), d.conv, d.x, dx.data<float>(),
         CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf, search.get(), search.size()));
-    plan.bwd_data = pick("conv2d_bwd_data", perf, count, search.size(), p);
-  }
-  cuda::DeviceBuffer workspace(plan.bwd_data.workspace);
-  KINDLING_CUDA_CHECK(cudnnSetConvolutionMathType(d.conv, plan.bwd_data.math));
-  KINDLING_CUDA_CHECK(cudnnConvolutionBackwardData(cuda::cudnn(), &kOne, d.w, w.data<float>(), d.y, dy.data<float>(),
-                                                   d.conv, cudnnConvolutionBwdDataAlgo_t(plan.bwd_data.algo),
-                                                   workspace.get(), workspace.size(), &kZero, d.x, dx.data<float>()));
+    return pick(kBackwardData, perf, count, search.size(), d, p);
+  });
+  run_with(d, algo, [&](void* workspace, size_t bytes) {
+    KINDLING_CUDA_CHECK(cudnnConvolutionBackwardData(cuda::cudnn(), &kOne, d.w, w.data<float>(), d.y,
+                                                     dy.data<float>(), d.conv,
+                                                     cudnnConvolutionBwdDataAlgo_t(algo.algo), workspace,
+                                                     bytes, &kZero, d.x, dx.data<float>()));
+  });
 }
 
 // x [N,C,H,W], dy [N,K,P,Q] -> dw [K,C/G,R,S] = sum_{n,p,q} dy[n,k,p,q] * x[n, g*C/G + c, ...],
@@ -241,20 +321,46 @@ void CudaBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, con
   if (dy.numel() == 0 || x.numel() == 0) return fill(dw, 0.0);
   ConvPlan& plan = plan_for(p);
   const ConvDescriptors& d = plan.desc;
-  if (!plan.bwd_filter.chosen) {
-    SearchWorkspace search;
+  const Algo& algo = algorithm(kBackwardFilter, plan, p, [&](const SearchWorkspace& search) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int count = 0;
     KINDLING_CUDA_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
         cuda::cudnn(), d.x, x.data<float>(), d.y, dy.data<float>(), d.conv, d.w, dw.data<float>(),
         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, search.get(), search.size()));
-    plan.bwd_filter = pick("conv2d_bwd_weight", perf, count, search.size(), p);
+    return pick(kBackwardFilter, perf, count, search.size(), d, p);
+  });
+  run_with(d, algo, [&](void* workspace, size_t bytes) {
+    KINDLING_CUDA_CHECK(cudnnConvolutionBackwardFilter(cuda::cudnn(), &kOne, d.x, x.data<float>(), d.y,
+                                                       dy.data<float>(), d.conv,
+                                                       cudnnConvolutionBwdFilterAlgo_t(algo.algo), workspace,
+                                                       bytes, &kZero, d.w, dw.data<float>()));
+  });
+}
+
+std::string conv2d_algorithms(const Conv2dParams& p) {
+  static const char* const kNames[3][8] = {
+      {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING", "WINOGRAD",
+       "WINOGRAD_NONFUSED"},
+      {"ALGO_0", "ALGO_1", "FFT", "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED", "?", "?"},
+      {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD", "WINOGRAD_NONFUSED", "FFT_TILING", "?"}};
+  std::lock_guard lock(plans_mutex);
+  const auto found = plans->find(plan_key(p, p.N));
+  std::string text;
+  for (int direction = kForward; direction <= kBackwardFilter; ++direction) {
+    if (!text.empty()) text += ", ";
+    const Algo* algo = found == plans->end() ? nullptr : &found->second->algo[size_t(direction)];
+    if (algo == nullptr || !algo->chosen) {
+      text += fmt::format("{} not chosen yet", kDirectionNames[direction]);
+      continue;
+    }
+    const char* math = algo->math == CUDNN_FMA_MATH       ? "FMA"
+                       : algo->math == CUDNN_DEFAULT_MATH ? "default"
+                                                          : "tensor-op";
+    text += fmt::format("{} {} ({} math, {} bytes of workspace)", kDirectionNames[direction],
+                        algo->algo >= 0 && algo->algo < 8 ? kNames[direction][algo->algo] : "?", math,
+                        algo->workspace);
   }
-  cuda::DeviceBuffer workspace(plan.bwd_filter.workspace);
-  KINDLING_CUDA_CHECK(cudnnSetConvolutionMathType(d.conv, plan.bwd_filter.math));
-  KINDLING_CUDA_CHECK(cudnnConvolutionBackwardFilter(cuda::cudnn(), &kOne, d.x, x.data<float>(), d.y, dy.data<float>(),
-                                                     d.conv, cudnnConvolutionBwdFilterAlgo_t(plan.bwd_filter.algo),
-                                                     workspace.get(), workspace.size(), &kZero, d.w, dw.data<float>()));
+  return text;
 }
 
 }  // namespace kindling

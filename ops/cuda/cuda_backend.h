@@ -59,7 +59,7 @@ class CudaBackend final : public Backend {
                       const Tensor& save_invstd) override;
   // dropout.cu
   void dropout_mask(const Tensor& mask, float p, uint64_t seed, uint64_t offset) override;
-  // loss: defined in backend.cu, which hands it to the loss kernel of loss.cu
+  // loss.cu: bad labels and logits are thrown at the next synchronize or copy_to_host
   void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
                  const Tensor& labels) override;
   // optim.cu
@@ -68,5 +68,10 @@ class CudaBackend final : public Backend {
   void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                   const Tensor& exp_avg_sq, const AdamWArgs& args) override;
 };
+
+// The cuDNN algorithms chosen for this convolution shape, for logs and tests: "forward
+// IMPLICIT_PRECOMP_GEMM (FMA math, 0 bytes of workspace), backward data ..., backward filter ...",
+// with "not chosen yet" for a direction not run on this shape. (ops/cuda/conv.cu)
+std::string conv2d_algorithms(const Conv2dParams& p);
 
 }  // namespace kindling

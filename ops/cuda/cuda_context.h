@@ -35,6 +35,12 @@ cublasHandle_t cublas();
 cudnnHandle_t cudnn();   // created lazily: loading cuDNN costs time that CPU-only work need not pay
 int num_sms();
 
+// Throws the ValueError of the first bad loss input (a label outside [0, C), a non-finite logit)
+// that a loss kernel found since the last call, naming the row and value; called after each
+// synchronisation (CudaBackend::synchronize, copy_to_host). Kernels only flag such input, so that a
+// loss call does not wait for the GPU (ops/cuda/loss.cu).
+void raise_deferred_errors();
+
 // KINDLING_DETERMINISTIC=1: only deterministic cuDNN algorithms. (Our own kernels never use atomics,
 // so they are deterministic either way.)
 bool deterministic();

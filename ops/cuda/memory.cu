@@ -1,6 +1,7 @@
 // CUDA memory kernels: strided (and converting) copies, fills, host transfers.
 #include "ops/cuda/cuda_allocator.h"
 #include "ops/cuda/cuda_backend.h"
+#include "ops/cuda/cuda_context.h"
 #include "ops/cuda/strided.cuh"
 #include "ops/kernel_checks.h"
 
@@ -50,9 +51,11 @@ void CudaBackend::copy_from_host(void* dst, const void* host_src, size_t bytes) 
   cuda::upload(dst, host_src, bytes);
 }
 
-// Waits for every kernel queued before it: host_dst is complete on return.
+// Waits for every kernel queued before it: host_dst is complete on return. A synchronisation, so
+// it reports the loss kernels' deferred errors.
 void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
   cuda::download(host_dst, src, bytes);
+  cuda::raise_deferred_errors();
 }
 
 void CudaBackend::fill(const Tensor& dst, double value) {

@@ -1,5 +1,7 @@
 // CUDA optimizer steps: one fused elementwise kernel per parameter, reading and writing each of
-// param, grad and state once. The formulas are core/backend.h's SgdArgs and AdamWArgs, in f32.
+// param, grad and state once. The formulas are core/backend.h's SgdArgs and AdamWArgs, in f32, in
+// the CPU kernel's order of operations; this file is compiled with --fmad=false (CMakeLists.txt), as
+// ops/cpu/optim.cpp is without contraction, so every product and sum is rounded as on the CPU.
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_context.h"
 

@@ -22,6 +22,7 @@ __device__ inline ArgAcc shfl_down(ArgAcc v, int offset) {
   return {__shfl_down_sync(0xffffffffu, v.value, offset), __shfl_down_sync(0xffffffffu, v.index, offset)};
 }
 
+// Sum (x² for SumSquares), accumulated in double; Mean divides by the count at the end.
 template <bool kSquares, bool kMean>
 struct SumReducer {
   using Acc = double;
@@ -67,7 +68,8 @@ struct ArgReducer {
   __device__ static Out finish(Acc acc, int64_t) { return acc.index; }   // -1 for an empty row, as on the CPU
 };
 
-// in [outer, reduce] -> out [outer]; block o reduces row o with blockDim.x threads.
+// in [outer, reduce] -> out [outer]; out[o] = R over r of in[o,r] (R::step in order, R::combine along
+// block_reduce's tree, R::finish). Block o reduces row o with blockDim.x threads.
 template <typename R>
 __global__ void reduce_rows_kernel(const float* in, typename R::Out* out, int64_t outer, int64_t reduce) {
   for (int64_t o = blockIdx.x; o < outer; o += gridDim.x) {
@@ -82,7 +84,8 @@ __global__ void reduce_rows_kernel(const float* in, typename R::Out* out, int64_
 constexpr int kColumnsPerBlock = 32;   // blockDim.x: consecutive inner indices, coalesced loads
 constexpr int kSlicesPerBlock = 8;     // blockDim.y: interleaved slices of the reduce dim
 
-// in [outer, reduce, inner] -> out [outer, inner]; a block covers 32 columns of one outer index.
+// in [outer, reduce, inner] -> out [outer, inner]; out[o,i] = R over r of in[o,r,i]. A block covers
+// 32 columns of one outer index.
 template <typename R>
 __global__ void reduce_columns_kernel(const float* in, typename R::Out* out, int64_t outer, int64_t reduce,
                                       int64_t inner) {
@@ -126,7 +129,8 @@ void launch_reduce(const float* in, void* out, int64_t outer, int64_t reduce, in
 }  // namespace
 }  // namespace cuda
 
-// in [outer, reduce, inner] -> out [outer, inner]: out[o,i] = op over r of in[o,r,i].
+// in [outer, reduce, inner] contiguous f32 -> out [outer, inner];
+// out[o,i] = op_{r} in[o,r,i]  (Sum, Mean = Sum/reduce, SumSquares = sum x², Max, Min, ArgMax, ArgMin).
 void CudaBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer, int64_t reduce,
                          int64_t inner) {
   KINDLING_CHECK(in.dtype() == DType::f32 && in.is_contiguous(), DTypeError,

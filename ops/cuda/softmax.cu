@@ -68,6 +68,8 @@ unsigned row_blocks(int64_t rows) { return unsigned(std::max<int64_t>(1, std::mi
 
 }  // namespace
 
+// in, out [rows, C]; out[r,j] = exp(in[r,j] - m) / s, or in[r,j] - m - log(s) when log,
+// m = max_j in[r,j], s = sum_j exp(in[r,j] - m): softmax_fwd_kernel, a block per row.
 void CudaBackend::softmax_fwd(const Tensor& out, const Tensor& in, bool log) {
   check_rows("softmax_fwd", {&out, &in});
   const int64_t rows = in.size(0), C = in.size(1);
@@ -78,6 +80,9 @@ void CudaBackend::softmax_fwd(const Tensor& out, const Tensor& in, bool log) {
   KINDLING_CUDA_LAUNCH_CHECK("softmax_fwd_kernel");
 }
 
+// grad_in, grad_out, out [rows, C];
+// log:  grad_in = grad_out - exp(out) * sum_j grad_out[r,j]
+// else: grad_in = out * (grad_out - sum_j grad_out[r,j] * out[r,j]): softmax_bwd_kernel, a block per row.
 void CudaBackend::softmax_bwd(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) {
   check_rows("softmax_bwd", {&grad_in, &grad_out, &out});
   const int64_t rows = out.size(0), C = out.size(1);
@@ -91,6 +96,7 @@ void CudaBackend::softmax_bwd(const Tensor& grad_in, const Tensor& grad_out, con
   KINDLING_CUDA_LAUNCH_CHECK("softmax_bwd_kernel");
 }
 
+// labels [N] i64 (range-checked by the caller) -> out [N, C] f32; out[n, labels[n]] = 1, else 0.
 void CudaBackend::one_hot(const Tensor& out, const Tensor& labels) {
   const int64_t N = out.size(0), C = out.size(1);
   if (N * C == 0) return;
