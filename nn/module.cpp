@@ -92,26 +92,28 @@ NamedTensors Module::state_dict() const {
   return out;
 }
 
-void Module::load_state_dict(const NamedTensors& state) {
-  const NamedTensors own = state_dict();
-  for (const auto& [name, tensor] : own) {
-    const Tensor* source = find_tensor(state, name);
-    KINDLING_CHECK(source != nullptr, ValueError, "load_state_dict: {} is missing", name);
-    KINDLING_CHECK(source->shape() == tensor.shape(), ValueError,
-                   "load_state_dict: {} is {}, the model expects {}", name,
-                   shape_str(source->shape()), shape_str(tensor.shape()));
-    KINDLING_CHECK(source->dtype() == tensor.dtype(), ValueError,
-                   "load_state_dict: {} is {}, the model expects {}", name,
-                   dtype_name(source->dtype()), dtype_name(tensor.dtype()));
+void copy_named_tensors(const NamedTensors& destination, const NamedTensors& source, const char* context,
+                        const char* owner) {
+  for (const auto& [name, tensor] : destination) {
+    const Tensor* given = find_tensor(source, name);
+    KINDLING_CHECK(given != nullptr, ValueError, "{}: {} is missing", context, name);
+    KINDLING_CHECK(given->shape() == tensor.shape(), ValueError, "{}: {} is {}, the {} expects {}", context,
+                   name, shape_str(given->shape()), owner, shape_str(tensor.shape()));
+    KINDLING_CHECK(given->dtype() == tensor.dtype(), ValueError, "{}: {} is {}, the {} expects {}", context,
+                   name, dtype_name(given->dtype()), owner, dtype_name(tensor.dtype()));
   }
-  for (const auto& [name, tensor] : state)
-    KINDLING_CHECK(find_tensor(own, name) != nullptr, ValueError,
-                   "load_state_dict: unexpected tensor {}", name);
+  for (const auto& [name, tensor] : source)
+    KINDLING_CHECK(find_tensor(destination, name) != nullptr, ValueError, "{}: unexpected tensor {}", context,
+                   name);
   NoGradGuard no_grad;
-  for (const auto& [name, tensor] : own) {
-    Tensor destination = tensor;
-    destination.copy_(*find_tensor(state, name));
+  for (const auto& [name, tensor] : destination) {
+    Tensor target = tensor;
+    target.copy_(*find_tensor(source, name));
   }
+}
+
+void Module::load_state_dict(const NamedTensors& state) {
+  copy_named_tensors(state_dict(), state, "load_state_dict", "model");
 }
 
 int64_t Module::num_parameters() const {

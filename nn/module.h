@@ -98,5 +98,11 @@ void move_to_device_in_place(const Tensor& t, Device device);
 
 // Finds `name` in `tensors`; null when absent.
 const Tensor* find_tensor(const NamedTensors& tensors, const std::string& name);
+// Copies `source` into the tensors of `destination` by name, after checking that it holds exactly
+// those names with the same shapes and dtypes; ValueError "<context>: <name> is missing", "... is
+// [16,3,3,3], the <owner> expects [32,3,3,3]" or "<context>: unexpected tensor <name>", and nothing
+// is copied unless every tensor matches.
+void copy_named_tensors(const NamedTensors& destination, const NamedTensors& source, const char* context,
+                        const char* owner);
 
 }  // namespace kindling

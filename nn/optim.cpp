@@ -33,22 +33,7 @@ void Optimizer::zero_grad() {
 NamedTensors Optimizer::state_dict() const { return state_; }
 
 void Optimizer::load_state_dict(const NamedTensors& state) {
-  for (const auto& [name, tensor] : state_) {
-    const Tensor* source = find_tensor(state, name);
-    KINDLING_CHECK(source != nullptr, ValueError, "optimizer state: {} is missing", name);
-    KINDLING_CHECK(source->shape() == tensor.shape() && source->dtype() == tensor.dtype(), ValueError,
-                   "optimizer state: {} is {}{}, the optimizer expects {}{}", name,
-                   dtype_name(source->dtype()), shape_str(source->shape()), dtype_name(tensor.dtype()),
-                   shape_str(tensor.shape()));
-  }
-  for (const auto& [name, tensor] : state)
-    KINDLING_CHECK(find_tensor(state_, name) != nullptr, ValueError,
-                   "optimizer state: unexpected tensor {}", name);
-  NoGradGuard no_grad;
-  for (const auto& [name, tensor] : state_) {
-    Tensor destination = tensor;
-    destination.copy_(*find_tensor(state, name));
-  }
+  copy_named_tensors(state_, state, "optimizer state", "optimizer");
 }
 
 namespace {
