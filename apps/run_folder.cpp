@@ -5,14 +5,14 @@
 
 #include <fmt/core.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
 #include <map>
-#include <sys/file.h>
-#include <unistd.h>
 
 namespace kindling::app {
 namespace fs = std::filesystem;
@@ -62,7 +62,7 @@ RunFolder::RunFolder(const std::string& dir, const std::string& flag) : dir_(dir
 }
 
 RunFolder::~RunFolder() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);   // releases the lock; the file stays, so no race on it
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock; the file stays, so no race on it
 }
 
 std::vector<nlohmann::json> read_metrics(const fs::path& file) {
@@ -71,7 +71,8 @@ std::vector<nlohmann::json> read_metrics(const fs::path& file) {
   for (std::string line; std::getline(in, line);) {
     if (line.empty()) continue;
     nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (row.is_object() && row.contains("epoch") && row["epoch"].is_number_integer()) rows.push_back(std::move(row));
+    if (row.is_object() && row.contains("epoch") && row["epoch"].is_number_integer())
+      rows.push_back(std::move(row));
   }
   return rows;
 }
@@ -84,7 +85,8 @@ double metadata_number(const CheckpointInfo& info, const char* key, const std::s
   char* end = nullptr;
   const double value = std::strtod(text, &end);
   if (end == text || *end != '\0')
-    throw FileError(fmt::format("checkpoint {}: metadata {}='{}' is not a number", checkpoint, key, it->second));
+    throw FileError(
+        fmt::format("checkpoint {}: metadata {}='{}' is not a number", checkpoint, key, it->second));
   return value;
 }
 
@@ -101,7 +103,8 @@ void restore_metrics(const RunFolder& dir, const std::string& checkpoint, const 
   if (const auto it = info.extra.find(kMetricsKey); it != info.extra.end()) {
     nlohmann::json row = nlohmann::json::parse(it->second, nullptr, false);
     if (!row.is_object())
-      throw FileError(fmt::format("checkpoint {}: metadata {} is not a JSON object", checkpoint, kMetricsKey));
+      throw FileError(
+          fmt::format("checkpoint {}: metadata {} is not a JSON object", checkpoint, kMetricsKey));
     by_epoch[info.epoch] = std::move(row);
   }
   std::string text;
@@ -116,14 +119,14 @@ std::vector<std::string> reconcile_run_folder(const RunFolder& dir, const std::s
   std::vector<std::string> repaired;
   restore_metrics(dir, checkpoint, info);
   const double best_epoch = metadata_number(info, kBestEpochKey, checkpoint, -1);
-  if (best_epoch < 0) return repaired;   // a checkpoint that does not record its best epoch
+  if (best_epoch < 0) return repaired;  // a checkpoint that does not record its best epoch
   const std::string best = dir.file("best.safetensors");
   int64_t held = -1;
   if (fs::exists(best)) {
     try {
       held = read_checkpoint_info(best).epoch;
     } catch (const FileError&) {
-      held = -1;   // unreadable: repaired or reported below like a stale one
+      held = -1;  // unreadable: repaired or reported below like a stale one
     }
   }
   if (double(held) == best_epoch) return repaired;
@@ -133,10 +136,11 @@ std::vector<std::string> reconcile_run_folder(const RunFolder& dir, const std::s
     write_file_atomically(best, bytes, "checkpoint " + best);
     repaired.push_back(fmt::format("{} restored from {} (epoch {}, the best)", best, checkpoint, info.epoch));
   } else {
-    fmt::print(stderr, "kindling: warning: {} {}, but {} records the best test accuracy at epoch {}; it is "
-               "replaced at the next better epoch\n", best,
-               held < 0 ? std::string("is missing or unreadable") : fmt::format("holds epoch {}", held), checkpoint,
-               int64_t(best_epoch));
+    fmt::print(stderr,
+               "kindling: warning: {} {}, but {} records the best test accuracy at epoch {}; it is "
+               "replaced at the next better epoch\n",
+               best, held < 0 ? std::string("is missing or unreadable") : fmt::format("holds epoch {}", held),
+               checkpoint, int64_t(best_epoch));
   }
   return repaired;
 }

@@ -43,9 +43,9 @@ class RunFolder {
 std::vector<nlohmann::json> read_metrics(const std::filesystem::path& file);
 
 // Metadata keys a training checkpoint carries besides CheckpointInfo's own.
-inline constexpr const char* kBestAccuracyKey = "best_accuracy";   // best test accuracy so far
-inline constexpr const char* kBestEpochKey = "best_epoch";         // the epoch that reached it
-inline constexpr const char* kMetricsKey = "metrics";              // this epoch's metrics.jsonl line
+inline constexpr const char* kBestAccuracyKey = "best_accuracy";  // best test accuracy so far
+inline constexpr const char* kBestEpochKey = "best_epoch";        // the epoch that reached it
+inline constexpr const char* kMetricsKey = "metrics";             // this epoch's metrics.jsonl line
 
 // A number stored in checkpoint metadata; FileError naming the key and the file when it is not one.
 double metadata_number(const CheckpointInfo& info, const char* key, const std::string& checkpoint,

@@ -29,7 +29,7 @@ StopOnSignals::StopOnSignals() {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;   // reads and writes in progress carry on
+  action.sa_flags = SA_RESTART;  // reads and writes in progress carry on
   sigaction(SIGINT, &action, &g_previous_int);
   sigaction(SIGTERM, &action, &g_previous_term);
 }

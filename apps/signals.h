@@ -14,12 +14,13 @@ namespace kindling::app {
 // prints: "stopped by SIGINT in epoch 3 at batch 17 of 390; resume with --resume run/last.safetensors ...".
 struct Interrupted : Error {
   struct Where {
-    std::string where;         // "in epoch 3 at batch 17 of 390", "after epoch 3"
-    std::string resume_hint;   // what to resume from
+    std::string where;        // "in epoch 3 at batch 17 of 390", "after epoch 3"
+    std::string resume_hint;  // what to resume from
   };
   Interrupted(int signal, Where place)
       : Error(fmt::format("stopped by {} {}; {}", signal_name(signal), place.where, place.resume_hint)),
-        signal(signal), place(std::move(place)) {}
+        signal(signal),
+        place(std::move(place)) {}
   int signal;
   Where place;
   static std::string signal_name(int signal);

@@ -16,12 +16,12 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 namespace kindling::app {
 namespace fs = std::filesystem;
@@ -86,11 +86,12 @@ std::string last_line(const std::string& text) {
 void write_plot(const fs::path& out, const std::vector<std::string>& specs, int64_t epochs) {
   const std::string gp_path = (out / "curves.gp").string(), png_path = (out / "curves.png").string();
   const std::string png_tmp = png_path + ".tmp." + std::to_string(::getpid()) + ".0";
-  std::string gp = "set terminal pngcairo size 900,600\nset output '" + png_tmp + "'\n" +
-                   "set datafile separator ','\nset key bottom right\nset xlabel 'epoch'\n" +
-                   "set ylabel 'test accuracy (%)'\nset xtics 1\n" +
-                   (epochs > 1 ? fmt::format("set xrange [1:{}]\n", epochs) : std::string("set xrange [0.5:1.5]\n")) +
-                   "plot ";
+  std::string gp =
+      "set terminal pngcairo size 900,600\nset output '" + png_tmp + "'\n" +
+      "set datafile separator ','\nset key bottom right\nset xlabel 'epoch'\n" +
+      "set ylabel 'test accuracy (%)'\nset xtics 1\n" +
+      (epochs > 1 ? fmt::format("set xrange [1:{}]\n", epochs) : std::string("set xrange [0.5:1.5]\n")) +
+      "plot ";
   for (size_t i = 0; i < specs.size(); ++i)
     gp += fmt::format("{}'{}' using 1:{} with linespoints lw 2 pt 7 title '{}'", i ? ", " : "",
                       (out / "curves_mean.csv").string(), i + 2, specs[i]);
@@ -113,8 +114,9 @@ void write_plot(const fs::path& out, const std::vector<std::string>& specs, int6
     return;
   }
   fs::remove(png_tmp, error);
-  fmt::print(stderr, "kindling: warning: gnuplot failed on {}: {}\n", gp_path,
-             output.empty() ? std::string("no output, exit status ") + std::to_string(status) : last_line(output));
+  fmt::print(
+      stderr, "kindling: warning: gnuplot failed on {}: {}\n", gp_path,
+      output.empty() ? std::string("no output, exit status ") + std::to_string(status) : last_line(output));
 }
 
 // Brings one run to its end and writes its done.json: trains what is missing (resuming from its
@@ -152,7 +154,8 @@ int run_study(TrainConfig base, const std::string& losses, int seeds) {
   if (base.out.empty()) base.out = "study";
   const fs::path out = base.out;
   const std::vector<std::string> specs = split_loss_specs(losses);
-  if (specs.empty()) throw UsageError("--losses: no loss given; e.g. --losses ce,focal:gamma=2 or --losses all");
+  if (specs.empty())
+    throw UsageError("--losses: no loss given; e.g. --losses ce,focal:gamma=2 or --losses all");
   for (const std::string& spec : specs) {
     try {
       Loss check(spec);
@@ -163,14 +166,17 @@ int run_study(TrainConfig base, const std::string& losses, int seeds) {
   validate(base);
   RunFolder folder(base.out);
   fs::create_directories(out / "runs");
-  nlohmann::json study = {{"data", base.data.data}, {"model", base.model}, {"epochs", base.epochs},
-                          {"seeds", seeds}, {"losses", nlohmann::json::array()}};
+  nlohmann::json study = {{"data", base.data.data},
+                          {"model", base.model},
+                          {"epochs", base.epochs},
+                          {"seeds", seeds},
+                          {"losses", nlohmann::json::array()}};
   std::vector<std::vector<double>> mean_curve(specs.size(), std::vector<double>(size_t(base.epochs), 0.0));
   std::string curves = "loss,seed,epoch,test_accuracy\n";
-  std::string table =
-      fmt::format("# Loss study: {} on {}, {} epochs, {} seeds\n\n| loss | top-1 (%) | NLL | ECE (15 bins) | "
-                  "ECE (10 bins) | time per run (s) |\n|---|---|---|---|---|---|\n",
-                  base.model, base.data.data, base.epochs, seeds);
+  std::string table = fmt::format(
+      "# Loss study: {} on {}, {} epochs, {} seeds\n\n| loss | top-1 (%) | NLL | ECE (15 bins) | "
+      "ECE (10 bins) | time per run (s) |\n|---|---|---|---|---|---|\n",
+      base.model, base.data.data, base.epochs, seeds);
   for (size_t li = 0; li < specs.size(); ++li) {
     std::vector<double> top1, nll, ece15, ece10, seconds;
     for (int s = 0; s < seeds; ++s) {
@@ -185,7 +191,8 @@ int run_study(TrainConfig base, const std::string& losses, int seeds) {
         finish_run(config, run_dir);
       }
       const auto rows = read_metrics(run_dir / "metrics.jsonl");
-      KINDLING_CHECK(!rows.empty(), FileError, "study: {} has no epochs", (run_dir / "metrics.jsonl").string());
+      KINDLING_CHECK(!rows.empty(), FileError, "study: {} has no epochs",
+                     (run_dir / "metrics.jsonl").string());
       for (const auto& row : rows) {
         const int64_t epoch = row.at("epoch").get<int64_t>();
         const double accuracy = row.at("test_accuracy").get<double>();
@@ -202,11 +209,17 @@ int run_study(TrainConfig base, const std::string& losses, int seeds) {
     }
     const Summary a = summarise(top1), n = summarise(nll), e = summarise(ece15), e10 = summarise(ece10),
                   t = summarise(seconds);
-    table += fmt::format("| {} | {:.2f} ± {:.2f} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {:.0f} |\n",
-                         specs[li], a.mean, a.std, n.mean, n.std, e.mean, e.std, e10.mean, e10.std, t.mean);
-    study["losses"].push_back({{"loss", specs[li]}, {"top1_mean", a.mean}, {"top1_std", a.std},
-                               {"top1", top1}, {"nll_mean", n.mean}, {"ece_mean", e.mean},
-                               {"ece10_mean", e10.mean}, {"seconds_mean", t.mean}});
+    table += fmt::format(
+        "| {} | {:.2f} ± {:.2f} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {:.0f} |\n",
+        specs[li], a.mean, a.std, n.mean, n.std, e.mean, e.std, e10.mean, e10.std, t.mean);
+    study["losses"].push_back({{"loss", specs[li]},
+                               {"top1_mean", a.mean},
+                               {"top1_std", a.std},
+                               {"top1", top1},
+                               {"nll_mean", n.mean},
+                               {"ece_mean", e.mean},
+                               {"ece10_mean", e10.mean},
+                               {"seconds_mean", t.mean}});
   }
   std::string mean_csv;
   for (int64_t ep = 0; ep < base.epochs; ++ep) {

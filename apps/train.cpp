@@ -17,7 +17,8 @@ Command add_train(CLI::App& app) {
       const RunResult result = run_training(*config);
       if (!result.epochs.empty())
         fmt::print("final test accuracy: {:.2f}% ({} epochs, {:.1f} s)\n",
-                   100 * result.epochs.back().test_accuracy, result.epochs.back().epoch, result.total_seconds);
+                   100 * result.epochs.back().test_accuracy, result.epochs.back().epoch,
+                   result.total_seconds);
     } catch (const Interrupted& e) {
       std::fflush(stdout);
       fmt::print(stderr, "kindling: {}\n", e.what());

@@ -18,7 +18,7 @@ namespace {
 
 std::string number_text(double value, bool whole) {
   if (!whole) return fmt::format("{}", value);
-  if (value >= 18446744073709551615.0) return "18446744073709551615";   // the largest uint64
+  if (value >= 18446744073709551615.0) return "18446744073709551615";  // the largest uint64
   return fmt::format("{}", int64_t(value));
 }
 
@@ -27,8 +27,9 @@ std::string range_words(const NumberRange& r) {
   const std::string kind = r.whole ? "a whole number" : "a finite number";
   const std::string low = number_text(r.low, r.whole), high = number_text(r.high, r.whole);
   const bool unbounded = std::isinf(r.high);
-  if (r.low_open) return unbounded ? fmt::format("{} above {}", kind, low)
-                                   : fmt::format("{} above {} and at most {}", kind, low, high);
+  if (r.low_open)
+    return unbounded ? fmt::format("{} above {}", kind, low)
+                     : fmt::format("{} above {} and at most {}", kind, low, high);
   if (unbounded) return fmt::format("{} from {} up", kind, low);
   return fmt::format("{} from {} to {}", kind, low, high);
 }
@@ -43,7 +44,8 @@ CLI::Validator in_range(NumberRange r) {
         char* end = nullptr;
         errno = 0;
         const long double value = std::strtold(begin, &end);
-        const bool parsed = end != begin && *end == '\0' && !std::isspace(static_cast<unsigned char>(text[0]));
+        const bool parsed =
+            end != begin && *end == '\0' && !std::isspace(static_cast<unsigned char>(text[0]));
         const bool whole_text = text.find_first_not_of("+0123456789") == std::string::npos;
         const bool ok = parsed && std::isfinite(double(value)) && (!r.whole || whole_text) &&
                         (r.low_open ? value > r.low : value >= r.low) && value <= r.high;
@@ -64,8 +66,11 @@ void add_data_flags(CLI::App& app, DataFlags& f) {
   app.add_option("--data", f.data, "dataset: fashion-mnist, mnist, emnist-<split>, cifar10, cifar100")
       ->capture_default_str();
   app.add_option("--data-dir", f.data_dir, "directory holding the dataset files");
-  app.add_option("--limit-test", f.limit_test, "use the first N test samples (0: all)")->check(in_range(kCount));
-  app.add_option("--batch-size", f.batch_size, "batch size")->check(in_range(kPositiveCount))->capture_default_str();
+  app.add_option("--limit-test", f.limit_test, "use the first N test samples (0: all)")
+      ->check(in_range(kCount));
+  app.add_option("--batch-size", f.batch_size, "batch size")
+      ->check(in_range(kPositiveCount))
+      ->capture_default_str();
   app.add_option("--device", f.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--threads", f.threads,
                  "CPU threads, 0 to 256 (0: KINDLING_NUM_THREADS or all cores; more than the cores "
@@ -84,10 +89,13 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--loss", c.loss, "loss spec name[:key=value,...] (see kindling losses)")->capture_default_str();
   app.add_option("--epochs", c.epochs, "epochs")->check(in_range(kPositiveCount))->capture_default_str();
   app.add_option("--lr", c.lr, "peak learning rate")->check(in_range(kPositive))->capture_default_str();
-  app.add_option("--momentum", c.momentum, "SGD momentum, 0 to 1")->check(in_range({0, 1}))->capture_default_str();
+  app.add_option("--momentum", c.momentum, "SGD momentum, 0 to 1")
+      ->check(in_range({0, 1}))
+      ->capture_default_str();
   app.add_flag("--nesterov", c.nesterov, "Nesterov momentum");
   app.add_option("--weight-decay", c.weight_decay, "weight decay (SGD: coupled; AdamW: decoupled)")
-      ->check(in_range(kNonNegative))->capture_default_str();
+      ->check(in_range(kNonNegative))
+      ->capture_default_str();
   app.add_option("--optimizer", c.optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
   app.add_option("--schedule", c.schedule, "step, multistep, cosine, onecycle or constant")
       ->check(CLI::IsMember({"step", "multistep", "cosine", "onecycle", "constant"}))
@@ -96,13 +104,15 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
       ->delimiter(',')
       ->check(in_range(kPositiveCount))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--step-size", c.step_size, "step: epochs between lr drops")->check(in_range(kPositiveCount));
+  app.add_option("--step-size", c.step_size, "step: epochs between lr drops")
+      ->check(in_range(kPositiveCount));
   app.add_option("--gamma", c.gamma, "step/multistep: lr factor")->check(in_range(kPositive));
   app.add_option("--warmup", c.warmup, "linear warm-up, in epochs")->check(in_range(kNonNegative));
   app.add_option("--clip-grad-norm", c.clip_grad_norm, "clip gradients to this global norm (0: off)")
       ->check(in_range(kNonNegative));
-  app.add_option("--seed", c.seed,
-                 "random seed, a whole number from 0 to 18446744073709551615 (weights, shuffling, augmentation)")
+  app.add_option(
+         "--seed", c.seed,
+         "random seed, a whole number from 0 to 18446744073709551615 (weights, shuffling, augmentation)")
       ->check(in_range({0, 18446744073709551615.0, true}))
       ->capture_default_str();
   app.add_option("--val-split", c.val_split, "fraction of the training set held out for validation, 0 to 0.9")

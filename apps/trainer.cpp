@@ -98,7 +98,8 @@ EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t ba
       if (loss) loss_sum += double(loss->forward(logits, labels).item<float>()) * double(labels.numel());
       metrics.add(logits, labels);
     } catch (const ValueError& e) {
-      throw ValueError(fmt::format("{} in evaluation batch {} of {}", e.what(), batch->index + 1, loader.num_batches()));
+      throw ValueError(
+          fmt::format("{} in evaluation batch {} of {}", e.what(), batch->index + 1, loader.num_batches()));
     }
   }
   model.train(was_training);
@@ -124,7 +125,7 @@ Loss make_loss(const TrainConfig& c) {
 }
 
 struct Datasets {
-  data::ImageDataset train, test, validation;   // validation: empty without --val-split
+  data::ImageDataset train, test, validation;  // validation: empty without --val-split
 };
 
 Datasets load_datasets(const TrainConfig& c) {
@@ -148,7 +149,7 @@ struct Run {
   Device device;
   Loss loss;
   Datasets data;
-  std::optional<RunFolder> folder;   // none without --out
+  std::optional<RunFolder> folder;  // none without --out
   std::shared_ptr<Module> model;
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<data::Loader> loader;
@@ -156,7 +157,7 @@ struct Run {
   int64_t epochs_done = 0, step = 0;
   double best_accuracy = -1;
   int64_t best_epoch = 0;
-  std::string last_checkpoint;   // the newest complete checkpoint ("" before the first)
+  std::string last_checkpoint;  // the newest complete checkpoint ("" before the first)
 };
 
 // "training stopped; ..." with what there is to resume from.
@@ -201,12 +202,13 @@ double train_step(Run& run, const data::Batch& batch, int64_t epoch, int64_t& co
   const Tensor logits = (*run.model)(images);
   Tensor batch_loss;
   try {
-    batch_loss = run.loss(logits, labels);   // throws, naming the row, on a non-finite logit
+    batch_loss = run.loss(logits, labels);  // throws, naming the row, on a non-finite logit
   } catch (const ValueError& e) {
     throw Error(fmt::format("{} at {}: {}", e.what(), where(), stopped_text(run)));
   }
   const double value = batch_loss.item<float>();
-  if (!std::isfinite(value)) throw Error(fmt::format("non-finite loss ({}) at {}: {}", value, where(), stopped_text(run)));
+  if (!std::isfinite(value))
+    throw Error(fmt::format("non-finite loss ({}) at {}: {}", value, where(), stopped_text(run)));
   run.optimizer->zero_grad();
   batch_loss.backward();
   if (run.config.clip_grad_norm > 0) clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
@@ -223,7 +225,8 @@ EvalResult evaluate_after(Run& run, const data::ImageDataset& set, const char* s
   try {
     return evaluate(*run.model, set, run.config.data.batch_size, run.device, loss, run.config.data.workers);
   } catch (const ValueError& e) {
-    throw Error(fmt::format("{} of the {} set after epoch {}: {}", e.what(), set_name, epoch + 1, stopped_text(run)));
+    throw Error(
+        fmt::format("{} of the {} set after epoch {}: {}", e.what(), set_name, epoch + 1, stopped_text(run)));
   }
 }
 
@@ -245,8 +248,9 @@ EpochMetrics train_epoch(Run& run, int64_t epoch) {
     progress.update(batch->index + 1, seen, loss_sum / double(seen), double(correct) / double(seen));
     test_point("batch");
     stop_if_requested([&] {
-      return Interrupted::Where{fmt::format("in epoch {} at batch {} of {}", epoch + 1, batch->index + 1, batches),
-                                resume_hint(run)};
+      return Interrupted::Where{
+          fmt::format("in epoch {} at batch {} of {}", epoch + 1, batch->index + 1, batches),
+          resume_hint(run)};
     });
   }
   EpochMetrics m;
@@ -280,7 +284,8 @@ void save_epoch(Run& run, const EpochMetrics& m) {
   if (!run.folder) return;
   CheckpointInfo info;
   info.model = c.model;
-  info.model_config = model_config_json(run.data.train.channels, run.data.train.num_classes, run.data.train.height);
+  info.model_config =
+      model_config_json(run.data.train.channels, run.data.train.num_classes, run.data.train.height);
   info.loss = run.loss.spec();
   info.epoch = m.epoch;
   info.step = run.step;
@@ -304,11 +309,13 @@ void save_epoch(Run& run, const EpochMetrics& m) {
 
 void print_epoch(const TrainConfig& c, const EpochMetrics& m) {
   if (c.quiet) return;
-  fmt::print("epoch {}/{}  lr {:.4f}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}% nll {:.4f} "
-             "ece {:.4f}{}  {:.0f} img/s  {:.1f} s\n",
-             m.epoch, c.epochs, m.lr, m.train_loss, 100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy,
-             m.test_nll, m.test_ece, m.val_accuracy >= 0 ? fmt::format("  val acc {:.2f}%", 100 * m.val_accuracy) : "",
-             m.images_per_s, m.seconds);
+  fmt::print(
+      "epoch {}/{}  lr {:.4f}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}% nll {:.4f} "
+      "ece {:.4f}{}  {:.0f} img/s  {:.1f} s\n",
+      m.epoch, c.epochs, m.lr, m.train_loss, 100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy,
+      m.test_nll, m.test_ece,
+      m.val_accuracy >= 0 ? fmt::format("  val acc {:.2f}%", 100 * m.val_accuracy) : "", m.images_per_s,
+      m.seconds);
   std::fflush(stdout);
 }
 
@@ -321,8 +328,8 @@ RunResult run_training(const TrainConfig& c) {
   // CPU kernels are deterministic for a fixed thread count already.
   if (c.deterministic) setenv("KINDLING_DETERMINISTIC", "1", 1);
   Run run(c);
-  backend(run.device);   // fails early, with a clear message, when the device is missing
-  if (!c.out.empty()) run.folder.emplace(c.out);   // locked and known writable before any work
+  backend(run.device);  // fails early, with a clear message, when the device is missing
+  if (!c.out.empty()) run.folder.emplace(c.out);  // locked and known writable before any work
   run.data = load_datasets(c);
 
   manual_seed(c.seed);
@@ -345,9 +352,9 @@ RunResult run_training(const TrainConfig& c) {
     if (c.resume.empty()) write_file_atomically(run.folder->file("metrics.jsonl"), "");
   }
   if (!c.quiet)
-    fmt::print("train {} on {} ({} train, {} test, {} classes), loss {}, {} epochs on {}, {} threads\n", c.model,
-               c.data.data, train_set.size(), run.data.test.size(), train_set.num_classes, run.loss.spec(), c.epochs,
-               run.device.str(), num_threads());
+    fmt::print("train {} on {} ({} train, {} test, {} classes), loss {}, {} epochs on {}, {} threads\n",
+               c.model, c.data.data, train_set.size(), run.data.test.size(), train_set.num_classes,
+               run.loss.spec(), c.epochs, run.device.str(), num_threads());
 
   RunResult result;
   const auto run_start = std::chrono::steady_clock::now();
@@ -359,7 +366,9 @@ RunResult run_training(const TrainConfig& c) {
     print_epoch(c, m);
     result.epochs.push_back(m);
     if (epoch + 1 < end_epoch)
-      stop_if_requested([&] { return Interrupted::Where{fmt::format("after epoch {}", epoch + 1), resume_hint(run)}; });
+      stop_if_requested([&] {
+        return Interrupted::Where{fmt::format("after epoch {}", epoch + 1), resume_hint(run)};
+      });
   }
   result.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
   return result;

@@ -3,14 +3,14 @@
 #include "core/error.h"
 #include "core/test_point.h"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <regex>
-#include <unistd.h>
 
 namespace kindling {
 
@@ -68,10 +68,12 @@ void AtomicFile::write(const void* bytes, size_t size) {
 }
 
 void AtomicFile::commit() {
-  if (::fsync(fd_) != 0) throw FileError(fmt::format("{}: fsync of {} failed ({})", label_, tmp_path_, errno_text()));
+  if (::fsync(fd_) != 0)
+    throw FileError(fmt::format("{}: fsync of {} failed ({})", label_, tmp_path_, errno_text()));
   const int closed = ::close(fd_);
   fd_ = -1;
-  if (closed != 0) throw FileError(fmt::format("{}: closing {} failed ({})", label_, tmp_path_, errno_text()));
+  if (closed != 0)
+    throw FileError(fmt::format("{}: closing {} failed ({})", label_, tmp_path_, errno_text()));
   test_point("atomic-rename");
   if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0)
     throw FileError(fmt::format("{}: cannot rename {} over it ({})", label_, tmp_path_, errno_text()));

@@ -13,11 +13,11 @@ class AtomicFile {
   // Creates the temporary. `label` starts every error message (default: the path), e.g.
   // "checkpoint run/last.safetensors". Throws FileError when the temporary cannot be created.
   explicit AtomicFile(std::string path, std::string label = "");
-  ~AtomicFile();   // without commit(): closes and removes the temporary; <path> is untouched
+  ~AtomicFile();  // without commit(): closes and removes the temporary; <path> is untouched
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
 
-  void write(const void* bytes, size_t size);   // FileError on a short or failed write
+  void write(const void* bytes, size_t size);  // FileError on a short or failed write
   void write(const std::string& text) { write(text.data(), text.size()); }
   // fsync, close, rename over the path, fsync the directory. FileError when any step fails; the
   // temporary is then removed and the old file, if any, stays.

@@ -13,7 +13,7 @@ namespace {
 struct Plan {
   std::string name;
   long occurrence = 1;
-  int signal = 0;   // 0: no plan
+  int signal = 0;  // 0: no plan
 };
 
 Plan read_plan() {

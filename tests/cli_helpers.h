@@ -8,10 +8,10 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 namespace kindling::test {
@@ -72,7 +72,6 @@ inline std::vector<nlohmann::json> jsonl(const fs::path& file) {
 }
 
 inline const char* kTiny = "--data mnist --model resnet20 --batch-size 32 --lr 0.05 --quiet --threads 2";
-
 
 // The AtomicFile temporaries left in `dir` (none after any write, finished or failed).
 inline std::vector<std::string> temporaries_in(const fs::path& dir) {

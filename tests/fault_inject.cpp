@@ -3,22 +3,22 @@
 // KINDLING_FAULT_MATCH count. KINDLING_FAULT="<call>@<n>" makes the n-th such call and every later
 // one fail: write (ENOSPC, a full disk), fsync (EIO), rename (EIO) or open (ENOSPC, when creating);
 // KINDLING_FAULT="readonly" fails every creation, rename and removal there with EROFS.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dlfcn.h>
-#include <fcntl.h>
 #include <string>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace {
 
 struct Fault {
   std::string call, match;
-  long from = 0;   // the first failing call, 1-based
+  long from = 0;  // the first failing call, 1-based
   long seen = 0;
 };
 
@@ -38,7 +38,9 @@ Fault& fault() {
   return f;
 }
 
-bool matches(const char* path) { return path && !fault().match.empty() && std::strstr(path, fault().match.c_str()); }
+bool matches(const char* path) {
+  return path && !fault().match.empty() && std::strstr(path, fault().match.c_str());
+}
 
 std::string path_of(int fd) {
   char link[64], target[4096];
@@ -50,7 +52,8 @@ std::string path_of(int fd) {
 // True when this call of `call` on `path` must fail.
 bool should_fail(const char* call, const char* path) {
   Fault& f = fault();
-  if (f.call == "readonly") return std::strcmp(call, "write") != 0 && std::strcmp(call, "fsync") != 0 && matches(path);
+  if (f.call == "readonly")
+    return std::strcmp(call, "write") != 0 && std::strcmp(call, "fsync") != 0 && matches(path);
   if (f.call != call || !matches(path)) return false;
   return ++f.seen >= f.from;
 }

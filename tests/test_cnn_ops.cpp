@@ -378,14 +378,18 @@ TEST_CASE("batch_norm subtracts the mean before scaling, so a large mean keeps f
   Tensor x = from_vector(v, {2, 1, 1, 1});
   const double mean = (double(v[0]) + double(v[1])) / 2;
   const double var = ((v[0] - mean) * (v[0] - mean) + (v[1] - mean) * (v[1] - mean)) / 2;
-  const std::vector<float> train = values_of(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5));
-  for (size_t i = 0; i < 2; ++i) CHECK(train[i] == doctest::Approx((v[i] - mean) / std::sqrt(var + 1e-5)).epsilon(1e-4));
+  const std::vector<float> train =
+      values_of(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5));
+  for (size_t i = 0; i < 2; ++i)
+    CHECK(train[i] == doctest::Approx((v[i] - mean) / std::sqrt(var + 1e-5)).epsilon(1e-4));
   // Evaluation with the same statistics as running stats: the same precision.
   Tensor running_mean = from_vector(std::vector<float>{float(mean)}, {1});
   Tensor running_var = from_vector(std::vector<float>{float(var)}, {1});
-  const std::vector<float> eval = values_of(batch_norm(x, Tensor(), Tensor(), running_mean, running_var, false, 0.1, 1e-5));
+  const std::vector<float> eval =
+      values_of(batch_norm(x, Tensor(), Tensor(), running_mean, running_var, false, 0.1, 1e-5));
   for (size_t i = 0; i < 2; ++i)
-    CHECK(eval[i] == doctest::Approx((v[i] - float(mean)) / std::sqrt(double(float(var)) + 1e-5)).epsilon(1e-4));
+    CHECK(eval[i] ==
+          doctest::Approx((v[i] - float(mean)) / std::sqrt(double(float(var)) + 1e-5)).epsilon(1e-4));
 }
 
 TEST_CASE("batch_norm eval uses the running statistics and ignores the rest of the batch") {

@@ -8,9 +8,9 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 using namespace kindling;
 using namespace kindling::test;
@@ -20,9 +20,11 @@ namespace {
 const std::string kRun = std::string(kTiny) + " --deterministic --limit-train 64 --limit-test 32";
 
 // `kindling train` of three epochs into `out`, with `extra` flags and `env`.
-Run train(const TempDir& dir, const fs::path& out, const std::string& extra = "", const std::string& env = "") {
-  return kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 3 --out '{}' {}", kRun, dir.path.string(),
-                                  out.string(), extra), dir.path, env);
+Run train(const TempDir& dir, const fs::path& out, const std::string& extra = "",
+          const std::string& env = "") {
+  return kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 3 --out '{}' {}", kRun,
+                                  dir.path.string(), out.string(), extra),
+                      dir.path, env);
 }
 
 Run resume(const TempDir& dir, const fs::path& out) {
@@ -49,18 +51,20 @@ void check_same_checkpoint(const fs::path& a_path, const fs::path& b_path) {
   CHECK(a.metadata().at("epoch") == b.metadata().at("epoch"));
   REQUIRE(a.entries().size() == b.entries().size());
   for (const auto& entry : a.entries())
-    if (entry.dtype == DType::f32) CHECK_MESSAGE(a.tensor(entry.name).to_vector<float>() ==
-                                                     b.tensor(entry.name).to_vector<float>(), entry.name);
+    if (entry.dtype == DType::f32)
+      CHECK_MESSAGE(a.tensor(entry.name).to_vector<float>() == b.tensor(entry.name).to_vector<float>(),
+                    entry.name);
 }
 
 // Whatever moment a run died at: no temporaries once the folder is reopened, and metrics.jsonl
 // never holds an epoch the last checkpoint lacks.
 void check_never_ahead(const fs::path& out) {
   if (!fs::exists(out / "metrics.jsonl")) return;
-  const int64_t saved = fs::exists(out / "last.safetensors")
-                            ? int64_t(std::stoll(SafetensorsFile::read((out / "last.safetensors").string())
-                                                     .metadata().at("epoch")))
-                            : 0;
+  const int64_t saved =
+      fs::exists(out / "last.safetensors")
+          ? int64_t(
+                std::stoll(SafetensorsFile::read((out / "last.safetensors").string()).metadata().at("epoch")))
+          : 0;
   for (int64_t epoch : epochs_of(out / "metrics.jsonl")) CHECK(epoch <= saved);
 }
 
@@ -87,8 +91,8 @@ TEST_CASE("a second run on a folder in use stops at once, naming the folder and 
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
   const fs::path out = dir / "run";
-  const std::string args = fmt::format("train {} --data-dir '{}' --epochs 1 --out '{}'", kRun, dir.path.string(),
-                                       out.string());
+  const std::string args =
+      fmt::format("train {} --data-dir '{}' --epochs 1 --out '{}'", kRun, dir.path.string(), out.string());
   const pid_t first = start_stopped(args, "batch");
   const Run second = kindling_cli(args, dir.path);
   kill(first, SIGKILL);
@@ -98,7 +102,7 @@ TEST_CASE("a second run on a folder in use stops at once, naming the folder and 
   CHECK(line_count(second.err) == 1);
   CHECK(contains(second.err, out.string()));
   CHECK(contains(second.err, fmt::format("process {}", first)));
-  CHECK(!fs::exists(out / "last.safetensors"));   // the second run wrote nothing
+  CHECK(!fs::exists(out / "last.safetensors"));  // the second run wrote nothing
   // Once the holder is gone, the folder is free again.
   CHECK(kindling_cli(args, dir.path).status == 0);
 }
@@ -140,9 +144,10 @@ TEST_CASE("a missing or stale best.safetensors is restored on resume when the ch
   // As if the run died between the last and best writes of its first epoch.
   fs::remove(out / "best.safetensors");
   const std::string verbose = std::string(kRun).replace(kRun.find(" --quiet"), 8, "");
-  const Run resumed = kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 2 --out '{}' --resume '{}'", verbose,
-                                               dir.path.string(), out.string(), (out / "last.safetensors").string()),
-                                   dir.path);
+  const Run resumed =
+      kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 2 --out '{}' --resume '{}'", verbose,
+                               dir.path.string(), out.string(), (out / "last.safetensors").string()),
+                   dir.path);
   INFO(resumed.err);
   REQUIRE(resumed.status == 0);
   CHECK(contains(resumed.out, "best.safetensors restored from"));
@@ -153,8 +158,9 @@ TEST_CASE("a study killed at any point finishes, when rerun, with the uninterrup
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
   auto study = [&](const fs::path& out, const std::string& env) {
-    return kindling_cli(fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 2 --out '{}'", kRun,
-                                    dir.path.string(), out.string()), dir.path, env);
+    return kindling_cli(fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 2 --out '{}'",
+                                    kRun, dir.path.string(), out.string()),
+                        dir.path, env);
   };
   auto top1 = [](const fs::path& out) {
     std::ifstream in(out / "study.json");
@@ -173,8 +179,8 @@ TEST_CASE("a study killed at any point finishes, when rerun, with the uninterrup
     INFO(rerun.err);
     REQUIRE(rerun.status == 0);
     CHECK(top1(out) == top1(straight));
-    for (const char* run : {"ce-seed0", "ce-seed1"}) CHECK(epochs_of(out / "runs" / run / "metrics.jsonl") ==
-                                                           std::vector<int64_t>{1});
+    for (const char* run : {"ce-seed0", "ce-seed1"})
+      CHECK(epochs_of(out / "runs" / run / "metrics.jsonl") == std::vector<int64_t>{1});
     CHECK(temporaries_in(out).empty());
   }
 }
@@ -182,8 +188,8 @@ TEST_CASE("a study killed at any point finishes, when rerun, with the uninterrup
 TEST_CASE("a one-epoch study plots, and a failing gnuplot is reported with no empty curves.png") {
   TempDir dir;
   write_tiny_mnist(dir.path, 32, 16);
-  const std::string args = fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 1 --out '{}'", kRun,
-                                       dir.path.string(), (dir / "study").string());
+  const std::string args = fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 1 --out '{}'",
+                                       kRun, dir.path.string(), (dir / "study").string());
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
     const Run plotted = kindling_cli(args, dir.path);
     INFO(plotted.err);
@@ -196,12 +202,13 @@ TEST_CASE("a one-epoch study plots, and a failing gnuplot is reported with no em
   // A gnuplot that fails as gnuplot does, with its own message.
   fs::create_directories(dir / "bin");
   write_bytes(dir / "bin" / "gnuplot", {});
-  std::ofstream(dir / "bin" / "gnuplot") << "#!/bin/sh\necho '\"curves.gp\" line 9: all points y value undefined!' >&2\n"
-                                            "exit 1\n";
+  std::ofstream(dir / "bin" / "gnuplot")
+      << "#!/bin/sh\necho '\"curves.gp\" line 9: all points y value undefined!' >&2\n"
+         "exit 1\n";
   fs::permissions(dir / "bin" / "gnuplot", fs::perms::owner_all);
   const Run failed = kindling_cli(args, dir.path, fmt::format("PATH='{}':\"$PATH\"", (dir / "bin").string()));
   INFO(failed.err);
-  CHECK(failed.status == 0);   // the study itself is complete
+  CHECK(failed.status == 0);  // the study itself is complete
   CHECK(contains(failed.err, "all points y value undefined"));
   CHECK(!contains(failed.out + failed.err, "not found"));
   CHECK(!fs::exists(dir / "study" / "curves.png"));
@@ -246,7 +253,7 @@ TEST_CASE("every numeric flag out of range or not finite: exit 2, one line namin
     CHECK(contains(run.err, c.flag));
     CHECK(contains(run.err, c.range));
   }
-  CHECK(!fs::exists(dir / "study"));   // the empty study wrote nothing
+  CHECK(!fs::exists(dir / "study"));  // the empty study wrote nothing
 }
 
 TEST_CASE("SIGINT and SIGTERM during a write finish it, stop with one line, and exit 130 or 143") {
@@ -268,15 +275,16 @@ TEST_CASE("SIGINT and SIGTERM during a write finish it, stop with one line, and 
     CHECK(contains(stopped.err, "--resume " + (out / "last.safetensors").string()));
     CHECK(temporaries_in(out).empty());
     check_never_ahead(out);
-    const auto saved = SafetensorsFile::read((out / "last.safetensors").string());   // whole and readable
+    const auto saved = SafetensorsFile::read((out / "last.safetensors").string());  // whole and readable
     CHECK(std::to_string(epochs_of(out / "metrics.jsonl").size()) == saved.metadata().at("epoch"));
     CHECK(resume(dir, out).status == 0);
     CHECK(epochs_of(out / "metrics.jsonl") == std::vector<int64_t>{1, 2, 3});
   }
   // A signal from outside, while the run is between batches: it stops before its first checkpoint.
   const fs::path out = dir / "external";
-  const pid_t pid = start_stopped(fmt::format("train {} --data-dir '{}' --epochs 3 --out '{}'", kRun,
-                                              dir.path.string(), out.string()), "batch");
+  const pid_t pid = start_stopped(
+      fmt::format("train {} --data-dir '{}' --epochs 3 --out '{}'", kRun, dir.path.string(), out.string()),
+      "batch");
   kill(pid, SIGTERM);
   kill(pid, SIGCONT);
   int status = 0;
@@ -287,7 +295,8 @@ TEST_CASE("SIGINT and SIGTERM during a write finish it, stop with one line, and 
   CHECK(temporaries_in(out).empty());
 }
 
-TEST_CASE("a non-finite value names the epoch, the batch or the evaluation, and only a checkpoint that exists") {
+TEST_CASE(
+    "a non-finite value names the epoch, the batch or the evaluation, and only a checkpoint that exists") {
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
   const fs::path out = dir / "run";
@@ -348,15 +357,24 @@ TEST_CASE("fault injection: full disk, failing fsync and rename, unwritable file
   struct Case {
     std::string fault, match;
   };
-  const std::vector<Case> cases = {
-      {"write@1", "/"}, {"write@40", "/"}, {"write@200", "/"}, {"write@300", "/"}, {"fsync@3", "/"},
-      {"fsync@6", "/"}, {"rename@4", "/"}, {"rename@7", "/"}, {"open@5", "/"},
-      {"write@1", "metrics.jsonl"}, {"write@2", "metrics.jsonl"}, {"fsync@1", "config.json"}};
+  const std::vector<Case> cases = {{"write@1", "/"},
+                                   {"write@40", "/"},
+                                   {"write@200", "/"},
+                                   {"write@300", "/"},
+                                   {"fsync@3", "/"},
+                                   {"fsync@6", "/"},
+                                   {"rename@4", "/"},
+                                   {"rename@7", "/"},
+                                   {"open@5", "/"},
+                                   {"write@1", "metrics.jsonl"},
+                                   {"write@2", "metrics.jsonl"},
+                                   {"fsync@1", "config.json"}};
   for (const Case& c : cases) {
     INFO(c.fault, " on ", c.match);
     const fs::path out = dir / fmt::format("fault-{}-{}", c.fault, c.match == "/" ? "any" : c.match);
-    const std::string env = fmt::format("LD_PRELOAD='{}' KINDLING_FAULT='{}' KINDLING_FAULT_MATCH='{}'",
-                                        KINDLING_FAULT_LIBRARY, c.fault, (out / "").string() + (c.match == "/" ? "" : c.match));
+    const std::string env =
+        fmt::format("LD_PRELOAD='{}' KINDLING_FAULT='{}' KINDLING_FAULT_MATCH='{}'", KINDLING_FAULT_LIBRARY,
+                    c.fault, (out / "").string() + (c.match == "/" ? "" : c.match));
     const Run failed = train(dir, out, "", env);
     INFO(failed.err);
     CHECK(failed.status == 1);
@@ -382,15 +400,16 @@ TEST_CASE("fault injection: a read-only --out is refused before any training") {
   fs::create_directories(out);
   const std::string env = fmt::format("LD_PRELOAD='{}' KINDLING_FAULT=readonly KINDLING_FAULT_MATCH='{}'",
                                       KINDLING_FAULT_LIBRARY, (out / "").string());
-  const Run refused = kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 3 --out '{}'",
-                                               std::string(kRun).replace(kRun.find(" --quiet"), 8, ""),
-                                               dir.path.string(), out.string()), dir.path, env);
+  const Run refused = kindling_cli(
+      fmt::format("train {} --data-dir '{}' --epochs 3 --out '{}'",
+                  std::string(kRun).replace(kRun.find(" --quiet"), 8, ""), dir.path.string(), out.string()),
+      dir.path, env);
   INFO(refused.err);
   CHECK(refused.status == 1);
   CHECK(line_count(refused.err) == 1);
   CHECK(contains(refused.err, "--out " + out.string()));
   CHECK(contains(refused.err, "Read-only file system"));
-  CHECK(!contains(refused.out, "epoch 1/3"));   // refused before the first epoch
+  CHECK(!contains(refused.out, "epoch 1/3"));  // refused before the first epoch
 }
 #else
 TEST_CASE("fault injection") {

@@ -81,7 +81,8 @@ __global__ void channel_norm_kernel(float* y, const float* x, const float4* norm
   }
 }
 
-void launch_channel_norm(const Tensor& y, const Tensor& x, const float4* norm, const cuda::ChannelGeometry& g) {
+void launch_channel_norm(const Tensor& y, const Tensor& x, const float4* norm,
+                         const cuda::ChannelGeometry& g) {
   channel_norm_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
       y.data<float>(), x.data<float>(), norm, g.C, g.L, x.numel());
   KINDLING_CUDA_LAUNCH_CHECK("channel_norm_kernel");
@@ -138,10 +139,16 @@ void CudaBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
                  "{}: running_mean and running_var must be both defined or both undefined", op);
   if (x.numel() == 0) return;
   cuda::DeviceBuffer norm(size_t(g.C) * sizeof(float4));
-  const TrainStats stats{channel_ptr(op, save_mean, g.C), channel_ptr(op, save_invstd, g.C),
-                         channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
-                         channel_ptr(op, weight, g.C), channel_ptr(op, bias, g.C), norm.as<float4>(),
-                         double(g.N * g.L), double(momentum), double(eps)};
+  const TrainStats stats{channel_ptr(op, save_mean, g.C),
+                         channel_ptr(op, save_invstd, g.C),
+                         channel_ptr(op, running_mean, g.C),
+                         channel_ptr(op, running_var, g.C),
+                         channel_ptr(op, weight, g.C),
+                         channel_ptr(op, bias, g.C),
+                         norm.as<float4>(),
+                         double(g.N * g.L),
+                         double(momentum),
+                         double(eps)};
   cuda::channel_sums(op, g, SumAndSquares{x.data<float>()}, stats);
   launch_channel_norm(y, x, norm.as<float4>(), g);
 }
