@@ -31,6 +31,14 @@ Run resume(const TempDir& dir, const fs::path& out) {
   return train(dir, out, fmt::format("--resume '{}'", (out / "last.safetensors").string()));
 }
 
+// Brings an interrupted run to its end: resumes it, or starts it again when it died before its
+// first checkpoint.
+void finish(const TempDir& dir, const fs::path& out) {
+  const Run run = fs::exists(out / "last.safetensors") ? resume(dir, out) : train(dir, out);
+  INFO(run.err);
+  REQUIRE(run.status == 0);
+}
+
 std::vector<int64_t> epochs_of(const fs::path& metrics) {
   std::vector<int64_t> epochs;
   for (const auto& row : jsonl(metrics)) epochs.push_back(row["epoch"].get<int64_t>());
@@ -42,6 +50,23 @@ nlohmann::json results_of(nlohmann::json row) {
   row.erase("seconds");
   row.erase("images_per_s");
   return row;
+}
+
+// Writes the tiny dataset into `dir` and trains the uninterrupted three epochs into dir/straight;
+// returns their metrics.
+std::vector<nlohmann::json> uninterrupted_run(const TempDir& dir) {
+  write_tiny_mnist(dir.path, 64, 32);
+  REQUIRE(train(dir, dir / "straight").status == 0);
+  const auto rows = jsonl(dir / "straight" / "metrics.jsonl");
+  REQUIRE(rows.size() == 3);
+  return rows;
+}
+
+// out/metrics.jsonl holds the uninterrupted run's three epochs with the same values.
+void check_same_metrics(const fs::path& out, const std::vector<nlohmann::json>& expected) {
+  const auto rows = jsonl(out / "metrics.jsonl");
+  REQUIRE(rows.size() == 3);
+  for (size_t i = 0; i < 3; ++i) CHECK(results_of(rows[i]) == results_of(expected[i]));
 }
 
 // Every f32 tensor and the epoch of two checkpoints are equal.
@@ -109,11 +134,8 @@ TEST_CASE("a second run on a folder in use stops at once, naming the folder and 
 
 TEST_CASE("killed at any write point of an epoch, a resumed run ends as an uninterrupted one") {
   TempDir dir;
-  write_tiny_mnist(dir.path, 64, 32);
+  const auto expected = uninterrupted_run(dir);
   const fs::path straight = dir / "straight";
-  REQUIRE(train(dir, straight).status == 0);
-  const auto expected = jsonl(straight / "metrics.jsonl");
-  REQUIRE(expected.size() == 3);
   // Epoch 2's points in write order, a rename of a finished temporary, and writes inside epoch 1's last
   // and best and epoch 2's last (a checkpoint is 236 writes; 3 come before the first).
   for (const char* point : {"checkpoint-last@2", "atomic-rename@6", "checkpoint-best@2", "metrics-line@2",
@@ -123,14 +145,9 @@ TEST_CASE("killed at any write point of an epoch, a resumed run ends as an unint
     const Run killed = train(dir, out, "", fmt::format("KINDLING_TEST_POINT={}:kill", point));
     REQUIRE(killed.status == 128 + SIGKILL);
     check_never_ahead(out);
-    // Killed before its first checkpoint, a run starts again; after it, it resumes.
-    const Run resumed = fs::exists(out / "last.safetensors") ? resume(dir, out) : train(dir, out);
-    INFO(resumed.err);
-    REQUIRE(resumed.status == 0);
+    finish(dir, out);
     CHECK(temporaries_in(out).empty());
-    const auto rows = jsonl(out / "metrics.jsonl");
-    REQUIRE(rows.size() == 3);
-    for (size_t i = 0; i < 3; ++i) CHECK(results_of(rows[i]) == results_of(expected[i]));
+    check_same_metrics(out, expected);
     check_same_checkpoint(out / "last.safetensors", straight / "last.safetensors");
     check_same_checkpoint(out / "best.safetensors", straight / "best.safetensors");
   }
@@ -350,10 +367,7 @@ TEST_CASE("corrupt checkpoint metadata names the key and the file") {
 #ifndef KINDLING_SANITIZE
 TEST_CASE("fault injection: full disk, failing fsync and rename, unwritable files: one line, resumable") {
   TempDir dir;
-  write_tiny_mnist(dir.path, 64, 32);
-  const fs::path straight = dir / "straight";
-  REQUIRE(train(dir, straight).status == 0);
-  const auto expected = jsonl(straight / "metrics.jsonl");
+  const auto expected = uninterrupted_run(dir);
   struct Case {
     std::string fault, match;
   };
@@ -382,14 +396,9 @@ TEST_CASE("fault injection: full disk, failing fsync and rename, unwritable file
     CHECK(contains(failed.err, out.string()));
     CHECK(temporaries_in(out).empty());
     check_never_ahead(out);
-    // The disk is back: resume (or start again when no checkpoint was written) and finish as the
-    // uninterrupted run did.
-    const Run again = fs::exists(out / "last.safetensors") ? resume(dir, out) : train(dir, out);
-    INFO(again.err);
-    REQUIRE(again.status == 0);
-    const auto rows = jsonl(out / "metrics.jsonl");
-    REQUIRE(rows.size() == 3);
-    for (size_t i = 0; i < 3; ++i) CHECK(results_of(rows[i]) == results_of(expected[i]));
+    // The disk is back: the run finishes as the uninterrupted one did.
+    finish(dir, out);
+    check_same_metrics(out, expected);
   }
 }
 
