@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <regex>
 
 namespace kindling {
 
@@ -99,8 +98,15 @@ void append_line_synced(const std::string& path, const std::string& line) {
 }
 
 bool is_atomic_temporary(const std::string& filename) {
-  static const std::regex pattern(R"(.+\.tmp\.[0-9]+\.[0-9]+)");
-  return std::regex_match(filename, pattern);
+  // "<name>.tmp.<digits>.<digits>" with a non-empty name
+  const size_t tmp = filename.rfind(".tmp.");
+  if (tmp == std::string::npos || tmp == 0) return false;
+  const std::string numbers = filename.substr(tmp + 5);
+  const size_t dot = numbers.find('.');
+  auto digits = [](const std::string& text) {
+    return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  };
+  return dot != std::string::npos && digits(numbers.substr(0, dot)) && digits(numbers.substr(dot + 1));
 }
 
 }  // namespace kindling

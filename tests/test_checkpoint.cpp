@@ -129,6 +129,8 @@ TEST_CASE("two writers of one path use distinct temporaries, and the last commit
   AtomicFile first(path), second(path);
   CHECK(first.temporary_path() != second.temporary_path());
   CHECK(is_atomic_temporary(fs::path(first.temporary_path()).filename().string()));
+  for (const char* other : {"last.safetensors", "last.safetensors.tmp", "x.tmp.12", "x.tmp.1.b", ".tmp.1.2"})
+    CHECK_MESSAGE(!is_atomic_temporary(other), other);
   first.write("first");
   second.write("second");
   first.commit();

@@ -137,9 +137,15 @@ TEST_CASE("killed at any write point of an epoch, a resumed run ends as an unint
   const auto expected = uninterrupted_run(dir);
   const fs::path straight = dir / "straight";
   // Epoch 2's points in write order, a rename of a finished temporary, and writes inside epoch 1's last
-  // and best and epoch 2's last (a checkpoint is 236 writes; 3 come before the first).
-  for (const char* point : {"checkpoint-last@2", "atomic-rename@6", "checkpoint-best@2", "metrics-line@2",
-                            "epoch-end@2", "atomic-write@100", "atomic-write@400", "atomic-write@600"}) {
+  // and best and epoch 2's last (a checkpoint is 236 writes; 3 come before the first). The sanitizer
+  // build, ten times slower, visits the three that leave the folder most out of step.
+#ifndef KINDLING_SANITIZE
+  const char* const points[] = {"checkpoint-last@2", "atomic-rename@6", "checkpoint-best@2", "metrics-line@2",
+                                "epoch-end@2",       "atomic-write@100", "atomic-write@400", "atomic-write@600"};
+#else
+  const char* const points[] = {"checkpoint-best@2", "metrics-line@2", "atomic-write@600"};
+#endif
+  for (const char* point : points) {
     INFO(std::string(point));
     const fs::path out = dir / fmt::format("killed-{}", point);
     const Run killed = train(dir, out, "", fmt::format("KINDLING_TEST_POINT={}:kill", point));
