@@ -6,19 +6,77 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
 namespace kindling::app {
+
+namespace {
+
+std::string number_text(double value, bool whole) {
+  if (!whole) return fmt::format("{}", value);
+  if (value >= 18446744073709551615.0) return "18446744073709551615";  // the largest uint64
+  return fmt::format("{}", int64_t(value));
+}
+
+// "a whole number from 1 up", "a finite number above 0", "a finite number from 0 to 0.9".
+std::string range_words(const NumberRange& r) {
+  const std::string kind = r.whole ? "a whole number" : "a finite number";
+  const std::string low = number_text(r.low, r.whole), high = number_text(r.high, r.whole);
+  const bool unbounded = std::isinf(r.high);
+  if (r.low_open)
+    return unbounded ? fmt::format("{} above {}", kind, low)
+                     : fmt::format("{} above {} and at most {}", kind, low, high);
+  if (unbounded) return fmt::format("{} from {} up", kind, low);
+  return fmt::format("{} from {} to {}", kind, low, high);
+}
+
+}  // namespace
+
+CLI::Validator in_range(NumberRange r) {
+  const std::string words = range_words(r);
+  return CLI::Validator(
+      [r, words](std::string& text) -> std::string {
+        const char* begin = text.c_str();
+        char* end = nullptr;
+        errno = 0;
+        const long double value = std::strtold(begin, &end);
+        const bool parsed =
+            end != begin && *end == '\0' && !std::isspace(static_cast<unsigned char>(text[0]));
+        const bool whole_text = text.find_first_not_of("+0123456789") == std::string::npos;
+        const bool ok = parsed && std::isfinite(double(value)) && (!r.whole || whole_text) &&
+                        (r.low_open ? value > r.low : value >= r.low) && value <= r.high;
+        return ok ? std::string() : fmt::format("must be {}, got '{}'", words, text);
+      },
+      words);
+}
+
+namespace {
+constexpr double kNoLimit = std::numeric_limits<double>::infinity();
+const NumberRange kCount{0, kNoLimit, true};            // 0, 1, 2, ...
+const NumberRange kPositiveCount{1, kNoLimit, true};    // 1, 2, ...
+const NumberRange kPositive{0, kNoLimit, false, true};  // > 0
+const NumberRange kNonNegative{0, kNoLimit};            // >= 0
+}  // namespace
 
 void add_data_flags(CLI::App& app, DataFlags& f) {
   app.add_option("--data", f.data, "dataset: fashion-mnist, mnist, emnist-<split>, cifar10, cifar100")
       ->capture_default_str();
   app.add_option("--data-dir", f.data_dir, "directory holding the dataset files");
   app.add_option("--limit-test", f.limit_test, "use the first N test samples (0: all)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--batch-size", f.batch_size, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(in_range(kCount));
+  app.add_option("--batch-size", f.batch_size, "batch size")
+      ->check(in_range(kPositiveCount))
+      ->capture_default_str();
   app.add_option("--device", f.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  app.add_option("--threads", f.threads, "CPU threads (0: KINDLING_NUM_THREADS or all cores)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--workers", f.workers, "data prefetch threads")->check(CLI::PositiveNumber);
+  app.add_option("--threads", f.threads,
+                 "CPU threads, 0 to 256 (0: KINDLING_NUM_THREADS or all cores; more than the cores "
+                 "oversubscribes them and is slower)")
+      ->check(in_range({0, 256, true}));
+  app.add_option("--workers", f.workers, "data prefetch threads, 1 to 64")->check(in_range({1, 64, true}));
 }
 
 void add_train_flags(CLI::App& app, TrainConfig& c) {
@@ -29,39 +87,48 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
                              "resnet34", "resnet50", "vgg11", "vgg16"}))
       ->capture_default_str();
   app.add_option("--loss", c.loss, "loss spec name[:key=value,...] (see kindling losses)")->capture_default_str();
-  app.add_option("--epochs", c.epochs, "epochs")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--lr", c.lr, "peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--momentum", c.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app.add_option("--epochs", c.epochs, "epochs")->check(in_range(kPositiveCount))->capture_default_str();
+  app.add_option("--lr", c.lr, "peak learning rate")->check(in_range(kPositive))->capture_default_str();
+  app.add_option("--momentum", c.momentum, "SGD momentum, 0 to 1")
+      ->check(in_range({0, 1}))
+      ->capture_default_str();
   app.add_flag("--nesterov", c.nesterov, "Nesterov momentum");
   app.add_option("--weight-decay", c.weight_decay, "weight decay (SGD: coupled; AdamW: decoupled)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(in_range(kNonNegative))
+      ->capture_default_str();
   app.add_option("--optimizer", c.optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
   app.add_option("--schedule", c.schedule, "step, multistep, cosine, onecycle or constant")
       ->check(CLI::IsMember({"step", "multistep", "cosine", "onecycle", "constant"}))
       ->capture_default_str();
   app.add_option("--milestones", c.milestones, "multistep: epochs where the lr is multiplied by --gamma")
       ->delimiter(',')
+      ->check(in_range(kPositiveCount))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--step-size", c.step_size, "step: epochs between lr drops")->check(CLI::PositiveNumber);
-  app.add_option("--gamma", c.gamma, "step/multistep: lr factor")->check(CLI::PositiveNumber);
-  app.add_option("--warmup", c.warmup, "linear warm-up, in epochs")->check(CLI::NonNegativeNumber);
+  app.add_option("--step-size", c.step_size, "step: epochs between lr drops")
+      ->check(in_range(kPositiveCount));
+  app.add_option("--gamma", c.gamma, "step/multistep: lr factor")->check(in_range(kPositive));
+  app.add_option("--warmup", c.warmup, "linear warm-up, in epochs")->check(in_range(kNonNegative));
   app.add_option("--clip-grad-norm", c.clip_grad_norm, "clip gradients to this global norm (0: off)")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", c.seed, "random seed (weights, shuffling, augmentation)")->capture_default_str();
-  app.add_option("--val-split", c.val_split, "fraction of the training set held out for validation")
-      ->check(CLI::Range(0.0, 0.9));
+      ->check(in_range(kNonNegative));
+  app.add_option(
+         "--seed", c.seed,
+         "random seed, a whole number from 0 to 18446744073709551615 (weights, shuffling, augmentation)")
+      ->check(in_range({0, 18446744073709551615.0, true}))
+      ->capture_default_str();
+  app.add_option("--val-split", c.val_split, "fraction of the training set held out for validation, 0 to 0.9")
+      ->check(in_range({0, 0.9}));
   app.add_option("--limit-train", c.limit_train, "use the first N training samples (0: all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(in_range(kCount));
   app.add_flag("--augment,!--no-augment", c.augment, "random crop and flip (default: per dataset)");
   app.add_option("--crop-padding", c.crop_padding,
                  "augmentation: crop from the image zero-padded by this many pixels per side")
-      ->check(CLI::NonNegativeNumber)
+      ->check(in_range(kCount))
       ->capture_default_str();
   app.add_option("--out", c.out, "output directory (config.json, metrics.jsonl, checkpoints)");
   app.add_option("--resume", c.resume, "continue from this checkpoint")->check(CLI::ExistingFile);
   app.add_option("--stop-after-epochs", c.stop_after_epochs,
                  "stop after this many epochs of this invocation; --resume continues under the same schedule")
-      ->check(CLI::NonNegativeNumber);
+      ->check(in_range(kCount));
   app.add_flag("--deterministic", c.deterministic, "bit-reproducible: fixed algorithms, one data worker");
   app.add_flag("--quiet", c.quiet, "only the final line");
 }

@@ -48,6 +48,17 @@ struct TrainConfig {
   bool quiet = false;
 };
 
+// The values a numeric flag takes: [low, high] (low excluded when low_open), whole numbers only
+// when `whole`; always finite.
+struct NumberRange {
+  double low, high;
+  bool whole = false;
+  bool low_open = false;
+};
+// A CLI11 check for a numeric flag: the value parses completely, is finite and in `range`; else
+// "must be <the range in words>, got '<text>'" (CLI11 prefixes the flag's name; exit 2).
+CLI::Validator in_range(NumberRange range);
+
 // Registers the data flags (train, eval, study, bench share them).
 void add_data_flags(CLI::App& app, DataFlags& flags);
 // Registers every train flag.

@@ -1,5 +1,6 @@
 #include "core/checkpoint.h"
 
+#include "core/atomic_file.h"
 #include "core/autograd.h"
 
 #include <nlohmann/json.hpp>
@@ -9,10 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
-#include <filesystem>
 #include <set>
-#include <unistd.h>
 
 namespace kindling {
 
@@ -96,35 +94,6 @@ SafetensorsEntry parse_entry(const std::string& path, const std::string& name,
     fail(path, "tensor {} ({}{}) needs {} bytes but data_offsets [{},{}] hold {}", name, dtype,
          shape_str(entry.shape), needed, entry.begin, entry.end, entry.end - entry.begin);
   return entry;
-}
-
-// ---- writing helpers ----
-// Removes "<path>.tmp" unless released; every early exit of a write goes through it.
-struct TempFile {
-  std::string path;
-  std::FILE* file = nullptr;
-  bool committed = false;
-  ~TempFile() {
-    if (file) std::fclose(file);
-    if (!committed) std::remove(path.c_str());
-  }
-};
-
-void write_bytes(TempFile& tmp, const std::string& path, const void* bytes, size_t size) {
-  if (size > 0 && std::fwrite(bytes, 1, size, tmp.file) != size)
-    fail(path, "write to {} failed ({})", tmp.path, std::strerror(errno));
-}
-
-// fsync the directory so the rename itself survives a crash; best effort.
-void sync_directory(const std::string& path) {
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  // (Not `dir = "."` on an empty string: GCC 12 warns falsely about that assignment, -Wrestrict.)
-  const std::string dir = parent.empty() ? std::string(".") : parent.string();
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 }  // namespace
@@ -216,24 +185,14 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
   header_text.append((8 - header_text.size() % 8) % 8, ' ');   // aligns the data to 8 bytes
   const uint64_t header_size = header_text.size();
 
-  TempFile tmp{path + ".tmp"};
-  tmp.file = std::fopen(tmp.path.c_str(), "wb");
-  if (!tmp.file) fail(path, "cannot create {} ({})", tmp.path, std::strerror(errno));
-  write_bytes(tmp, path, &header_size, 8);
-  write_bytes(tmp, path, header_text.data(), header_text.size());
+  AtomicFile file(path, "checkpoint " + path);
+  file.write(&header_size, 8);
+  file.write(header_text);
   for (const auto& [name, tensor] : tensors) {
     const Tensor host = tensor.detach().to(Device::cpu()).contiguous();
-    write_bytes(tmp, path, host.data_ptr(), size_t(host.numel()) * dtype_size(host.dtype()));
+    file.write(host.data_ptr(), size_t(host.numel()) * dtype_size(host.dtype()));
   }
-  if (std::fflush(tmp.file) != 0 || ::fsync(fileno(tmp.file)) != 0)
-    fail(path, "flushing {} failed ({})", tmp.path, std::strerror(errno));
-  const int close_result = std::fclose(tmp.file);
-  tmp.file = nullptr;
-  if (close_result != 0) fail(path, "closing {} failed ({})", tmp.path, std::strerror(errno));
-  if (std::rename(tmp.path.c_str(), path.c_str()) != 0)
-    fail(path, "cannot rename {} over it ({})", tmp.path, std::strerror(errno));
-  tmp.committed = true;
-  sync_directory(path);
+  file.commit();
 }
 
 // ---- training checkpoints ----

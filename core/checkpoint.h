@@ -7,8 +7,9 @@
 //
 // A training checkpoint holds the model's state_dict under its own names, the optimizer's state
 // under "optimizer.<name>", and in __metadata__ the format version, model name and config, loss
-// spec, epoch, step and RNG state. Files are written to "<path>.tmp", flushed and fsync'd, then
-// renamed over <path>, so a crash or a full disk never leaves a half-written checkpoint behind.
+// spec, epoch, step and RNG state. Files are written through AtomicFile (core/atomic_file.h): a
+// temporary of a unique name, fsync'd, then renamed over <path>, so a crash or a full disk never
+// leaves a half-written checkpoint behind.
 #pragma once
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -58,7 +59,7 @@ class SafetensorsFile {
 
 // Writes `tensors` (any device, f32/i64/u8, unique names) and `metadata` atomically to `path`.
 // Throws FileError naming the path when it cannot; the old file at `path`, if any, is then left
-// unchanged and no "<path>.tmp" remains.
+// unchanged and no temporary remains.
 void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata);
 

@@ -13,7 +13,9 @@ namespace kindling {
 // <= kernel/2 (PyTorch's rule); the window fits the padded input.
 // Ensures: y [N,C,P,Q], P = (H + 2*pad_h - R)/stride_h + 1, likewise Q;
 //   y[n,c,p,q] = max over the window (padding never wins); ties go to the first element in
-//   row-major order, NaN propagates. Backward sends each gradient to the element that won.
+//   row-major order. NaN propagates: a window holding NaNs outputs NaN and its winner is the last
+//   NaN in row-major order (PyTorch's CPU and CUDA rule), the same on every backend. Backward sends
+//   each gradient to the element that won.
 Tensor max_pool2d(const Tensor& input, Size2 kernel, std::optional<Size2> stride = std::nullopt,
                   Size2 padding = 0);
 

@@ -1,6 +1,7 @@
 // core/checkpoint: safetensors round trips (bit-identical), atomic writes, every corrupt-file case
 // with its message, name/shape validation against a model, optimizer state, and a standard-library
 // Python reader (tests/reference/read_checkpoint.py) reading a kindling checkpoint.
+#include "core/atomic_file.h"
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/checkpoint.h"
@@ -38,6 +39,14 @@ std::string scratch(const std::string& test) {
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The AtomicFile temporaries left in `dir` (none, after any write, failed or not).
+std::vector<std::string> temporaries_in(const std::string& dir) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (is_atomic_temporary(entry.path().filename().string())) found.push_back(entry.path().string());
+  return found;
 }
 
 void spit(const std::string& path, const std::string& bytes) {
@@ -87,7 +96,7 @@ TEST_CASE("safetensors round trip is bit-identical for every dtype and odd shape
   const std::map<std::string, std::string> metadata = {{"note", "héllo \"quoted\""}, {"epoch", "3"}};
   const std::string path = dir + "/round.safetensors";
   write_safetensors(path, tensors, metadata);
-  CHECK(!fs::exists(path + ".tmp"));
+  CHECK(temporaries_in(dir).empty());
 
   const SafetensorsFile file = SafetensorsFile::read(path);
   CHECK(file.metadata() == metadata);
@@ -112,6 +121,22 @@ TEST_CASE("safetensors round trip is bit-identical for every dtype and odd shape
   CHECK(slurp(again) == slurp(path));
   CHECK(error_text([&] { write_safetensors(again, {{"a", zeros({1})}, {"a", zeros({1})}}, {}); }) ==
         "checkpoint " + again + ": tensor name 'a' is empty, reserved or repeated");
+}
+
+TEST_CASE("two writers of one path use distinct temporaries, and the last commit wins whole") {
+  const std::string dir = scratch("two-writers");
+  const std::string path = dir + "/last.safetensors";
+  AtomicFile first(path), second(path);
+  CHECK(first.temporary_path() != second.temporary_path());
+  CHECK(is_atomic_temporary(fs::path(first.temporary_path()).filename().string()));
+  for (const char* other : {"last.safetensors", "last.safetensors.tmp", "x.tmp.12", "x.tmp.1.b", ".tmp.1.2"})
+    CHECK_MESSAGE(!is_atomic_temporary(other), other);
+  first.write("first");
+  second.write("second");
+  first.commit();
+  second.commit();
+  CHECK(slurp(path) == "second");
+  CHECK(temporaries_in(dir).empty());
 }
 
 TEST_CASE("a failed write leaves the old checkpoint intact and no temporary file") {
@@ -139,8 +164,8 @@ TEST_CASE("a failed write leaves the old checkpoint intact and no temporary file
     const std::string directory_path = dir + "/occupied";
     fs::create_directories(directory_path + "/child");   // rename(file, non-empty dir) fails
     const std::string message = error_text([&] { write_safetensors(directory_path, {{"w", zeros({4})}}, {}); });
-    CHECK(message.find("checkpoint " + directory_path + ": cannot rename " + directory_path + ".tmp over it") == 0);
-    CHECK(!fs::exists(directory_path + ".tmp"));
+    CHECK(message.find("checkpoint " + directory_path + ": cannot rename " + directory_path + ".tmp.") == 0);
+    CHECK(message.find(" over it") != std::string::npos);
     CHECK(fs::is_directory(directory_path));
   }
   SUBCASE("the temporary file cannot be created") {
@@ -149,7 +174,7 @@ TEST_CASE("a failed write leaves the old checkpoint intact and no temporary file
               .find("checkpoint " + missing + ": cannot create " + missing + ".tmp") == 0);
   }
   CHECK(slurp(path) == old_bytes);
-  CHECK(!fs::exists(path + ".tmp"));
+  CHECK(temporaries_in(dir).empty());
   CHECK(SafetensorsFile::read(path).metadata().at("version") == "old");
 }
 

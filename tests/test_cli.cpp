@@ -1,7 +1,7 @@
 // The kindling binary end to end, on a tiny MNIST-format dataset the test writes: every subcommand,
 // the files train writes, exact resume, bad flags, bad files, and the stop on a non-finite loss.
 #include "core/checkpoint.h"
-#include "tests/test_data_files.h"
+#include "tests/cli_helpers.h"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -11,66 +11,6 @@
 
 using namespace kindling;
 using namespace kindling::test;
-
-namespace {
-
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs `kindling <args>` with stdout and stderr captured to files.
-Run kindling_cli(const std::string& args, const fs::path& dir) {
-  const fs::path out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string command = fmt::format("KINDLING_NUM_THREADS=2 '{}' {} >'{}' 2>'{}' </dev/null", KINDLING_BIN, args,
-                                          out.string(), err.string());
-  const int raw = std::system(command.c_str());
-  Run run;
-  run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  auto slurp = [](const fs::path& p) {
-    const auto bytes = read_bytes(p);
-    return std::string(bytes.begin(), bytes.end());
-  };
-  run.out = slurp(out);
-  run.err = slurp(err);
-  return run;
-}
-
-// An MNIST-format dataset whose class k is an image with a bright band at rows 2k..2k+2, plus
-// noise, so a small network learns it in an epoch.
-void write_tiny_mnist(const fs::path& dir, int64_t train_count, int64_t test_count) {
-  auto make = [&](const std::string& prefix, int64_t count, uint32_t seed) {
-    std::vector<uint8_t> images(static_cast<size_t>(count * 28 * 28));
-    std::vector<uint8_t> labels(static_cast<size_t>(count));
-    uint32_t state = seed;
-    for (int64_t i = 0; i < count; ++i) {
-      const int label = int(i % 10);
-      labels[size_t(i)] = uint8_t(label);
-      for (int64_t p = 0; p < 28 * 28; ++p) {
-        state = state * 1664525u + 1013904223u;
-        const int64_t row = p / 28;
-        const bool band = row >= 2 * label + 4 && row < 2 * label + 7;
-        images[size_t(i * 784 + p)] = uint8_t(band ? 200 + (state >> 28) : (state >> 27));
-      }
-    }
-    write_gzip(dir / (prefix + "-images-idx3-ubyte.gz"), idx_bytes({uint32_t(count), 28, 28}, images));
-    write_gzip(dir / (prefix + "-labels-idx1-ubyte.gz"), idx_bytes({uint32_t(count)}, labels));
-  };
-  make("train", train_count, 1);
-  make("t10k", test_count, 2);
-}
-
-std::vector<nlohmann::json> jsonl(const fs::path& file) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(file);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
-
-const char* kTiny = "--data mnist --model resnet20 --batch-size 32 --lr 0.05 --quiet --threads 2";
-
-}  // namespace
 
 TEST_CASE("train writes config, metrics, checkpoints; eval reads them back") {
   TempDir dir;
@@ -84,7 +24,7 @@ TEST_CASE("train writes config, metrics, checkpoints; eval reads them back") {
   CHECK(fs::exists(out / "config.json"));
   CHECK(fs::exists(out / "last.safetensors"));
   CHECK(fs::exists(out / "best.safetensors"));
-  CHECK(!fs::exists(out / "last.safetensors.tmp"));
+  CHECK(temporaries_in(out).empty());
   const auto rows = jsonl(out / "metrics.jsonl");
   REQUIRE(rows.size() == 2);
   for (const char* key : {"epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_nll",
@@ -150,7 +90,7 @@ TEST_CASE("a non-finite loss stops training, naming epoch and batch, and keeps t
   CHECK(contains(blowup.err, "last.safetensors"));
   CHECK(std::count(blowup.err.begin(), blowup.err.end(), '\n') == 1);
   CHECK(read_bytes(out / "last.safetensors") == before);
-  CHECK(!fs::exists(out / "last.safetensors.tmp"));
+  CHECK(temporaries_in(out).empty());
 }
 
 TEST_CASE("usage errors exit 2 with one line; runtime errors exit 1 naming the file") {

@@ -245,6 +245,15 @@ TEST_CASE("max_pool2d breaks ties by the first element and propagates NaN") {
   CHECK(dx == std::vector<float>{1, 0, 0, 0, 0, 1, 0, 0});
 }
 
+TEST_CASE("max_pool2d sends the gradient of a window holding two NaNs to the last one") {
+  // One 2x2 window [[NaN, 1], [NaN, 0]]: the output is NaN and the winner is (1,0), PyTorch's choice.
+  Tensor x = from_vector(std::vector<float>{NAN, 1, NAN, 0}, {1, 1, 2, 2}).set_requires_grad(true);
+  Tensor y = max_pool2d(x, 2);
+  CHECK(std::isnan(values_of(y)[0]));
+  y.backward(from_vector(std::vector<float>{1}, {1, 1, 1, 1}));
+  CHECK(values_of(x.grad()) == std::vector<float>{0, 0, 1, 0});
+}
+
 TEST_CASE("avg_pool2d divides by the padded window or the in-bounds count") {
   std::vector<float> v(9);
   for (int i = 0; i < 9; ++i) v[size_t(i)] = float(i + 1);   // [[1,2,3],[4,5,6],[7,8,9]]
@@ -331,6 +340,27 @@ TEST_CASE("batch_norm training: batch statistics, output, unbiased running varia
   CHECK(rv[0] == doctest::Approx(0.9 * 1 + 0.1 * (5.0 / 3.0)));
   CHECK(rv[1] == doctest::Approx(0.9 * 2 + 0.1 * 8.0));
   CHECK(running_mean.storage()->version() > version_before);
+}
+
+TEST_CASE("batch_norm subtracts the mean before scaling, so a large mean keeps float precision") {
+  // x = [9999.95508, 9999.95117] as [2,1,1,1], eps 1e-5, no affine: the exact output is +-0.5255;
+  // scale*x + shift with the shift taken in double loses ~0.2 of it to cancellation.
+  const std::vector<float> v{9999.95508f, 9999.95117f};
+  Tensor x = from_vector(v, {2, 1, 1, 1});
+  const double mean = (double(v[0]) + double(v[1])) / 2;
+  const double var = ((v[0] - mean) * (v[0] - mean) + (v[1] - mean) * (v[1] - mean)) / 2;
+  const std::vector<float> train =
+      values_of(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5));
+  for (size_t i = 0; i < 2; ++i)
+    CHECK(train[i] == doctest::Approx((v[i] - mean) / std::sqrt(var + 1e-5)).epsilon(1e-4));
+  // Evaluation with the same statistics as running stats: the same precision.
+  Tensor running_mean = from_vector(std::vector<float>{float(mean)}, {1});
+  Tensor running_var = from_vector(std::vector<float>{float(var)}, {1});
+  const std::vector<float> eval =
+      values_of(batch_norm(x, Tensor(), Tensor(), running_mean, running_var, false, 0.1, 1e-5));
+  for (size_t i = 0; i < 2; ++i)
+    CHECK(eval[i] ==
+          doctest::Approx((v[i] - float(mean)) / std::sqrt(double(float(var)) + 1e-5)).epsilon(1e-4));
 }
 
 TEST_CASE("batch_norm eval uses the running statistics and ignores the rest of the batch") {

@@ -7,6 +7,8 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "losses/loss_desc.h"
+#include "ops/batchnorm.h"
+#include "ops/pool.h"
 #include "tests/test_util.h"
 #ifdef KINDLING_WITH_CUDA
 #include "ops/cuda/cuda_backend.h"
@@ -445,6 +447,21 @@ TEST_CASE("cuda: batch norm training, evaluation and backward match the CPU") {
     gpu().batch_norm_fwd_eval(y_gpu, x_gpu, w_gpu, b_gpu, rm_gpu, rv_gpu, 1e-5f);
     check_close(y_gpu, y_cpu, 1e-5, 1e-6, what + " evaluation");
   }
+}
+
+TEST_CASE("cuda: a max-pool window of NaNs and a large-mean batch norm give the CPU's answers") {
+  SKIP_WITHOUT_GPU();
+  const Tensor x = from_vector(std::vector<float>{NAN, 1, NAN, 0}, {1, 1, 2, 2});
+  const Tensor dy = from_vector(std::vector<float>{1}, {1, 1, 1, 1});
+  Tensor x_cpu = x.detach().set_requires_grad(true), x_gpu = x.to(kCuda).set_requires_grad(true);
+  max_pool2d(x_cpu, 2).backward(dy);
+  max_pool2d(x_gpu, 2).backward(dy.to(kCuda));
+  CHECK(x_gpu.grad().to(Device::cpu()).to_vector<float>() == std::vector<float>{0, 0, 1, 0});
+  CHECK(x_cpu.grad().to_vector<float>() == std::vector<float>{0, 0, 1, 0});
+  const Tensor big = from_vector(std::vector<float>{9999.95508f, 9999.95117f}, {2, 1, 1, 1});
+  const Tensor y_cpu = batch_norm(big, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5);
+  const Tensor y_gpu = batch_norm(big.to(kCuda), Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5);
+  check_close(y_gpu, y_cpu, 1e-6, 1e-6, "batch norm of a large-mean channel");
 }
 
 TEST_CASE("cuda: the dropout mask is the CPU's, element for element") {

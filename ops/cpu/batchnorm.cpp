@@ -1,7 +1,7 @@
 // CPU batch norm. Channels are independent, so they are spread over the thread pool; a channel's
 // values are N planes of H*W contiguous floats. Statistics accumulate in double (lane_sums.h), and
-// every pass over the data is a per-channel affine map (a*x + b, or a*dy + b*(x - mean) + d) that
-// vectorises.
+// every pass over the data is a per-channel map ((x - mean)*scale + bias, or a*dy + b*(x - mean) + d)
+// that vectorises. Both subtract the mean first, so a large mean does not cancel in float.
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/lane_sums.h"
 
@@ -28,12 +28,13 @@ void for_each_channel(const Layout& l, Fn&& fn) {
   });
 }
 
-// out = a*in + b over channel c's planes.
-void affine_channel(const Layout& l, int64_t c, const float* in, float* out, float a, float b) {
+// out = (in - mean)*scale + bias over channel c's planes.
+void normalise_channel(const Layout& l, int64_t c, const float* in, float* out, float mean, float scale,
+                       float bias) {
   for (int64_t n = 0; n < l.N; ++n) {
     const float* src = in + (n * l.C + c) * l.HW;
     float* dst = out + (n * l.C + c) * l.HW;
-    for (int64_t i = 0; i < l.HW; ++i) dst[i] = a * src[i] + b;
+    for (int64_t i = 0; i < l.HW; ++i) dst[i] = (src[i] - mean) * scale + bias;
   }
 }
 
@@ -52,12 +53,12 @@ void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
   const Layout l = layout_of(x);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
-  const float* wp = data_or_null(weight);
-  const float* bp = data_or_null(bias);
+  const float* weights = data_or_null(weight);
+  const float* biases = data_or_null(bias);
   float* mean_out = save_mean.data<float>();
   float* invstd_out = save_invstd.data<float>();
-  float* rm = running_mean.defined() ? running_mean.data<float>() : nullptr;
-  float* rv = running_var.defined() ? running_var.data<float>() : nullptr;
+  float* running_means = running_mean.defined() ? running_mean.data<float>() : nullptr;
+  float* running_vars = running_var.defined() ? running_var.data<float>() : nullptr;
   const double M = double(l.N * l.HW);
   for_each_channel(l, [&](int64_t c) {
     cpu::MomentSums sums;
@@ -67,14 +68,13 @@ void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
     const double invstd = 1.0 / std::sqrt(var + double(eps));
     mean_out[c] = float(mean);
     invstd_out[c] = float(invstd);
-    if (rm) {
+    if (running_means) {
       const double unbiased = M > 1 ? var * M / (M - 1) : var;
-      rm[c] = float((1.0 - momentum) * double(rm[c]) + momentum * mean);
-      rv[c] = float((1.0 - momentum) * double(rv[c]) + momentum * unbiased);
+      running_means[c] = float((1.0 - momentum) * double(running_means[c]) + momentum * mean);
+      running_vars[c] = float((1.0 - momentum) * double(running_vars[c]) + momentum * unbiased);
     }
-    const double scale = invstd * (wp ? wp[c] : 1.0);
-    const double shift = (bp ? bp[c] : 0.0) - mean * scale;
-    affine_channel(l, c, xp, yp, float(scale), float(shift));
+    const double scale = invstd * (weights ? weights[c] : 1.0);
+    normalise_channel(l, c, xp, yp, float(mean), float(scale), biases ? biases[c] : 0.0f);
   });
 }
 
@@ -85,15 +85,14 @@ void CpuBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Ten
   const Layout l = layout_of(x);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
-  const float* wp = data_or_null(weight);
-  const float* bp = data_or_null(bias);
-  const float* rm = running_mean.data<float>();
-  const float* rv = running_var.data<float>();
+  const float* weights = data_or_null(weight);
+  const float* biases = data_or_null(bias);
+  const float* running_means = running_mean.data<float>();
+  const float* running_vars = running_var.data<float>();
   for_each_channel(l, [&](int64_t c) {
-    const double invstd = 1.0 / std::sqrt(double(rv[c]) + double(eps));
-    const double scale = invstd * (wp ? wp[c] : 1.0);
-    const double shift = (bp ? bp[c] : 0.0) - double(rm[c]) * scale;
-    affine_channel(l, c, xp, yp, float(scale), float(shift));
+    const double invstd = 1.0 / std::sqrt(double(running_vars[c]) + double(eps));
+    const double scale = invstd * (weights ? weights[c] : 1.0);
+    normalise_channel(l, c, xp, yp, running_means[c], float(scale), biases ? biases[c] : 0.0f);
   });
 }
 
@@ -107,7 +106,7 @@ void CpuBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const T
   const float* xp = x.data<float>();
   const float* dyp = dy.data<float>();
   float* dxp = dx.defined() ? dx.data<float>() : nullptr;
-  const float* wp = data_or_null(weight);
+  const float* weights = data_or_null(weight);
   const float* mean_in = save_mean.data<float>();
   const float* invstd_in = save_invstd.data<float>();
   float* dw = dweight.defined() ? dweight.data<float>() : nullptr;
@@ -124,7 +123,7 @@ void CpuBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const T
     if (!dxp) return;
     // dx = a*dy + b*(x - mean) + d with the per-channel constants below (x - mean first, so a
     // large mean does not cancel in float).
-    const double k = invstd * (wp ? wp[c] : 1.0);
+    const double k = invstd * (weights ? weights[c] : 1.0);
     const float a = float(k);
     const float b = float(-k * invstd * sum_dy_xhat / M);
     const float d = float(-k * sum_dy / M);

@@ -41,7 +41,8 @@ Window window_of(const Pool2dParams& p, int64_t oh, int64_t ow) {
 }  // namespace
 
 // x [N,C,H,W] -> y, indices [N,C,P,Q]; y = max over the clipped window, indices = h*W + w of the
-// first maximum in row-major order (NaN wins, so it propagates).
+// first maximum in row-major order, or of the last NaN when the window holds any (PyTorch's rule:
+// a NaN replaces the running maximum, so NaN propagates and the last one wins).
 void CpuBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices,
                                 const Tensor& x) {
   const float* xp = x.data<float>();
@@ -56,15 +57,12 @@ void CpuBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Te
         const Window win = window_of(p, oh, ow);
         float best = -std::numeric_limits<float>::infinity();
         int64_t best_index = win.h0 * p.W + win.w0;
-        bool saw_nan = false;
-        for (int64_t h = win.h0; h < win.h1 && !saw_nan; ++h)
+        for (int64_t h = win.h0; h < win.h1; ++h)
           for (int64_t w = win.w0; w < win.w1; ++w) {
             const float v = xs[h * p.W + w];
             if (v > best || std::isnan(v)) {
               best = v;
               best_index = h * p.W + w;
-              saw_nan = std::isnan(v);
-              if (saw_nan) break;
             }
           }
         ys[oh * p.Q + ow] = best;

@@ -35,8 +35,9 @@ struct SumAndSquares {
 };
 
 // Per channel, in double: mean = sum/M, var = sumsq/M - mean² (biased), invstd = 1/sqrt(var + eps);
-// running = (1 - momentum)*running + momentum*stat, with the unbiased var*M/(M-1); and the affine
-// map y = scale*x + shift, scale = invstd*weight, shift = bias - mean*scale, as the CPU computes it.
+// running = (1 - momentum)*running + momentum*stat, with the unbiased var*M/(M-1); and the map
+// y = (x - mean)*scale + bias, scale = invstd*weight, as the CPU computes it (the mean subtracted
+// first, so a large mean does not cancel in float).
 struct TrainStats {
   float* save_mean;
   float* save_invstd;
@@ -44,7 +45,7 @@ struct TrainStats {
   float* running_var;
   const float* weight;   // null: 1
   const float* bias;     // null: 0
-  float2* affine;        // (scale, shift) per channel, for the normalising pass
+  float4* norm;          // (mean, scale, bias, unused) per channel, for the normalising pass
   double count, momentum, eps;
   __device__ void operator()(int64_t c, double2 sums) const {
     const double mean = sums.x / count;
@@ -58,32 +59,33 @@ struct TrainStats {
       running_var[c] = float((1.0 - momentum) * double(running_var[c]) + momentum * unbiased);
     }
     const double scale = invstd * (weight ? double(weight[c]) : 1.0);
-    affine[c] = make_float2(float(scale), float((bias ? double(bias[c]) : 0.0) - mean * scale));
+    norm[c] = make_float4(float(mean), float(scale), bias ? bias[c] : 0.0f, 0.0f);
   }
 };
 
-// [C]: scale = weight / sqrt(running_var + eps), shift = bias - running_mean*scale, in double.
-__global__ void eval_affine_kernel(float2* affine, const float* running_mean, const float* running_var,
-                                   const float* weight, const float* bias, double eps, int64_t C) {
+// [C]: (mean, scale, bias) = (running_mean, weight / sqrt(running_var + eps), bias), scale in double.
+__global__ void eval_norm_kernel(float4* norm, const float* running_mean, const float* running_var,
+                                 const float* weight, const float* bias, double eps, int64_t C) {
   for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C; c += int64_t(blockDim.x) * gridDim.x) {
     const double scale = (weight ? double(weight[c]) : 1.0) / sqrt(double(running_var[c]) + eps);
-    affine[c] = make_float2(float(scale), float((bias ? double(bias[c]) : 0.0) - double(running_mean[c]) * scale));
+    norm[c] = make_float4(running_mean[c], float(scale), bias ? bias[c] : 0.0f, 0.0f);
   }
 }
 
-// x, y [N,C,L]; y = scale[c]*x + shift[c]
-__global__ void channel_affine_kernel(float* y, const float* x, const float2* affine, int64_t C, int64_t L,
-                                      int64_t total) {
+// x, y [N,C,L]; y = (x - mean[c])*scale[c] + bias[c]
+__global__ void channel_norm_kernel(float* y, const float* x, const float4* norm, int64_t C, int64_t L,
+                                    int64_t total) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
-    const float2 a = affine[(i / L) % C];
-    y[i] = a.x * x[i] + a.y;
+    const float4 k = norm[(i / L) % C];
+    y[i] = (x[i] - k.x) * k.y + k.z;
   }
 }
 
-void launch_channel_affine(const Tensor& y, const Tensor& x, const float2* affine, const cuda::ChannelGeometry& g) {
-  channel_affine_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
-      y.data<float>(), x.data<float>(), affine, g.C, g.L, x.numel());
-  KINDLING_CUDA_LAUNCH_CHECK("channel_affine_kernel");
+void launch_channel_norm(const Tensor& y, const Tensor& x, const float4* norm,
+                         const cuda::ChannelGeometry& g) {
+  channel_norm_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
+      y.data<float>(), x.data<float>(), norm, g.C, g.L, x.numel());
+  KINDLING_CUDA_LAUNCH_CHECK("channel_norm_kernel");
 }
 
 // Per channel: sum dy, and sum dy * xhat with xhat = (x - mean) * invstd.
@@ -136,13 +138,19 @@ void CudaBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
   KINDLING_CHECK(running_mean.defined() == running_var.defined(), ValueError,
                  "{}: running_mean and running_var must be both defined or both undefined", op);
   if (x.numel() == 0) return;
-  cuda::DeviceBuffer affine(size_t(g.C) * sizeof(float2));
-  const TrainStats stats{channel_ptr(op, save_mean, g.C), channel_ptr(op, save_invstd, g.C),
-                         channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
-                         channel_ptr(op, weight, g.C), channel_ptr(op, bias, g.C), affine.as<float2>(),
-                         double(g.N * g.L), double(momentum), double(eps)};
+  cuda::DeviceBuffer norm(size_t(g.C) * sizeof(float4));
+  const TrainStats stats{channel_ptr(op, save_mean, g.C),
+                         channel_ptr(op, save_invstd, g.C),
+                         channel_ptr(op, running_mean, g.C),
+                         channel_ptr(op, running_var, g.C),
+                         channel_ptr(op, weight, g.C),
+                         channel_ptr(op, bias, g.C),
+                         norm.as<float4>(),
+                         double(g.N * g.L),
+                         double(momentum),
+                         double(eps)};
   cuda::channel_sums(op, g, SumAndSquares{x.data<float>()}, stats);
-  launch_channel_affine(y, x, affine.as<float2>(), g);
+  launch_channel_norm(y, x, norm.as<float4>(), g);
 }
 
 void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -152,12 +160,12 @@ void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Te
   KINDLING_CHECK(running_mean.defined() && running_var.defined(), ValueError,
                  "{}: evaluation mode needs running_mean and running_var", op);
   if (x.numel() == 0) return;
-  cuda::DeviceBuffer affine(size_t(g.C) * sizeof(float2));
-  eval_affine_kernel<<<cuda::grid_for(g.C, 128), 128, 0, cuda::stream()>>>(
-      affine.as<float2>(), channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
+  cuda::DeviceBuffer norm(size_t(g.C) * sizeof(float4));
+  eval_norm_kernel<<<cuda::grid_for(g.C, 128), 128, 0, cuda::stream()>>>(
+      norm.as<float4>(), channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
       channel_ptr(op, weight, g.C), channel_ptr(op, bias, g.C), double(eps), g.C);
-  KINDLING_CUDA_LAUNCH_CHECK("eval_affine_kernel");
-  launch_channel_affine(y, x, affine.as<float2>(), g);
+  KINDLING_CUDA_LAUNCH_CHECK("eval_norm_kernel");
+  launch_channel_norm(y, x, norm.as<float4>(), g);
 }
 
 // dx may be undefined (only the parameter gradients wanted); dweight, dbias likewise.

@@ -1,7 +1,8 @@
 // CUDA pooling, our own kernels: a thread per output element forward; backward a thread per input
 // element that gathers from every window covering it, in a fixed order, so overlapping windows
 // need no atomics and results are deterministic. Max pooling keeps, per output, the index into
-// the H*W plane of the first maximum (or the first NaN), as PyTorch does.
+// the H*W plane of the first maximum, or of the last NaN when the window holds any, as the CPU and
+// PyTorch do.
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_context.h"
 
@@ -29,7 +30,8 @@ __device__ inline Covering windows_covering(int64_t h, int64_t pad, int64_t stri
 }
 
 // x [N,C,H,W] -> y, indices [N,C,P,Q]; y[n,c,p,q] = max over the in-bounds window
-// x[n,c, p*sh - ph + r, q*sw - pw + s], indices = h*W + w of the first maximum.
+// x[n,c, p*sh - ph + r, q*sw - pw + s], indices = h*W + w of the first maximum (of the last NaN
+// when the window holds any: a NaN replaces the running maximum).
 __global__ void max_pool_fwd_kernel(Pool2dParams p, float* y, int64_t* indices, const float* x, int64_t total) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
     const int64_t q = i % p.Q, pp = (i / p.Q) % p.P, plane = i / (p.P * p.Q);
@@ -42,7 +44,7 @@ __global__ void max_pool_fwd_kernel(Pool2dParams p, float* y, int64_t* indices, 
     for (int64_t h = h_begin; h < h_end; ++h)
       for (int64_t w = w_begin; w < w_end; ++w) {
         const float v = xp[h * p.W + w];
-        if (!isnan(best) && (v > best || isnan(v))) {
+        if (v > best || isnan(v)) {
           best = v;
           best_index = h * p.W + w;
         }
@@ -110,6 +112,8 @@ __global__ void avg_pool_bwd_kernel(Pool2dParams p, float* dx, const float* dy, 
 
 }  // namespace
 
+// x [N,C,H,W] -> y, indices [N,C,P,Q]; y = max over the clipped window, indices = h*W + w of the
+// first maximum in row-major order, or of the last NaN when the window holds any.
 void CudaBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices, const Tensor& x) {
   check_pool_tensors("max_pool2d_fwd", {&y, &indices, &x});
   const int64_t total = y.numel();
@@ -119,6 +123,7 @@ void CudaBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const T
   KINDLING_CUDA_LAUNCH_CHECK("max_pool_fwd_kernel");
 }
 
+// dy, indices [N,C,P,Q] -> dx [N,C,H,W];  dx[n,c,i] = sum of dy[n,c,p,q] over outputs whose index is i
 void CudaBackend::max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& indices) {
   check_pool_tensors("max_pool2d_bwd", {&dx, &dy, &indices});
   const int64_t total = dx.numel();
@@ -128,6 +133,7 @@ void CudaBackend::max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const 
   KINDLING_CUDA_LAUNCH_CHECK("max_pool_bwd_kernel");
 }
 
+// x [N,C,H,W] -> y [N,C,P,Q];  y = sum over the clipped window / divisor (see avg_divisor)
 void CudaBackend::avg_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& x) {
   check_pool_tensors("avg_pool2d_fwd", {&y, &x});
   const int64_t total = y.numel();
@@ -137,6 +143,7 @@ void CudaBackend::avg_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const T
   KINDLING_CUDA_LAUNCH_CHECK("avg_pool_fwd_kernel");
 }
 
+// dy [N,C,P,Q] -> dx [N,C,H,W];  dx[n,c,h,w] = sum over windows containing (h,w) of dy / divisor
 void CudaBackend::avg_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy) {
   check_pool_tensors("avg_pool2d_bwd", {&dx, &dy});
   const int64_t total = dx.numel();
