@@ -10,6 +10,7 @@ packages=(
   python3                                # the checkpoint reader test (standard library only)
   dataset-fashion-mnist                  # the real data of the main job
   gnuplot-nox                            # study plots
+  openmpi-bin libopenmpi-dev             # data-parallel training (mpirun; NCCL comes with CUDA)
 )
 missing=()
 for p in "${packages[@]}"; do
