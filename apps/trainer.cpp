@@ -1,5 +1,6 @@
 #include "apps/trainer.h"
 
+#include "apps/data_parallel.h"
 #include "apps/progress.h"
 #include "core/autograd.h"
 #include "core/checkpoint.h"
@@ -74,39 +75,10 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 
 }  // namespace
 
-EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t batch_size,
-                    Device device, const Loss* loss, int workers) {
-  NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  data::LoaderOptions options;
-  options.batch_size = batch_size;
-  options.shuffle = false;
-  options.augment = false;
-  options.num_workers = workers;
-  data::Loader loader(dataset, options);
-  MetricsAccumulator metrics;
-  double loss_sum = 0;
-  while (auto batch = loader.next()) {
-    const Tensor logits = model(batch->images.to(device));
-    const Tensor labels = batch->labels.to(device);
-    if (loss) loss_sum += double(loss->forward(logits, labels).item<float>()) * double(labels.numel());
-    metrics.add(logits, labels);
-  }
-  model.train(was_training);
-  EvalResult result;
-  result.metrics.count = metrics.count();
-  result.metrics.top1 = metrics.top1();
-  result.metrics.top5 = metrics.top5();
-  result.metrics.nll = metrics.nll();
-  result.metrics.ece15 = metrics.ece(15);
-  result.metrics.ece10 = metrics.ece(10);
-  result.mean_loss = metrics.count() ? loss_sum / double(metrics.count()) : 0.0;
-  return result;
-}
-
-RunResult run_training(const TrainConfig& c) {
-  validate(c);
+RunResult run_training(const TrainConfig& requested) {
+  validate(requested);
+  DataParallel data_parallel(requested);   // one rank without mpirun
+  const TrainConfig& c = data_parallel.config();
   apply_threads(c.data.threads);
   // Read by the CUDA backend before its first convolution: deterministic cuDNN algorithms only. The
   // CPU kernels are deterministic for a fixed thread count already.
@@ -144,6 +116,7 @@ RunResult run_training(const TrainConfig& c) {
   if (c.augment >= 0) loader_options.augment = c.augment == 1;
   loader_options.crop_padding = c.crop_padding;
   loader_options.num_workers = c.data.workers;
+  data_parallel.shard(loader_options, train_set.size());
   data::Loader loader(train_set, loader_options);
   const int64_t steps_per_epoch = loader.num_batches();
   std::unique_ptr<Schedule> schedule = make_schedule(schedule_spec(c), c.lr, c.epochs, steps_per_epoch);
@@ -163,6 +136,7 @@ RunResult run_training(const TrainConfig& c) {
                    "checkpoint {} has already completed {} of --epochs {}", c.resume, start_epoch, c.epochs);
   }
 
+  data_parallel.attach(*model, device);
   const std::filesystem::path out = c.out;
   if (!c.out.empty()) {
     std::filesystem::create_directories(out);
@@ -200,18 +174,18 @@ RunResult run_training(const TrainConfig& c) {
       } catch (const ValueError& e) {
         throw Error(fmt::format("{} at {}: {}", e.what(), where, stopped));
       }
-      const double value = batch_loss.item<float>();
+      const int64_t n = batch->global_size;
+      const double value = data_parallel.global_loss(batch_loss, labels.numel(), n);
       if (!std::isfinite(value)) throw Error(fmt::format("non-finite loss ({}) at {}: {}", value, where, stopped));
       optimizer->zero_grad();
-      batch_loss.backward();
+      data_parallel.backward(batch_loss, labels.numel(), n, step);
       if (c.clip_grad_norm > 0) clip_grad_norm(model->parameters(), c.clip_grad_norm);
       optimizer->step();
       ++step;
-      const int64_t n = labels.numel();
       loss_sum += value * double(n);
       {
         NoGradGuard no_grad;
-        correct += count_correct(logits, labels);
+        correct += data_parallel.sum(count_correct(logits, labels));
       }
       seen += n;
       progress.update(batch->index + 1, seen, loss_sum / double(seen), double(correct) / double(seen));
@@ -223,6 +197,7 @@ RunResult run_training(const TrainConfig& c) {
     m.seconds = progress.finish();
     m.train_loss = loss_sum / double(std::max<int64_t>(seen, 1));
     m.train_accuracy = double(correct) / double(std::max<int64_t>(seen, 1));
+    data_parallel.sync_buffers(*model);
     const EvalResult test = evaluate(*model, test_set, c.data.batch_size, device, &loss, c.data.workers);
     m.test_loss = test.mean_loss;
     m.test_accuracy = test.metrics.top1;
@@ -251,6 +226,7 @@ RunResult run_training(const TrainConfig& c) {
       save_checkpoint((out / "last.safetensors").string(), model_state, optimizer_state, info);
       if (best) save_checkpoint((out / "best.safetensors").string(), model_state, optimizer_state, info);
     }
+    data_parallel.barrier();
     if (!c.quiet) {
       fmt::print("epoch {}/{}  lr {:.4f}  train loss {:.4f} acc {:.2f}%  test loss {:.4f} acc {:.2f}% nll {:.4f} "
                  "ece {:.4f}{}  {:.0f} img/s  {:.1f} s\n",

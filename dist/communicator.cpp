@@ -5,13 +5,21 @@
 
 #include <fmt/core.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
 
 namespace kindling::dist {
 
+namespace {
+std::atomic<bool> timed_out{false};
+}  // namespace
+
+bool collective_timed_out() { return timed_out; }
+
 void Communicator::throw_timeout(const char* collective) const {
+  timed_out = true;
   throw DistError(fmt::format(
       "rank {} of {}: {} at step {} did not complete within {} s (--dist-timeout): another rank stalled "
       "or died",

@@ -80,6 +80,9 @@ int finish(int exit_code);
 std::string mpi_version();
 std::string nccl_version();
 
+// True once any collective of this process has timed out (the job is then being aborted).
+bool collective_timed_out();
+
 // Polls `done` until it returns true, yielding the CPU; comm.throw_timeout(collective) when
 // comm.timeout() seconds pass first.
 void wait_until(const Communicator& comm, const char* collective, const std::function<bool()>& done);

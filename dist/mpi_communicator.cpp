@@ -30,19 +30,23 @@ class MpiWork final : public Work {
  public:
   MpiWork(const Communicator& comm, const char* collective, Tensor target, Tensor host)
       : comm_(comm), collective_(collective), target_(std::move(target)), host_(std::move(host)) {}
+  // An error unwinds past an unwaited collective: complete it (MPI may still write the buffer)
+  // within the deadline, unless a collective already timed out and the job is about to be aborted.
   ~MpiWork() override {
-    // After a timeout the request never completes: leave it to MPI_Abort rather than block here.
-    if (request_ != MPI_REQUEST_NULL && !timed_out_) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    if (request_ == MPI_REQUEST_NULL || collective_timed_out()) return;
+    try {
+      wait();
+    } catch (const std::exception&) {
+    }
   }
   MPI_Request* request() { return &request_; }
   void wait() override {
-    timed_out_ = true;   // until the wait below returns
     wait_until(comm_, collective_, [&] {
       int done = 0;
       check(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "MPI_Test");
       return done != 0;
     });
-    timed_out_ = false;
+
     if (!target_.is_same(host_)) target_.copy_(host_);
   }
 
@@ -51,7 +55,6 @@ class MpiWork final : public Work {
   const char* collective_;
   Tensor target_, host_;
   MPI_Request request_ = MPI_REQUEST_NULL;
-  bool timed_out_ = false;
 };
 
 class MpiCommunicator final : public Communicator {
