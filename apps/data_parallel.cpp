@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <functional>
 
 namespace kindling::app {
 namespace {
@@ -80,11 +79,7 @@ void DataParallel::attach(Module& model, Device device) {
   reducer_ = std::make_unique<dist::GradientReducer>(*device_comm_, model.parameters());
   if (!config_.sync_bn) return;
   dist::Communicator* comm = device_comm_;
-  std::function<void(Module&)> visit = [&](Module& m) {
-    if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) bn->set_sum_over_ranks([comm](const Tensor& t) { comm->all_reduce(t); });
-    for (const auto& [name, child] : m.children()) visit(*child);
-  };
-  visit(model);
+  set_sync_batchnorm(model, [comm](const Tensor& t) { comm->all_reduce(t); });
 }
 
 double DataParallel::global_loss(const Tensor& local_loss, int64_t local_count, int64_t global_count) {

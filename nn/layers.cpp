@@ -126,6 +126,11 @@ std::string BatchNorm2d::describe() const {
   return fmt::format("BatchNorm2d({}, eps={}, momentum={})", num_features_, eps_, momentum_);
 }
 
+void set_sync_batchnorm(Module& model, const SumOverRanks& sum_over_ranks) {
+  if (auto* batchnorm = dynamic_cast<BatchNorm2d*>(&model)) batchnorm->set_sum_over_ranks(sum_over_ranks);
+  for (const auto& [name, child] : model.children()) set_sync_batchnorm(*child, sum_over_ranks);
+}
+
 // ---- activations, pooling, dropout, flatten ----
 Tensor ReLU::forward(const Tensor& x) { return relu(x); }
 

@@ -97,6 +97,9 @@ class BatchNorm2d final : public Module {
   Tensor *weight_, *bias_, *running_mean_, *running_var_, *num_batches_tracked_;
 };
 
+// Sets sum_over_ranks on every BatchNorm2d of `model` (sync BN for data-parallel training).
+void set_sync_batchnorm(Module& model, const SumOverRanks& sum_over_ranks);
+
 class ReLU final : public Module {
  public:
   Tensor forward(const Tensor& x) override;

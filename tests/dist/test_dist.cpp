@@ -250,6 +250,27 @@ TEST_CASE("local BatchNorm: N ranks equal one process accumulating over the same
   CHECK(replicas_identical(*distributed));
 }
 
+TEST_CASE("sync BN: ResNet-20 on N ranks equals one process at the global batch within 1e-4") {
+  const Problem p = make_problem(2 * 4, 3, 8, 13);
+  auto make = [] {
+    manual_seed(5);
+    return ResNet::cifar(20, 3, 10);
+  };
+  auto reference = make();
+  train_one_process(*reference, p, 3);
+  auto distributed = make();
+  set_sync_batchnorm(*distributed, [](const Tensor& t) { comm().all_reduce(t); });
+  train_data_parallel(*distributed, p, 3);
+  CHECK(max_relative_difference(*distributed, *reference) < 1e-4);
+  CHECK(replicas_identical(*distributed));
+  const auto a = distributed->named_buffers(), b = reference->named_buffers();
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (a[k].second.dtype() != DType::f32) continue;
+    const auto va = a[k].second.to_vector<float>(), vb = b[k].second.to_vector<float>();
+    for (size_t i = 0; i < va.size(); ++i) CHECK(va[i] == doctest::Approx(vb[i]).epsilon(1e-4));
+  }
+}
+
 TEST_CASE("a collective that a peer never joins times out naming the rank and the step") {
   if (comm().size() < 2 || !std::getenv("KINDLING_TEST_STALL")) {
     MESSAGE("skipped: needs two ranks and KINDLING_TEST_STALL (the ctest 'stall' entry sets both)");
