@@ -3,6 +3,7 @@
 // trivial) and, through CTest, as two ranks under mpiexec, over shared memory and over TCP.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "core/autograd.h"
+#include "core/backend.h"
 #include "core/rng.h"
 #include "data/loader.h"
 #include "dist/communicator.h"
@@ -156,13 +157,13 @@ void train_one_process(Module& model, const Problem& p, int steps) {
 }
 
 // K steps where this rank takes its share of the batch and the reducer sums the scaled gradients.
-void train_data_parallel(Module& model, const Problem& p, int steps) {
-  dist::broadcast_tensors(comm(), model.parameters());
+void train_data_parallel(Module& model, const Problem& p, int steps, dist::Communicator& c = comm()) {
+  dist::broadcast_tensors(c, model.parameters());
   Sgd optimizer(model.named_parameters(), sgd_options());
-  dist::GradientReducer reducer(comm(), model.parameters(), 4096);   // several buckets
+  dist::GradientReducer reducer(c, model.parameters(), 4096);   // several buckets
   Loss loss("ce");
   const int64_t global = p.labels.numel();
-  const data::ShareRange share = data::batch_share(global, comm().rank(), comm().size());
+  const data::ShareRange share = data::batch_share(global, c.rank(), c.size());
   const Tensor images = p.images.narrow(0, share.begin, share.end - share.begin).contiguous();
   const Tensor labels = p.labels.narrow(0, share.begin, share.end - share.begin).contiguous();
   for (int k = 0; k < steps; ++k) {
@@ -280,6 +281,39 @@ TEST_CASE("a collective that a peer never joins times out naming the rank and th
   comm().set_step(17);
   if (comm().rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(30));
   comm().barrier();   // rank 0 throws after 1 s; main aborts the job
+}
+
+TEST_CASE("NCCL: collectives on CUDA tensors; one-rank data-parallel steps equal plain steps") {
+#ifndef KINDLING_WITH_NCCL
+  MESSAGE("skipped: NCCL is not compiled in");
+  return;
+#endif
+  if (!cuda_available()) {
+    MESSAGE("skipped: no GPU");
+    return;
+  }
+  if (comm().size() != 1) {
+    MESSAGE("skipped: the NCCL case runs as one rank (one GPU)");
+    return;
+  }
+  dist::Communicator& nccl = dist::for_device(Device::cuda());
+  CHECK(nccl.name() == "nccl");
+  for (int64_t n : {0, 5, 1001}) {
+    Tensor t = arange(n).to(Device::cuda());
+    nccl.all_reduce(t);
+    nccl.all_reduce_max(t);
+    nccl.broadcast(t, 0);
+    CHECK(t.cpu().to_vector<float>() == arange(n).to_vector<float>());
+  }
+  const Problem cpu = make_problem(2 * 6, 3, 8, 5);
+  const Problem p{cpu.images.to(Device::cuda()), cpu.labels.to(Device::cuda())};
+  auto reference = small_model_without_batchnorm();
+  reference->to(Device::cuda());
+  train_one_process(*reference, p, 5);
+  auto distributed = small_model_without_batchnorm();
+  distributed->to(Device::cuda());
+  train_data_parallel(*distributed, p, 5, nccl);
+  CHECK(max_relative_difference(*distributed, *reference) == 0.0);
 }
 
 int main(int argc, char** argv) {
