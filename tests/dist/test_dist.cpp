@@ -139,6 +139,11 @@ std::shared_ptr<Module> small_model_without_batchnorm() {
       std::make_shared<Flatten>(), std::make_shared<Linear>(6 * 8 * 8, 10)});
 }
 
+std::shared_ptr<Module> cifar_resnet(int64_t depth, uint64_t seed) {
+  manual_seed(seed);
+  return ResNet::cifar(depth, 3, 10);
+}
+
 SgdOptions sgd_options() {
   SgdOptions o;
   o.lr = 0.05, o.momentum = 0.9, o.nesterov = true, o.weight_decay = 5e-3;
@@ -202,35 +207,30 @@ bool replicas_identical(Module& model) {
   return total.item<int64_t>() == 0;
 }
 
-}  // namespace
-
-TEST_CASE("equivalence: 5 SGD steps (momentum, Nesterov, wd) on N ranks equal one process at 2B") {
-  const Problem p = make_problem(2 * 6, 3, 8, 5);
+// `steps` SGD steps of the model without BatchNorm on a global batch of `rows`: N ranks vs one process.
+void check_equivalence(int64_t rows, uint64_t seed, int steps) {
+  const Problem p = make_problem(rows, 3, 8, seed);
   auto reference = small_model_without_batchnorm();
-  train_one_process(*reference, p, 5);
+  train_one_process(*reference, p, steps);
   auto distributed = small_model_without_batchnorm();
-  train_data_parallel(*distributed, p, 5);
+  train_data_parallel(*distributed, p, steps);
   CHECK(max_relative_difference(*distributed, *reference) < 1e-5);
   CHECK(replicas_identical(*distributed));
 }
 
+}  // namespace
+
+TEST_CASE("equivalence: 5 SGD steps (momentum, Nesterov, wd) on N ranks equal one process at 2B") {
+  check_equivalence(2 * 6, 5, 5);
+}
+
 TEST_CASE("equivalence with a ragged batch: shares of 4 and 3 rows are weighted by their size") {
-  const Problem p = make_problem(7, 3, 8, 6);
-  auto reference = small_model_without_batchnorm();
-  train_one_process(*reference, p, 2);
-  auto distributed = small_model_without_batchnorm();
-  train_data_parallel(*distributed, p, 2);
-  CHECK(max_relative_difference(*distributed, *reference) < 1e-5);
-  CHECK(replicas_identical(*distributed));
+  check_equivalence(7, 6, 2);
 }
 
 TEST_CASE("local BatchNorm: N ranks equal one process accumulating over the same N shares") {
   const Problem p = make_problem(2 * 4, 3, 8, 9);
-  auto make = [] {
-    manual_seed(3);
-    return ResNet::cifar(8, 3, 10);
-  };
-  auto reference = make();
+  auto reference = cifar_resnet(8, 3);
   {
     Sgd optimizer(reference->named_parameters(), sgd_options());
     Loss loss("ce");
@@ -245,7 +245,7 @@ TEST_CASE("local BatchNorm: N ranks equal one process accumulating over the same
       optimizer.step();
     }
   }
-  auto distributed = make();
+  auto distributed = cifar_resnet(8, 3);
   train_data_parallel(*distributed, p, 3);
   CHECK(max_relative_difference(*distributed, *reference) < 1e-5);
   CHECK(replicas_identical(*distributed));
@@ -253,13 +253,9 @@ TEST_CASE("local BatchNorm: N ranks equal one process accumulating over the same
 
 TEST_CASE("sync BN: ResNet-20 on N ranks equals one process at the global batch within 1e-4") {
   const Problem p = make_problem(2 * 4, 3, 8, 13);
-  auto make = [] {
-    manual_seed(5);
-    return ResNet::cifar(20, 3, 10);
-  };
-  auto reference = make();
+  auto reference = cifar_resnet(20, 5);
   train_one_process(*reference, p, 3);
-  auto distributed = make();
+  auto distributed = cifar_resnet(20, 5);
   set_sync_batchnorm(*distributed, [](const Tensor& t) { comm().all_reduce(t); });
   train_data_parallel(*distributed, p, 3);
   CHECK(max_relative_difference(*distributed, *reference) < 1e-4);
