@@ -81,14 +81,16 @@ Result time_it(const std::string& name, Device device, int warmup, int repeats, 
 Result train_step(const Options& o, Device device) {
   dist::Communicator& world = dist::world();
   if (o.batch_size % world.size() != 0)
-    throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks (it is the global batch)",
+    throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks (it is the global "
+                                 "batch)",
                                  o.batch_size, world.size()));
   const int64_t local_batch = o.batch_size / world.size();
   manual_seed(0);
   auto model = make_model(o.model, o.channels, o.classes, o.image_size);
   model->to(device);
   std::unique_ptr<dist::GradientReducer> reducer;
-  if (world.size() > 1) reducer = std::make_unique<dist::GradientReducer>(dist::for_device(device), model->parameters());
+  if (world.size() > 1)
+    reducer = std::make_unique<dist::GradientReducer>(dist::for_device(device), model->parameters());
   SgdOptions so;
   so.lr = 0.1;
   so.momentum = 0.9;
@@ -100,7 +102,8 @@ Result train_step(const Options& o, Device device) {
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i) % o.classes;
   const Tensor y = from_vector(labels, {local_batch}).to(device);
   const std::string ranks = world.size() > 1 ? fmt::format("/{}ranks", world.size()) : "";
-  Result r = time_it(fmt::format("train_step/{}/b{}{}", o.model, o.batch_size, ranks), device, o.warmup, o.repeats, [&] {
+  const std::string name = fmt::format("train_step/{}/b{}{}", o.model, o.batch_size, ranks);
+  Result r = time_it(name, device, o.warmup, o.repeats, [&] {
     Tensor l = loss(model->forward(x), y);
     optimizer.zero_grad();
     if (reducer) {

@@ -47,8 +47,8 @@ DataParallel::DataParallel(const TrainConfig& requested) : world_(dist::world())
   if (world_.size() == 1) return;
   check_same_config(world_, requested);
   if (requested.data.batch_size % world_.size() != 0)
-    throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks: it is the global batch, "
-                                 "each rank takes an equal share",
+    throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks: it is the global "
+                                 "batch, each rank takes an equal share",
                                  requested.data.batch_size, world_.size()));
   if (requested.data.device == "cuda" && !std::getenv("CUDA_VISIBLE_DEVICES"))
     if (const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK"))
@@ -90,7 +90,8 @@ double DataParallel::global_loss(const Tensor& local_loss, int64_t local_count, 
   return weighted.item<float>();
 }
 
-void DataParallel::backward(const Tensor& local_loss, int64_t local_count, int64_t global_count, int64_t step) {
+void DataParallel::backward(const Tensor& local_loss, int64_t local_count, int64_t global_count,
+                            int64_t step) {
   if (world_.size() == 1) {
     local_loss.backward();
     return;

@@ -72,24 +72,25 @@ class NcclCommunicator final : public Communicator {
     if (!t.device().is_cuda()) return world_.all_reduce_async(t);
     check_reducible(t, "all_reduce");
     return launch(t, "all_reduce", [&] {
-      return ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type(t.dtype()), ncclSum, comm_,
-                           stream_);
+      return ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type(t.dtype()), ncclSum,
+                           comm_, stream_);
     });
   }
   void all_reduce_max(const Tensor& t) override {
     if (!t.device().is_cuda()) return world_.all_reduce_max(t);
     check_reducible(t, "all_reduce_max");
     launch(t, "all_reduce_max", [&] {
-      return ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type(t.dtype()), ncclMax, comm_,
-                           stream_);
+      return ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), nccl_type(t.dtype()), ncclMax,
+                           comm_, stream_);
     })->wait();
   }
   void broadcast(const Tensor& t, int root) override {
     if (!t.device().is_cuda()) return world_.broadcast(t, root);
-    KINDLING_CHECK(t.is_contiguous(), DistError, "broadcast: expected a contiguous tensor, found {}", t.describe());
+    KINDLING_CHECK(t.is_contiguous(), DistError, "broadcast: expected a contiguous tensor, found {}",
+                   t.describe());
     launch(t, "broadcast", [&] {
-      return ncclBroadcast(t.data_ptr(), t.data_ptr(), size_t(t.numel()) * dtype_size(t.dtype()), ncclUint8, root,
-                           comm_, stream_);
+      return ncclBroadcast(t.data_ptr(), t.data_ptr(), size_t(t.numel()) * dtype_size(t.dtype()), ncclUint8,
+                           root, comm_, stream_);
     })->wait();
   }
   void barrier() override { world_.barrier(); }

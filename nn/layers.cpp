@@ -114,8 +114,10 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum)
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
   Tensor y = is_training() && sum_over_ranks_
-                 ? sync_batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, momentum_, eps_, sum_over_ranks_)
-                 : batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, is_training(), momentum_, eps_);
+                 ? sync_batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, momentum_, eps_,
+                                   sum_over_ranks_)
+                 : batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, is_training(), momentum_,
+                              eps_);
   if (is_training()) ++num_batches_tracked_->data<int64_t>()[0];
   return y;
 }

@@ -58,7 +58,8 @@ assert len(full) == len(split) == 2, (len(full), len(split))
 for a, b in zip(full, split):
     for key in ("train_loss", "test_loss", "test_nll"):
         assert abs(a[key] - b[key]) <= 2e-3 * abs(a[key]), (a["epoch"], key, a[key], b[key])
-    assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 2 / 256, (a["epoch"], a["test_accuracy"], b["test_accuracy"])
+    assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 2 / 256, (a["epoch"], a["test_accuracy"],
+                                                                     b["test_accuracy"])
 print("resumed with one process:", [round(r["test_loss"], 5) for r in split], "uninterrupted 2 ranks:",
       [round(r["test_loss"], 5) for r in full])
 PY
