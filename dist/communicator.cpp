@@ -20,10 +20,10 @@ bool collective_timed_out() { return timed_out; }
 
 void Communicator::throw_timeout(const char* collective) const {
   timed_out = true;
+  const std::string when = step_ < 0 ? "before training" : fmt::format("at step {}", step_);
   throw DistError(fmt::format(
-      "rank {} of {}: {} at step {} did not complete within {} s (--dist-timeout): another rank stalled "
-      "or died",
-      rank(), size(), collective, step_, timeout_s_));
+      "rank {} of {}: {} {} did not complete within {} s (--dist-timeout): another rank stalled or died",
+      rank(), size(), collective, when, timeout_s_));
 }
 
 void Communicator::check_reducible(const Tensor& t, const char* collective) {

@@ -47,7 +47,7 @@ class Communicator {
   // Seconds a wait may block before it throws DistError (default 600).
   void set_timeout(double seconds) { timeout_s_ = seconds; }
   double timeout() const { return timeout_s_; }
-  // The training step named by timeout and failure messages (-1: before training).
+  // The training step named by timeout messages (-1, the default: "before training").
   void set_step(int64_t step) { step_ = step; }
   int64_t step() const { return step_; }
 

@@ -24,10 +24,10 @@ rank_pid() {
   done
 }
 
-# Starts a long 2-rank run, waits until it trains, sends signal $1 to rank 1; prints the job's exit
-# status and the seconds from the signal to the job's end.
+# Starts a long 2-rank run, waits until it trains (rank 0 has written config.json), sends signal $1
+# to rank 1; prints the job's exit status and the seconds from the signal to the job's end.
 signal_rank1() {
-  "${mpiexec[@]}" "$kindling" train "${common[@]}" --epochs 50 --dist-timeout 3 \
+  "${mpiexec[@]}" "$kindling" train "${common[@]}" --epochs 50 --dist-timeout 3 --out "$work/run" \
       > "$work/log" 2>&1 &
   local job=$! pid="" i
   for i in $(seq 100); do
@@ -36,7 +36,11 @@ signal_rank1() {
     sleep 0.1
   done
   [[ -n $pid ]] || fail "rank 1 never started"
-  sleep 3   # into the first epoch
+  for i in $(seq 600); do
+    [[ -e $work/run/config.json ]] && break
+    sleep 0.1
+  done
+  sleep 1   # into the first epoch
   kill "-$1" "$pid"
   local start=$SECONDS status=0
   wait "$job" || status=$?
