@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The command line under mpirun: `cli` trains 2 ranks, resumes with one process and compares with an
-# uninterrupted run; `killed` and `stalled` check that a dead or stopped rank ends the job.
-# Usage: cli_test.sh cli|killed|stalled KINDLING MPIEXEC [FLAGS...] -np 2
+# uninterrupted run; `killed` and `stalled` check that a dead or stopped rank ends the job;
+# `differing` that ranks given different flags stop, naming the option.
+# Usage: cli_test.sh cli|killed|stalled|differing KINDLING MPIEXEC [FLAGS...] -np 2
 set -euo pipefail
 mode=$1 kindling=$2
 shift 2
@@ -81,6 +82,14 @@ PY
     [[ $status != 0 ]] || fail "the job exited 0"
     grep -q "rank 0 of 2: .* at step [0-9]* did not complete within 3 s (--dist-timeout)" "$work/log" ||
       fail "no timeout message naming the rank and the step"
+    ;;
+  differing)
+    launcher=("${mpiexec[@]:0:${#mpiexec[@]}-2}")   # without its -np 2: one rank per program
+    status=0
+    "${launcher[@]}" -np 1 "$kindling" train "${common[@]}" --lr 0.1 : -np 1 "$kindling" train "${common[@]}" \
+        --lr 0.2 > "$work/log" 2>&1 || status=$?
+    [[ $status != 0 ]] || fail "ranks with different --lr trained"
+    grep -q -- "--lr differs between the ranks" "$work/log" || fail "no message naming --lr: $(cat "$work/log")"
     ;;
   *) fail "unknown mode $mode" ;;
 esac
