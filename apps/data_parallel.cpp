@@ -82,22 +82,22 @@ void DataParallel::attach(Module& model, Device device) {
   set_sync_batchnorm(model, [comm](const Tensor& t) { comm->all_reduce(t); });
 }
 
-double DataParallel::global_loss(const Tensor& local_loss, int64_t local_count, int64_t global_count) {
+double DataParallel::global_loss(const Tensor& local_loss, int64_t local_count, int64_t global_count,
+                                 int64_t step) {
   const double local = local_loss.item<float>();
   if (world_.size() == 1) return local;
+  world_.set_step(step + 1);   // 1-based in messages: the step being taken
+  device_comm_->set_step(step + 1);
   Tensor weighted = full({1}, local * double(local_count) / double(global_count));
   world_.all_reduce(weighted);
   return weighted.item<float>();
 }
 
-void DataParallel::backward(const Tensor& local_loss, int64_t local_count, int64_t global_count,
-                            int64_t step) {
+void DataParallel::backward(const Tensor& local_loss, int64_t local_count, int64_t global_count) {
   if (world_.size() == 1) {
     local_loss.backward();
     return;
   }
-  world_.set_step(step + 1);   // 1-based in messages: the step being taken
-  device_comm_->set_step(step + 1);
   reducer_->prepare();
   mul(local_loss, double(local_count) / double(global_count)).backward();
   reducer_->finish();

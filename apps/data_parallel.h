@@ -36,11 +36,11 @@ class DataParallel {
   void attach(Module& model, Device device);
 
   // The mean loss over the global batch, the same on every rank (so a non-finite loss stops all
-  // ranks alike). local_loss is this rank's mean over its local_count samples.
-  double global_loss(const Tensor& local_loss, int64_t local_count, int64_t global_count);
+  // ranks alike). local_loss is this rank's mean over its local_count samples. `step` counts the
+  // steps taken before this one: collectives from here on name step + 1 when they time out.
+  double global_loss(const Tensor& local_loss, int64_t local_count, int64_t global_count, int64_t step);
   // backward of the global mean loss: this rank's loss weighted by its share, gradients summed.
-  // `step` counts the steps taken before this one (timeouts name step + 1).
-  void backward(const Tensor& local_loss, int64_t local_count, int64_t global_count, int64_t step);
+  void backward(const Tensor& local_loss, int64_t local_count, int64_t global_count);
   int64_t sum(int64_t local);
 
   // Before an evaluation or a checkpoint: BatchNorm's running statistics averaged over the ranks.

@@ -175,10 +175,10 @@ RunResult run_training(const TrainConfig& requested) {
         throw Error(fmt::format("{} at {}: {}", e.what(), where, stopped));
       }
       const int64_t n = batch->global_size;
-      const double value = data_parallel.global_loss(batch_loss, labels.numel(), n);
+      const double value = data_parallel.global_loss(batch_loss, labels.numel(), n, step);
       if (!std::isfinite(value)) throw Error(fmt::format("non-finite loss ({}) at {}: {}", value, where, stopped));
       optimizer->zero_grad();
-      data_parallel.backward(batch_loss, labels.numel(), n, step);
+      data_parallel.backward(batch_loss, labels.numel(), n);
       if (c.clip_grad_norm > 0) clip_grad_norm(model->parameters(), c.clip_grad_norm);
       optimizer->step();
       ++step;
