@@ -9,6 +9,7 @@
 #include "core/backend.h"
 #include "core/device_info.h"
 #include "core/parallel.h"
+#include "dist/gradient_reducer.h"
 #include "losses/loss.h"
 #include "losses/loss_bench.h"
 #include "nn/models.h"
@@ -74,26 +75,49 @@ Result time_it(const std::string& name, Device device, int warmup, int repeats, 
   return r;
 }
 
+// One SGD step of the whole model at global batch o.batch_size. Under mpirun each rank takes an equal
+// share and the gradients are all-reduced as in training; the step's time is the slowest rank's,
+// and images/s is global.
 Result train_step(const Options& o, Device device) {
+  dist::Communicator& world = dist::world();
+  if (o.batch_size % world.size() != 0)
+    throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks (it is the global "
+                                 "batch)",
+                                 o.batch_size, world.size()));
+  const int64_t local_batch = o.batch_size / world.size();
   manual_seed(0);
   auto model = make_model(o.model, o.channels, o.classes, o.image_size);
   model->to(device);
+  std::unique_ptr<dist::GradientReducer> reducer;
+  if (world.size() > 1)
+    reducer = std::make_unique<dist::GradientReducer>(dist::for_device(device), model->parameters());
   SgdOptions so;
   so.lr = 0.1;
   so.momentum = 0.9;
   so.weight_decay = 5e-4;
   Sgd optimizer(model->named_parameters(), so);
   Loss loss("ce");
-  const Tensor x = randn({o.batch_size, o.channels, o.image_size, o.image_size}).to(device);
-  std::vector<int64_t> labels(size_t(o.batch_size));
+  const Tensor x = randn({local_batch, o.channels, o.image_size, o.image_size}).to(device);
+  std::vector<int64_t> labels(static_cast<size_t>(local_batch));
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = int64_t(i) % o.classes;
-  const Tensor y = from_vector(labels, {o.batch_size}).to(device);
-  Result r = time_it(fmt::format("train_step/{}/b{}", o.model, o.batch_size), device, o.warmup, o.repeats, [&] {
+  const Tensor y = from_vector(labels, {local_batch}).to(device);
+  const std::string ranks = world.size() > 1 ? fmt::format("/{}ranks", world.size()) : "";
+  const std::string name = fmt::format("train_step/{}/b{}{}", o.model, o.batch_size, ranks);
+  Result r = time_it(name, device, o.warmup, o.repeats, [&] {
     Tensor l = loss(model->forward(x), y);
     optimizer.zero_grad();
-    l.backward();
+    if (reducer) {
+      reducer->prepare();
+      mul(l, 1.0 / world.size()).backward();
+      reducer->finish();
+    } else {
+      l.backward();
+    }
     optimizer.step();
   });
+  Tensor slowest = from_vector(std::vector<float>{float(r.ms_median)}, {1});
+  world.all_reduce_max(slowest);
+  r.ms_median = slowest.item<float>();
   r.images_per_s = double(o.batch_size) * 1e3 / r.ms_median;
   return r;
 }
@@ -217,7 +241,9 @@ Command add_bench(CLI::App& app) {
     std::vector<Device> devices;
     if (o->device != "cuda") devices.push_back(Device::cpu());
     if (o->device == "cuda" || (o->device == "all" && cuda_available())) devices.push_back(Device::cuda());
-    if (!o->json) fmt::print("{}\n", machine_summary());
+    // Under mpirun every rank runs the benchmarks (the training step together); rank 0 reports.
+    const bool report = dist::world().rank() == 0;
+    if (!o->json && report) fmt::print("{}\n", machine_summary());
     std::vector<Result> results;
     std::vector<nlohmann::json> extra;
     for (Device device : devices) {
@@ -234,6 +260,7 @@ Command add_bench(CLI::App& app) {
         extra.push_back(torch);
       }
     }
+    if (!report) return 0;
     if (o->json) {
       for (const Result& r : results) fmt::print("{}\n", r.to_json().dump());
       for (const auto& j : extra) fmt::print("{}\n", j.dump());

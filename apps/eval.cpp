@@ -4,6 +4,7 @@
 #include "core/backend.h"
 #include "core/checkpoint.h"
 #include "data/datasets.h"
+#include "dist/communicator.h"
 #include "nn/models.h"
 
 #include <fmt/core.h>
@@ -38,6 +39,7 @@ Command add_eval(CLI::App& app) {
     load_checkpoint(flags->checkpoint, model->state_dict());
     model->to(device);
     const EvalResult r = evaluate(*model, test_set, flags->data.batch_size, device, nullptr, flags->data.workers);
+    if (dist::world().rank() != 0) return 0;   // under mpirun: every rank evaluated a share; rank 0 reports
     if (flags->json) {
       fmt::print("{}\n", nlohmann::json{{"accuracy", r.metrics.top1}, {"nll", r.metrics.nll},
                                          {"ece", r.metrics.ece15}, {"samples", r.metrics.count}}

@@ -2,6 +2,7 @@
 #include "apps/commands.h"
 #include "core/device_info.h"
 #include "core/parallel.h"
+#include "dist/communicator.h"
 #include "losses/registry.h"
 
 #include <fmt/core.h>
@@ -28,6 +29,9 @@ Command add_info(CLI::App& app) {
     fmt::print("cpu: {} threads (KINDLING_NUM_THREADS), OpenBLAS core {} ({} BLAS thread)\n",
                num_threads(), blas.core, blas.blas_threads);
     fmt::print("openblas: {}\n", blas.config);
+    const dist::Communicator& world = dist::world();
+    fmt::print("mpi: {}\nnccl: {}\n", dist::mpi_version(), dist::nccl_version());
+    fmt::print("world: size {}, rank {} ({})\n", world.size(), world.rank(), world.name());
     const CudaInfo cuda = cuda_info();
     if (!cuda.compiled) {
       fmt::print("cuda: not compiled in\n");

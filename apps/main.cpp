@@ -1,6 +1,7 @@
 // kindling: train, eval, study, bench, losses, info, export.
 #include "apps/commands.h"
 #include "core/error.h"
+#include "dist/communicator.h"
 
 #include <fmt/core.h>
 
@@ -41,13 +42,13 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto& [sub, run] : commands)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) return dist::finish(run());
   } catch (const UsageError& e) {
     fmt::print(stderr, "kindling: {}\n", e.what());
-    return 2;
+    return dist::finish(2);   // under mpirun: aborts the other ranks instead of leaving them waiting
   } catch (const std::exception& e) {
     fmt::print(stderr, "kindling: error: {}\n", e.what());
-    return 1;
+    return dist::finish(1);
   }
   return 0;
 }

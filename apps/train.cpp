@@ -3,6 +3,7 @@
 #include "apps/commands.h"
 #include "apps/signals.h"
 #include "apps/trainer.h"
+#include "dist/communicator.h"
 
 #include <fmt/core.h>
 
@@ -15,7 +16,7 @@ Command add_train(CLI::App& app) {
     StopOnSignals stop_on_signals;
     try {
       const RunResult result = run_training(*config);
-      if (!result.epochs.empty())
+      if (!result.epochs.empty() && dist::world().rank() == 0)
         fmt::print("final test accuracy: {:.2f}% ({} epochs, {:.1f} s)\n",
                    100 * result.epochs.back().test_accuracy, result.epochs.back().epoch,
                    result.total_seconds);

@@ -131,6 +131,10 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
       ->check(in_range(kCount));
   app.add_flag("--deterministic", c.deterministic, "bit-reproducible: fixed algorithms, one data worker");
   app.add_flag("--quiet", c.quiet, "only the final line");
+  app.add_flag("--sync-bn", c.sync_bn, "under mpirun: BatchNorm statistics over the global batch");
+  app.add_option("--dist-timeout", c.dist_timeout, "under mpirun: seconds before a stalled collective aborts")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 }
 
 void validate(const TrainConfig& c) {
@@ -150,7 +154,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"milestones", c.milestones}, {"step_size", c.step_size}, {"gamma", c.gamma},
           {"warmup", c.warmup}, {"clip_grad_norm", c.clip_grad_norm}, {"seed", c.seed},
           {"val_split", c.val_split}, {"limit_train", c.limit_train}, {"augment", c.augment},
-          {"crop_padding", c.crop_padding}, {"deterministic", c.deterministic}};
+          {"crop_padding", c.crop_padding}, {"deterministic", c.deterministic}, {"sync_bn", c.sync_bn},
+          {"dist_timeout", c.dist_timeout}};
 }
 
 TrainConfig config_from_json(const nlohmann::json& j) {
@@ -167,6 +172,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   get("warmup", c.warmup); get("clip_grad_norm", c.clip_grad_norm); get("seed", c.seed);
   get("val_split", c.val_split); get("limit_train", c.limit_train); get("augment", c.augment);
   get("crop_padding", c.crop_padding); get("deterministic", c.deterministic);
+  get("sync_bn", c.sync_bn); get("dist_timeout", c.dist_timeout);
   return c;
 }
 

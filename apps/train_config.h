@@ -46,6 +46,9 @@ struct TrainConfig {
   int64_t stop_after_epochs = 0;    // run at most this many epochs now (0: to --epochs); resume later
   bool deterministic = false;
   bool quiet = false;
+  // Data-parallel runs (mpirun -np N kindling train): see docs/distributed.md.
+  bool sync_bn = false;          // BatchNorm statistics over the global batch instead of each rank's
+  double dist_timeout = 600;     // seconds a collective may wait before the job aborts
 };
 
 // The values a numeric flag takes: [low, high] (low excluded when low_open), whole numbers only

@@ -1,5 +1,6 @@
 #include "apps/trainer.h"
 
+#include "apps/data_parallel.h"
 #include "apps/progress.h"
 #include "apps/run_folder.h"
 #include "apps/signals.h"
@@ -78,42 +79,6 @@ int64_t count_correct(const Tensor& logits, const Tensor& labels) {
 
 }  // namespace
 
-EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t batch_size,
-                    Device device, const Loss* loss, int workers) {
-  NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  data::LoaderOptions options;
-  options.batch_size = batch_size;
-  options.shuffle = false;
-  options.augment = false;
-  options.num_workers = workers;
-  data::Loader loader(dataset, options);
-  MetricsAccumulator metrics;
-  double loss_sum = 0;
-  while (auto batch = loader.next()) {
-    const Tensor logits = model(batch->images.to(device));
-    const Tensor labels = batch->labels.to(device);
-    try {
-      if (loss) loss_sum += double(loss->forward(logits, labels).item<float>()) * double(labels.numel());
-      metrics.add(logits, labels);
-    } catch (const ValueError& e) {
-      throw ValueError(
-          fmt::format("{} in evaluation batch {} of {}", e.what(), batch->index + 1, loader.num_batches()));
-    }
-  }
-  model.train(was_training);
-  EvalResult result;
-  result.metrics.count = metrics.count();
-  result.metrics.top1 = metrics.top1();
-  result.metrics.top5 = metrics.top5();
-  result.metrics.nll = metrics.nll();
-  result.metrics.ece15 = metrics.ece(15);
-  result.metrics.ece10 = metrics.ece(10);
-  result.mean_loss = metrics.count() ? loss_sum / double(metrics.count()) : 0.0;
-  return result;
-}
-
 namespace {
 
 Loss make_loss(const TrainConfig& c) {
@@ -158,6 +123,7 @@ struct Run {
   double best_accuracy = -1;
   int64_t best_epoch = 0;
   std::string last_checkpoint;  // the newest complete checkpoint ("" before the first)
+  DataParallel* data_parallel = nullptr;  // this rank's part of the job (one rank without mpirun)
 };
 
 // "training stopped; ..." with what there is to resume from.
@@ -200,24 +166,26 @@ double train_step(Run& run, const data::Batch& batch, int64_t epoch, int64_t& co
   const Tensor labels = batch.labels.to(run.device);
   const auto where = [&] { return fmt::format("epoch {}, batch {}", epoch + 1, batch.index + 1); };
   const Tensor logits = (*run.model)(images);
+  const int64_t local_count = labels.numel(), global_count = batch.global_size;
   Tensor batch_loss;
   double value = 0;
   try {
     // Throws, naming the row, on a bad label or a non-finite logit: on a GPU when the value is read.
+    // The value is the global batch's (summed over ranks), so every rank stops on a non-finite one.
     batch_loss = run.loss(logits, labels);
-    value = batch_loss.item<float>();
+    value = run.data_parallel->global_loss(batch_loss, local_count, global_count, run.step);
   } catch (const ValueError& e) {
     throw Error(fmt::format("{} at {}: {}", e.what(), where(), stopped_text(run)));
   }
   if (!std::isfinite(value))
     throw Error(fmt::format("non-finite loss ({}) at {}: {}", value, where(), stopped_text(run)));
   run.optimizer->zero_grad();
-  batch_loss.backward();
+  run.data_parallel->backward(batch_loss, local_count, global_count);
   if (run.config.clip_grad_norm > 0) clip_grad_norm(run.model->parameters(), run.config.clip_grad_norm);
   run.optimizer->step();
   ++run.step;
   NoGradGuard no_grad;
-  correct += count_correct(logits, labels);
+  correct += run.data_parallel->sum(count_correct(logits, labels));
   return value;
 }
 
@@ -245,8 +213,8 @@ EpochMetrics train_epoch(Run& run, int64_t epoch) {
     lr = run.schedule->lr(epoch, batch->index);
     run.optimizer->set_lr(lr);
     const double value = train_step(run, *batch, epoch, correct);
-    seen += batch->labels.numel();
-    loss_sum += value * double(batch->labels.numel());
+    seen += batch->global_size;
+    loss_sum += value * double(batch->global_size);
     progress.update(batch->index + 1, seen, loss_sum / double(seen), double(correct) / double(seen));
     test_point("batch");
     stop_if_requested([&] {
@@ -262,6 +230,7 @@ EpochMetrics train_epoch(Run& run, int64_t epoch) {
   m.seconds = progress.finish();
   m.train_loss = loss_sum / double(std::max<int64_t>(seen, 1));
   m.train_accuracy = double(correct) / double(std::max<int64_t>(seen, 1));
+  run.data_parallel->sync_buffers(*run.model);  // the ranks' BatchNorm running statistics, averaged
   const EvalResult test = evaluate_after(run, run.data.test, "test", &run.loss, epoch);
   m.test_loss = test.mean_loss;
   m.test_accuracy = test.metrics.top1;
@@ -323,13 +292,16 @@ void print_epoch(const TrainConfig& c, const EpochMetrics& m) {
 
 }  // namespace
 
-RunResult run_training(const TrainConfig& c) {
-  validate(c);
+RunResult run_training(const TrainConfig& requested) {
+  validate(requested);
+  DataParallel data_parallel(requested);  // one rank without mpirun; only rank 0 prints and writes
+  const TrainConfig& c = data_parallel.config();
   apply_threads(c.data.threads);
   // Read by the CUDA backend before its first convolution: deterministic cuDNN algorithms only. The
   // CPU kernels are deterministic for a fixed thread count already.
   if (c.deterministic) setenv("KINDLING_DETERMINISTIC", "1", 1);
   Run run(c);
+  run.data_parallel = &data_parallel;
   backend(run.device);  // fails early, with a clear message, when the device is missing
   if (!c.out.empty()) run.folder.emplace(c.out);  // locked and known writable before any work
   run.data = load_datasets(c);
@@ -345,10 +317,12 @@ RunResult run_training(const TrainConfig& c) {
   if (c.augment >= 0) loader_options.augment = c.augment == 1;
   loader_options.crop_padding = c.crop_padding;
   loader_options.num_workers = c.data.workers;
+  data_parallel.shard(loader_options, train_set.size());
   run.loader = std::make_unique<data::Loader>(train_set, loader_options);
   run.schedule = make_schedule(schedule_spec(c), c.lr, c.epochs, run.loader->num_batches());
 
   if (!c.resume.empty()) resume(run);
+  data_parallel.attach(*run.model, run.device);  // rank 0's parameters and buffers on every rank
   if (run.folder) {
     write_file_atomically(run.folder->file("config.json"), to_json(c).dump(2) + "\n");
     if (c.resume.empty()) write_file_atomically(run.folder->file("metrics.jsonl"), "");
@@ -365,6 +339,7 @@ RunResult run_training(const TrainConfig& c) {
   for (int64_t epoch = start_epoch; epoch < end_epoch; ++epoch) {
     const EpochMetrics m = train_epoch(run, epoch);
     save_epoch(run, m);
+    data_parallel.barrier();
     print_epoch(c, m);
     result.epochs.push_back(m);
     if (epoch + 1 < end_epoch)

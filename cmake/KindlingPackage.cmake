@@ -54,7 +54,7 @@ function(kindling_install_package)
   # Every header of the library's folders, sub-folders included (ops/cuda only in a CUDA build).
   file(GLOB_RECURSE headers CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR}
     ${PROJECT_SOURCE_DIR}/core/*.h ${PROJECT_SOURCE_DIR}/ops/*.h ${PROJECT_SOURCE_DIR}/nn/*.h
-    ${PROJECT_SOURCE_DIR}/losses/*.h ${PROJECT_SOURCE_DIR}/data/*.h)
+    ${PROJECT_SOURCE_DIR}/losses/*.h ${PROJECT_SOURCE_DIR}/data/*.h ${PROJECT_SOURCE_DIR}/dist/*.h)
   foreach(header IN LISTS headers)
     if(header MATCHES "^ops/cuda/" AND NOT KINDLING_CUDA)
       continue()

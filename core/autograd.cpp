@@ -52,6 +52,7 @@ class AccumulateGrad final : public Node {
     } else {
       accumulated.add_(g);
     }
+    for (const auto& hook : leaf_->post_accumulate_grad_hooks) hook(accumulated);
     return {};
   }
 
@@ -156,6 +157,17 @@ const Tensor& SavedTensor::unpack() const {
                  "was saved (version {} now, {} when saved)",
                  tensor_.describe(), tensor_.storage()->version(), version_);
   return tensor_;
+}
+
+void register_post_accumulate_grad_hook(const Tensor& leaf, std::function<void(const Tensor& grad)> hook) {
+  KINDLING_CHECK(leaf.defined() && leaf.is_leaf() && leaf.requires_grad(), AutogradError,
+                 "register_post_accumulate_grad_hook: expected a leaf that requires grad, found {}",
+                 leaf.defined() ? leaf.describe() : "an undefined tensor");
+  leaf.impl()->post_accumulate_grad_hooks.push_back(std::move(hook));
+}
+
+void clear_post_accumulate_grad_hooks(const Tensor& leaf) {
+  if (leaf.defined()) leaf.impl()->post_accumulate_grad_hooks.clear();
 }
 
 bool needs_grad(const std::vector<Tensor>& inputs) {

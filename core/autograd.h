@@ -80,6 +80,12 @@ inline void record(const char* name, const std::vector<Tensor>& inputs, const Te
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& root_grads,
                   bool retain_graph);
 
+// Runs hook(leaf.grad) each time a backward has accumulated into the leaf's grad, once per backward
+// (after every use of the leaf in the graph has been summed). Data-parallel training launches its
+// gradient all-reduce from here, while backward goes on. Requires a leaf that requires grad.
+void register_post_accumulate_grad_hook(const Tensor& leaf, std::function<void(const Tensor& grad)> hook);
+void clear_post_accumulate_grad_hooks(const Tensor& leaf);
+
 // Grad mode is thread-local; NoGradGuard turns it off for a scope (optimizers, evaluation).
 struct GradMode {
   static bool is_enabled();

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <sched.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,10 @@ int default_threads() {
     const int n = std::atoi(env);
     if (n > 0) return n;
   }
+  // The cores this process may run on: mpirun (and taskset, srun) bind each rank to its own cores,
+  // and a thread per core of the machine would then crowd them.
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) return std::max(1, CPU_COUNT(&allowed));
   return std::max(1u, std::thread::hardware_concurrency());
 }
 

@@ -8,7 +8,8 @@
 
 namespace kindling {
 
-// KINDLING_NUM_THREADS, else the number of cores. set_num_threads resizes the pool.
+// KINDLING_NUM_THREADS, else the cores of this process's CPU affinity mask (mpirun binds each rank
+// to its own). set_num_threads resizes the pool.
 int num_threads();
 void set_num_threads(int n);
 // Calls fn(chunk_begin, chunk_end) over [begin, end) on up to num_threads() threads, the caller

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/storage.h"
 
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <ostream>
@@ -121,6 +122,8 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;   // set on outputs of recorded ops
   uint32_t output_nr = 0;          // which output of grad_fn this is
   std::weak_ptr<Node> grad_accumulator;  // leaves: the AccumulateGrad node, shared by all uses
+  // leaves: run, in order, each time backward has added into grad (register_post_accumulate_grad_hook)
+  std::vector<std::function<void(const Tensor& grad)>> post_accumulate_grad_hooks;
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);

@@ -26,11 +26,18 @@ const LoaderOptions& checked(const LoaderOptions& options, const ImageDataset& d
                  dataset.name, options.crop_padding);
   KINDLING_CHECK(options.prefetch_batches > 0, ValueError,
                  "loader for {}: expected prefetch_batches > 0, found {}", dataset.name, options.prefetch_batches);
+  KINDLING_CHECK(options.world_size > 0 && options.rank >= 0 && options.rank < options.world_size, ValueError,
+                 "loader for {}: rank {} out of range for world_size {}", dataset.name, options.rank,
+                 options.world_size);
   check_consistent(dataset);
   return options;
 }
 
 }  // namespace
+
+ShareRange batch_share(int64_t count, int rank, int world_size) {
+  return {count * rank / world_size, count * (rank + 1) / world_size};
+}
 
 Loader::Loader(const ImageDataset& dataset, LoaderOptions options)
     : dataset_(dataset),
@@ -94,11 +101,15 @@ CropFlip Loader::crop_flip_for(int64_t index) const {
 }
 
 Batch Loader::make_batch(int64_t batch_index) const {
-  const int64_t first = batch_index * options_.batch_size;
-  const int64_t count = std::min(options_.batch_size, dataset_.size() - first);
+  const int64_t global_first = batch_index * options_.batch_size;
+  const int64_t global_count = std::min(options_.batch_size, dataset_.size() - global_first);
+  const ShareRange share = batch_share(global_count, options_.rank, options_.world_size);
+  const int64_t first = global_first + share.begin;
+  const int64_t count = share.end - share.begin;
   const int64_t C = dataset_.channels, H = dataset_.height, W = dataset_.width;
   Batch batch;
   batch.index = batch_index;
+  batch.global_size = global_count;
   batch.images = empty({count, C, H, W}, TensorOptions{}.with_dtype(DType::f32));
   batch.labels = empty({count}, TensorOptions{}.with_dtype(DType::i64));
   float* images = batch.images.data<float>();

@@ -26,7 +26,15 @@ struct Batch {
   Tensor images;   // f32 [N, C, H, W], normalised (and augmented when enabled), on the CPU
   Tensor labels;   // i64 [N]
   int64_t index = 0;  // position of this batch in the epoch
+  int64_t global_size = 0;   // samples of the whole batch over all ranks (N when world_size is 1)
 };
+
+// The share [begin, end) of a batch of `count` samples that rank `rank` of `world_size` takes:
+// contiguous, in rank order, equal when world_size divides count (else the sizes differ by one).
+struct ShareRange {
+  int64_t begin = 0, end = 0;
+};
+ShareRange batch_share(int64_t count, int rank, int world_size);
 
 struct LoaderOptions {
   int64_t batch_size = 128;
@@ -40,6 +48,11 @@ struct LoaderOptions {
   bool normalize = true;      // (pixel / 255 - mean) / std with the dataset's constants; else pixel / 255
   int num_workers = 1;        // prefetch threads; 0 builds each batch inside next()
   int64_t prefetch_batches = 4;  // batches prepared ahead of the consumer (at least num_workers)
+  // Data-parallel sharding: each batch_size batch of the shared (seed, epoch) order is cut into
+  // world_size contiguous shares and this loader yields share `rank`. batch_size stays global, so
+  // the order, the augmentation of each sample and num_batches() do not depend on world_size.
+  int rank = 0;
+  int world_size = 1;
 };
 
 class Loader {

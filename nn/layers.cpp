@@ -113,7 +113,11 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum)
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
-  Tensor y = batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, is_training(), momentum_, eps_);
+  Tensor y = is_training() && sum_over_ranks_
+                 ? sync_batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, momentum_, eps_,
+                                   sum_over_ranks_)
+                 : batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, is_training(), momentum_,
+                              eps_);
   if (is_training()) ++num_batches_tracked_->data<int64_t>()[0];
   return y;
 }
@@ -122,6 +126,11 @@ int64_t BatchNorm2d::num_batches_tracked() const { return num_batches_tracked_->
 
 std::string BatchNorm2d::describe() const {
   return fmt::format("BatchNorm2d({}, eps={}, momentum={})", num_features_, eps_, momentum_);
+}
+
+void set_sync_batchnorm(Module& model, const SumOverRanks& sum_over_ranks) {
+  if (auto* batchnorm = dynamic_cast<BatchNorm2d*>(&model)) batchnorm->set_sum_over_ranks(sum_over_ranks);
+  for (const auto& [name, child] : model.children()) set_sync_batchnorm(*child, sum_over_ranks);
 }
 
 // ---- activations, pooling, dropout, flatten ----

@@ -3,6 +3,7 @@
 #pragma once
 #include "core/rng.h"
 #include "nn/module.h"
+#include "ops/batchnorm.h"
 #include "ops/size2.h"
 
 #include <memory>
@@ -88,12 +89,19 @@ class BatchNorm2d final : public Module {
   const Tensor& running_var() const { return *running_var_; }
   int64_t num_batches_tracked() const;
   double eps() const { return eps_; }
+  // Sync BN: in training, statistics over the global batch of a data-parallel job, whose per-channel
+  // sums `sum_over_ranks` adds up over the ranks (see sync_batch_norm). An empty function: local.
+  void set_sum_over_ranks(SumOverRanks sum_over_ranks) { sum_over_ranks_ = std::move(sum_over_ranks); }
 
  private:
   int64_t num_features_;
   double eps_, momentum_;
+  SumOverRanks sum_over_ranks_;
   Tensor *weight_, *bias_, *running_mean_, *running_var_, *num_batches_tracked_;
 };
+
+// Sets sum_over_ranks on every BatchNorm2d of `model` (sync BN for data-parallel training).
+void set_sync_batchnorm(Module& model, const SumOverRanks& sum_over_ranks);
 
 class ReLU final : public Module {
  public:

@@ -2,6 +2,8 @@
 #pragma once
 #include "core/tensor.h"
 
+#include <functional>
+
 namespace kindling {
 
 // Requires: input f32 [N,C,H,W], [N,C,L] or [N,C] (BatchNorm1d), viewed as [N,C,H,W] with H = L or
@@ -19,5 +21,19 @@ namespace kindling {
 Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum = 0.1, double eps = 1e-5);
+
+// Sums a per-channel tensor (f32 [C] or i64 [1]) in place over the ranks of a data-parallel job.
+using SumOverRanks = std::function<void(const Tensor&)>;
+
+// Training-mode batch_norm whose statistics span the global batch of a data-parallel job (sync BN):
+// the per-channel sums behind the mean and the variance are summed over the ranks with
+// `sum_over_ranks` in forward, and their gradients again in backward, so that every rank computes
+// the output and gradients one process would compute on the concatenated batch. Same requirements
+// and running-statistics update as batch_norm(training = true), with M the global count; the
+// variance is two-pass (mean first, then the sum of squared deviations). With a sum_over_ranks that
+// does nothing it equals batch_norm up to rounding.
+Tensor sync_batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                       const Tensor& running_mean, const Tensor& running_var, double momentum, double eps,
+                       const SumOverRanks& sum_over_ranks);
 
 }  // namespace kindling

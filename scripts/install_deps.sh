@@ -12,6 +12,7 @@ packages=(
   gnuplot-nox                            # study plots
   libonnx-dev libprotobuf-dev            # kindling export --onnx
   python3-onnx python3-numpy             # the ONNX checker in tests/test_export.cpp
+  openmpi-bin libopenmpi-dev             # data-parallel training (mpirun; NCCL comes with CUDA)
 )
 missing=()
 for p in "${packages[@]}"; do
