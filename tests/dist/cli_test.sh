@@ -53,7 +53,8 @@ case $mode in
     "${mpiexec[@]}" "$kindling" train "${common[@]}" --sync-bn --out "$work/full"
     "${mpiexec[@]}" "$kindling" train "${common[@]}" --sync-bn --out "$work/split" --stop-after-epochs 1
     files=$(cd "$work/split" && ls -A | tr '\n' ' ')
-    [[ $files == "best.safetensors config.json last.safetensors metrics.jsonl " ]] || fail "outputs: $files"
+    # .kindling.lock: the lock of the run that owns the folder (docs/runs.md).
+    [[ $files == ".kindling.lock best.safetensors config.json last.safetensors metrics.jsonl " ]] || fail "outputs: $files"
     [[ $(wc -l < "$work/split/metrics.jsonl") == 1 ]] || fail "rank 0 alone writes metrics.jsonl"
     "$kindling" train "${common[@]}" --sync-bn --out "$work/split" --resume "$work/split/last.safetensors"
     python3 - "$work/full/metrics.jsonl" "$work/split/metrics.jsonl" <<'PY'
