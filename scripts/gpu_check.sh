@@ -28,20 +28,88 @@
 # the GPU machines this was written for (an image with the CUDA 13 toolkit, nvcc, cuDNN as a
 # Python wheel or a system package, CMake, ninja, PyTorch with CUDA, compute-sanitizer) cannot
 # reach any package registry, and kindling also needs Debian's OpenBLAS (pthreads build), fmt,
-# nlohmann-json, CLI11, doctest, zlib, pkg-config and, for step 6, the dataset-fashion-mnist
-# package. So step 1 looks for each one. When something is missing and apt-get can reach its
-# mirrors, scripts/install_deps.sh installs it (it installs only what is missing, and needs no
-# network when nothing is); otherwise the script stops with exit 4, and env.log and the summary
-# name each missing piece, so one run is enough to learn what to bring. cuDNN found only in
+# nlohmann-json, CLI11, doctest, zlib, protobuf, ONNX, pkg-config and, for step 6, the
+# dataset-fashion-mnist package. So step 1 looks for each one. When .gpu-debs/ holds the
+# packages of scripts/gpu_deps.sh (run on a Debian 12 machine with network, then carried), each is
+# unpacked with dpkg -x into /opt/kindling-deps (or KINDLING_DEPS_PREFIX), never into /, and the
+# build and the runs use that prefix (CMAKE_PREFIX_PATH, PKG_CONFIG_PATH, LD_LIBRARY_PATH, PATH);
+# `--unpack-only PREFIX` does just that step and prints the environment. When something is still
+# missing and apt-get can reach its mirrors, scripts/install_deps.sh installs it (it installs
+# only what is missing, and needs no network when nothing is); otherwise the script stops with
+# exit 4, and env.log and the summary name each missing piece. cuDNN found only in
 # PyTorch's wheel (nvidia/cudnn) is used from there. KINDLING_FASHION_MNIST_DIR may name a folder
 # holding the four Fashion-MNIST files when the Debian package is not installed.
 set -uo pipefail
 
+repo=$(cd "$(dirname "$0")/.." && pwd)
+debs=$repo/.gpu-debs   # the packages of scripts/gpu_deps.sh, when the machine has no network
+
+# Unpacks every .deb of $debs into the prefix $1 (dpkg -x: no maintainer script runs, nothing
+# touches /), then does what those scripts and an installation into /usr would have done: the
+# alternatives that make the pthreads OpenBLAS the system's BLAS, absolute links pointed into the
+# prefix, and pkg-config files whose /usr paths name the prefix.
+unpack_deps() {
+  local prefix=$1 deb link target
+  mkdir -p "$prefix" || return 1
+  prefix=$(cd "$prefix" && pwd)
+  for deb in "$debs"/*.deb; do
+    dpkg -x "$deb" "$prefix" || { echo "dpkg -x failed on $deb" >&2; return 1; }
+  done
+  local lib=$prefix/usr/lib/x86_64-linux-gnu include=$prefix/usr/include/x86_64-linux-gnu
+  if [[ -d $lib/openblas-pthread ]]; then
+    mkdir -p "$lib/pkgconfig" "$include"
+    for link in libblas.so.3 liblapack.so.3 libopenblas.so.0 libblas.so liblapack.so libopenblas.so; do
+      ln -sfn "openblas-pthread/$link" "$lib/$link"
+    done
+    ln -sfn ../openblas-pthread/pkgconfig/openblas.pc "$lib/pkgconfig/openblas.pc"
+    ln -sfn ../openblas-pthread/pkgconfig/blas-openblas.pc "$lib/pkgconfig/blas.pc"
+    ln -sfn ../openblas-pthread/pkgconfig/lapack-openblas.pc "$lib/pkgconfig/lapack.pc"
+    mkdir -p "$lib/cmake/openblas"
+    for link in OpenBLASConfig.cmake OpenBLASConfigVersion.cmake; do
+      ln -sfn "../../openblas-pthread/cmake/openblas/$link" "$lib/cmake/openblas/$link"
+    done
+    for link in cblas.h f77blas.h openblas_config.h; do
+      ln -sfn "openblas-pthread/$link" "$include/$link"
+    done
+    ln -sfn openblas-pthread/cblas.h "$include/cblas-openblas.h"
+    sed -i "s# /usr/# $prefix/usr/#" "$lib/openblas-pthread/cmake/openblas/OpenBLASConfig.cmake"
+  fi
+  while IFS= read -r -d '' link; do
+    target=$(readlink "$link")
+    if [[ $target == /* && -e $prefix$target ]]; then ln -sfn "$prefix$target" "$link"; fi
+  done < <(find "$prefix" -type l -print0)
+  # CMake packages exported with a fixed prefix (doctest's) name /usr in their targets.
+  find "$prefix" -type f -name '*.cmake' -exec sed -i \
+    "s#^set(_IMPORT_PREFIX \"/usr\")#set(_IMPORT_PREFIX \"$prefix/usr\")#" {} +
+  find "$prefix" -type f -name '*.pc' -exec sed -i -E \
+    -e "s#^([A-Za-z0-9_.]+=)/usr(/|\$)#\\1$prefix/usr\\2#" -e "s#(-I|-L)/usr/#\\1$prefix/usr/#g" {} +
+}
+
+# Points the build and the runs at the prefix $1 (of unpack_deps): CMake's find_package and
+# find_library, pkg-config (the bundled one when the machine has none) and the dynamic loader.
+use_deps() {
+  local prefix=$1 lib=$1/usr/lib/x86_64-linux-gnu
+  export CMAKE_PREFIX_PATH=$prefix/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}
+  export PKG_CONFIG_PATH=$lib/pkgconfig:$prefix/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+  export LD_LIBRARY_PATH=$lib:$lib/openblas-pthread:$prefix/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export PATH=$PATH:$prefix/usr/bin
+}
+
+if [[ $# -eq 2 && $1 == --unpack-only ]]; then
+  # Only the unpacking, for checking the bundle on another machine; prints the environment.
+  unpack_deps "$2" || exit 4
+  use_deps "$(cd "$2" && pwd)"
+  for variable in CMAKE_PREFIX_PATH PKG_CONFIG_PATH LD_LIBRARY_PATH PATH; do
+    printf 'export %s=%q\n' "$variable" "${!variable}"
+  done
+  exit 0
+fi
 if [[ $# -ne 1 || $1 == -h || $1 == --help ]]; then
   echo "usage: bash scripts/gpu_check.sh OUT_DIR" >&2
+  echo "       bash scripts/gpu_check.sh --unpack-only PREFIX" \
+       "  (unpacks .gpu-debs/ there, prints the environment)" >&2
   exit 2
 fi
-repo=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$1" || exit 2
 out=$(cd "$1" && pwd)
 build=$repo/build-gpu
@@ -92,9 +160,31 @@ PY
 t0=$(date +%s)
 nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 missing=()
+deps_prefix=""
+if compgen -G "$debs/*.deb" >/dev/null; then
+  deps_prefix=${KINDLING_DEPS_PREFIX:-/opt/kindling-deps}   # unpacking again over it is harmless
+  if unpack_deps "$deps_prefix" >>"$out/env.log" 2>&1 && deps_prefix=$(cd "$deps_prefix" && pwd); then
+    use_deps "$deps_prefix"
+    echo "unpacked $(ls "$debs" | wc -l) packages of $debs into $deps_prefix" >>"$out/env.log"
+    glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+    if [[ -n $glibc && $(printf '%s\n' 2.34 "$glibc" | sort -V | head -1) != 2.34 ]]; then
+      missing+=("glibc 2.34 or newer, which the Debian 12 packages of $debs need (found $glibc)")
+    fi
+    bundled_data=$deps_prefix/usr/share/datasets/fashion-mnist
+    if [[ -z ${KINDLING_FASHION_MNIST_DIR:-} && ! -e $fashion_dir && -d $bundled_data ]]; then
+      fashion_dir=$bundled_data
+      # The data tests read only the Debian folder: a link there lets them run instead of skip.
+      mkdir -p /usr/share/datasets 2>/dev/null &&
+        ln -s "$bundled_data" /usr/share/datasets/fashion-mnist 2>/dev/null || true
+    fi
+  else
+    missing+=("the packages of $debs (dpkg -x into $deps_prefix failed: see env.log)")
+  fi
+fi
 check_tool() { command -v "$1" >/dev/null 2>&1 || missing+=("$1 ($2)"); }
 check_header() {   # header, package
-  for dir in /usr/include /usr/local/include /usr/include/x86_64-linux-gnu; do
+  for dir in /usr/include /usr/local/include /usr/include/x86_64-linux-gnu \
+             ${deps_prefix:+$deps_prefix/usr/include}; do
     [[ -e $dir/$1 ]] && return 0
   done
   missing+=("$1 ($2)")
@@ -111,6 +201,8 @@ check_header nlohmann/json.hpp nlohmann-json3-dev
 check_header CLI/CLI.hpp libcli11-dev
 check_header doctest/doctest.h doctest-dev
 check_header zlib.h zlib1g-dev
+check_header google/protobuf/message.h libprotobuf-dev
+check_header onnx/onnx_pb.h libonnx-dev
 if ((${#missing[@]})) && command -v apt-get >/dev/null &&
    timeout 60 apt-get update -qq >/dev/null 2>&1; then
   echo "missing: ${missing[*]}; running scripts/install_deps.sh" >>"$out/env.log"
@@ -138,6 +230,9 @@ if [[ -z $have_cudnn ]]; then
 fi
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); host: $(hostname); cores: $cores"
+  echo "system: $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-unknown}");" \
+       "$(ldd --version 2>&1 | head -1)"
+  echo "private prefix: ${deps_prefix:-none} (its Debian 12 libraries need glibc 2.34 and GLIBCXX_3.4.29)"
   echo "commit: $(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
   echo "nvidia-smi: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 |
     head -4)"
