@@ -57,12 +57,7 @@ EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t ba
     }
   }
   EvalResult result;
-  result.metrics.count = metrics.count();
-  result.metrics.top1 = metrics.top1();
-  result.metrics.top5 = metrics.top5();
-  result.metrics.nll = metrics.nll();
-  result.metrics.ece15 = metrics.ece(15);
-  result.metrics.ece10 = metrics.ece(10);
+  result.metrics = summarize(metrics);
   result.mean_loss = metrics.count() ? loss_sum / double(metrics.count()) : 0.0;
   return result;
 }

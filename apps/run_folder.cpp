@@ -2,6 +2,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/spec.h"
 
 #include <fmt/core.h>
 
@@ -81,13 +82,11 @@ double metadata_number(const CheckpointInfo& info, const char* key, const std::s
                        double absent_value) {
   const auto it = info.extra.find(key);
   if (it == info.extra.end()) return absent_value;
-  const char* text = it->second.c_str();
-  char* end = nullptr;
-  const double value = std::strtod(text, &end);
-  if (end == text || *end != '\0')
+  const std::optional<double> value = parse_finite(it->second);
+  if (!value)
     throw FileError(
         fmt::format("checkpoint {}: metadata {}='{}' is not a number", checkpoint, key, it->second));
-  return value;
+  return *value;
 }
 
 namespace {

@@ -83,11 +83,15 @@ double MetricsAccumulator::ece(int bins) const {
   return count_ ? ece / double(count_) : 0.0;
 }
 
+ClassificationMetrics summarize(const MetricsAccumulator& accumulator) {
+  return {accumulator.count(), accumulator.top1(), accumulator.top5(), accumulator.nll(),
+          accumulator.ece(15), accumulator.ece(10)};
+}
+
 ClassificationMetrics classification_metrics(const Tensor& logits, const Tensor& labels) {
   MetricsAccumulator accumulator;
   accumulator.add(logits, labels);
-  return {accumulator.count(), accumulator.top1(), accumulator.top5(), accumulator.nll(),
-          accumulator.ece(15), accumulator.ece(10)};
+  return summarize(accumulator);
 }
 
 }  // namespace kindling

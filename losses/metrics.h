@@ -40,6 +40,8 @@ struct ClassificationMetrics {
   double top1 = 0, top5 = 0, nll = 0, ece15 = 0, ece10 = 0;
 };
 // All metrics of one batch (or a whole evaluation set held as one tensor).
+// Every metric of what `accumulator` has seen (ECE with 15 and with 10 bins).
+ClassificationMetrics summarize(const MetricsAccumulator& accumulator);
 ClassificationMetrics classification_metrics(const Tensor& logits, const Tensor& labels);
 
 }  // namespace kindling
