@@ -7,7 +7,7 @@
 #include "apps/trainer.h"
 #include "core/autograd.h"
 #include "core/backend.h"
-#include "core/device_info.h"
+#include "ops/device_info.h"
 #include "core/parallel.h"
 #include "dist/gradient_reducer.h"
 #include "losses/loss.h"

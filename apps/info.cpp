@@ -1,6 +1,6 @@
 // `kindling info` and `kindling losses`.
 #include "apps/commands.h"
-#include "core/device_info.h"
+#include "ops/device_info.h"
 #include "core/parallel.h"
 #include "dist/communicator.h"
 #include "losses/registry.h"

@@ -27,8 +27,9 @@ def best_ms(fn):
 print(f"threads {torch.get_num_threads()}, batch {batch}, torch {torch.__version__}")
 total = [0.0, 0.0, 0.0]
 with torch.no_grad():
-    for C, K, H, stride in [(3, 16, 32, 1), (16, 16, 32, 1), (16, 32, 32, 2), (32, 32, 16, 1), (32, 64, 16, 2),
-                            (64, 64, 8, 1)]:
+    shapes = [(3, 16, 32, 1), (16, 16, 32, 1), (16, 32, 32, 2), (32, 32, 16, 1), (32, 64, 16, 2),
+              (64, 64, 8, 1)]
+    for C, K, H, stride in shapes:
         x = torch.randn(batch, C, H, H)
         w = torch.randn(K, C, 3, 3)
         y = F.conv2d(x, w, None, stride, 1)
@@ -36,8 +37,8 @@ with torch.no_grad():
         gflop = 2 * batch * K * y.shape[2] * y.shape[3] * C * 9 / 1e9
 
         def backward(mask):
-            return lambda: torch.ops.aten.convolution_backward(dy, x, w, None, [stride, stride], [1, 1], [1, 1],
-                                                               False, [0, 0], 1, mask)
+            return lambda: torch.ops.aten.convolution_backward(dy, x, w, None, [stride, stride], [1, 1],
+                                                               [1, 1], False, [0, 0], 1, mask)
 
         fwd = best_ms(lambda: F.conv2d(x, w, None, stride, 1))
         bwd_data = best_ms(backward([True, False, False]))
@@ -46,7 +47,8 @@ with torch.no_grad():
               f"bwd_data {bwd_data:7.2f} ms {gflop / bwd_data * 1e3:6.1f} GF/s | "
               f"bwd_weight {bwd_weight:7.2f} ms {gflop / bwd_weight * 1e3:6.1f} GF/s")
         total = [t + v for t, v in zip(total, (fwd, bwd_data, bwd_weight))]
-print(f"sum over the six shapes: fwd {total[0]:.2f} ms, bwd_data {total[1]:.2f} ms, bwd_weight {total[2]:.2f} ms")
+print(f"sum over the six shapes: fwd {total[0]:.2f} ms, bwd_data {total[1]:.2f} ms, "
+      f"bwd_weight {total[2]:.2f} ms")
 for C in (16, 32, 64):
     H = 32 * 16 // C
     x = torch.randn(batch, C, H, H, requires_grad=True)

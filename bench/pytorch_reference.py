@@ -68,7 +68,8 @@ def main():
     peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else 0
     print(json.dumps({
         "name": f"pytorch/train_step/{a.model}/b{a.batch_size}", "device": a.device,
-        "images_per_s": a.batch_size * 1e3 / med, "ms_median": med, "ms_min": min(times), "ms_max": max(times),
+        "images_per_s": a.batch_size * 1e3 / med, "ms_median": med, "ms_min": min(times),
+        "ms_max": max(times),
         "peak_bytes": peak, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "channels_last": a.channels_last, "compile": a.compile, "bf16": a.bf16}))
 

@@ -2,10 +2,9 @@
 # (kindlingConfig.cmake, its version file, the exported target kindling::kindling), the
 # pkg-config file and the Debian package of `cpack -G DEB`. docs/library.md is the user's side.
 #
-# The library targets users link are listed in the global property KINDLING_EXPORTED_LIBRARIES
-# (kindling_export_library). kindling::kindling is the one name users write: were the library
-# split into one target per layer, kindling_lib would become an INTERFACE library that links the
-# parts, and each part would be exported here too.
+# The library targets are listed in the global property KINDLING_EXPORTED_LIBRARIES
+# (kindling_export_library): one static library per layer (kindling::core, kindling::ops, ...) and
+# kindling::kindling, the one name users write, an INTERFACE library that links them all.
 #
 # Every dependency the build used is recorded with kindling_export_dependency(<find_dependency
 # arguments>) where it is found, and becomes a find_dependency() line of the installed package, so
@@ -76,7 +75,10 @@ function(kindling_install_package)
 
   # pkg-config: the static library needs its dependencies on the link line, so they are Requires.
   set(KINDLING_PC_REQUIRES "openblas zlib fmt nlohmann_json")
-  set(KINDLING_PC_LIBS "-pthread")
+  # The layers top down, as a static link needs them; the --undefined keeps the object that
+  # registers the backends (ops/backends.cpp), which nothing else references.
+  set(KINDLING_PC_LIBS "-Wl,--undefined=kindling_backends_registered -lkindling_losses -lkindling_nn")
+  string(APPEND KINDLING_PC_LIBS " -lkindling_dist -lkindling_data -lkindling_ops -lkindling_core -pthread")
   set(KINDLING_PC_CFLAGS "")
   if(KINDLING_CUDA)
     get_filename_component(cudnn_dir ${CUDNN_LIBRARY} DIRECTORY)

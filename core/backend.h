@@ -12,8 +12,6 @@
 
 namespace kindling {
 
-struct LossDesc;   // losses/loss_desc.h: which loss, its hyperparameters
-
 enum class UnaryOp {
   Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Relu, Sigmoid, Tanh, Sin, Cos, Square, Reciprocal,
   PowScalar,   // x^alpha
@@ -138,16 +136,6 @@ class Backend {
   // >= p) / (1-p), the same on every device ----
   virtual void dropout_mask(const Tensor& mask, float p, uint64_t seed, uint64_t offset) = 0;
 
-  // ---- losses (ops/<dev>/loss): logits [N,C] contiguous f32, labels [N] i64 (any stride) ->
-  // out f32: the [N] row losses for loss.reduction none, else a scalar [] holding their mean or sum;
-  // grad [N,C] f32 (may be undefined) = d(sum of out)/d(logits), i.e. row n's gradient divided by N
-  // for the mean. Throws ValueError naming the row and value for a label outside [0, C) (before
-  // any logit error, as if the labels were checked first) and for a non-finite logit. The CUDA
-  // backend throws it at its next synchronisation (synchronize, copy_to_host: reading the loss),
-  // so that the call does not wait for the GPU; the bad rows' losses are NaN until then.
-  virtual void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
-                         const Tensor& logits, const Tensor& labels) = 0;
-
   // ---- optimizers (ops/<dev>/optim): one fused update per parameter, all contiguous f32 ----
   virtual void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                         const SgdArgs& args) = 0;
@@ -177,8 +165,15 @@ bool cuda_required();
 // than reading as 0.
 int cuda_device_count();
 
-// Registration hook for the CUDA backend (ops/cuda), called once by backend() when compiled in.
-// Returns null, with the reason in `why_not`, when there is no usable GPU.
-Backend* make_cuda_backend_if_available(std::string& why_not);
+// ---- How backends join. Core names no backend: ops/backends.cpp registers the CPU backend and,
+// in a CUDA build, the CUDA one, while the program starts; backend() makes each on first use. ----
+struct BackendProvider {
+  // The backend, or null with the reason in `why_not` when its device is absent. Called once.
+  Backend* (*make)(std::string& why_not) = nullptr;
+  // Devices of this type that are present (see cuda_device_count).
+  int (*device_count)() = nullptr;
+};
+// Makes `provider` the source of `type`'s backend; a second registration of a type is an error.
+void register_backend(DeviceType type, BackendProvider provider);
 
 }  // namespace kindling

@@ -5,6 +5,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "losses/loss_checks.h"
+#include "losses/loss_kernels.h"
 
 namespace kindling {
 namespace {
@@ -48,7 +49,7 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
   Tensor out = reduction_ == Reduction::none ? empty({N}, f32_options) : empty({}, f32_options);
   Tensor grad = want_grad ? empty({N, C}, f32_options) : Tensor();
   const Tensor z = logits.is_contiguous() ? logits : logits.detach().contiguous();
-  backend(device).loss_rows(desc(C), out, grad, z, labels);
+  loss_rows(desc(C), out, grad, z, labels);
   if (want_grad) {
     // d(out)/d(logits) is the saved grad; chain rule: scale row n by the incoming grad of out
     // (a scalar, or row n's entry for reduction none).
@@ -92,6 +93,16 @@ void throw_non_finite_logit(LossKind kind, int64_t row, const float* values, int
 void throw_non_finite_logit_at(LossKind kind, int64_t row, int64_t column, float value) {
   throw ValueError(fmt::format("loss {}: logits row {} holds a non-finite value ({} at column {})",
                                loss_kind_name(kind), row, value, column));
+}
+
+void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
+               const Tensor& labels) {
+#ifdef KINDLING_WITH_CUDA
+  if (logits.device().is_cuda()) return cuda::loss_rows(loss, out, grad, logits, labels);
+#endif
+  KINDLING_CHECK(logits.device().is_cpu(), DeviceError, "loss {}: no kernel for logits {}",
+                 loss_kind_name(loss.kind), logits.describe());
+  cpu::loss_rows(loss, out, grad, logits, labels);
 }
 
 }  // namespace kindling

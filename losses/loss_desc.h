@@ -1,8 +1,8 @@
 // LossDesc: which loss a kernel runs and its hyperparameters, as plain data that a CUDA kernel can
 // take by value. The per-row maths of every loss lives in the small headers beside this one
 // (row_weight.h, label_smoothing.h, min_ent.h, squentropy.h, square.h, ngl.h) and is run by one
-// generic CPU kernel (ops/cpu/loss.cpp) and one generic CUDA kernel (ops/cuda/loss.cu), both through
-// losses/loss_rows.h. The spec for all of it is docs/losses.md.
+// generic CPU kernel (losses/cpu/loss.cpp) and one generic CUDA kernel (losses/cuda/loss.cu), both
+// through losses/loss_rows.h. The spec for all of it is docs/losses.md.
 #pragma once
 #include <bit>
 #include <cmath>

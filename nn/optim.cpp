@@ -1,7 +1,9 @@
 #include "nn/optim.h"
 
 #include "core/autograd.h"
-#include "core/storage.h"
+#include "ops/optim.h"
+#include "ops/reduce.h"
+#include "ops/shape.h"
 
 #include <cmath>
 
@@ -71,9 +73,7 @@ void Sgd::step() {
     if (momentum_buffers_[i].defined()) move_to_device_in_place(momentum_buffers_[i], param.device());
     SgdArgs args{float(lr_), float(options_.momentum), float(options_.dampening),
                  float(options_.weight_decay), options_.nesterov, step_count(i) == 0};
-    backend(param.device()).sgd_step(param, grad, momentum_buffers_[i], args);
-    param.storage()->bump_version();
-    if (momentum_buffers_[i].defined()) momentum_buffers_[i].storage()->bump_version();
+    sgd_step(param, grad, momentum_buffers_[i], args);
     advance(i);
   }
 }
@@ -107,10 +107,7 @@ void AdamW::step() {
     move_to_device_in_place(exp_avg_sqs_[i], param.device());
     AdamWArgs args{float(lr_), float(options_.beta1), float(options_.beta2), float(options_.eps),
                    float(options_.weight_decay), advance(i)};
-    backend(param.device()).adamw_step(param, grad, exp_avgs_[i], exp_avg_sqs_[i], args);
-    param.storage()->bump_version();
-    exp_avgs_[i].storage()->bump_version();
-    exp_avg_sqs_[i].storage()->bump_version();
+    adamw_step(param, grad, exp_avgs_[i], exp_avg_sqs_[i], args);
   }
 }
 
@@ -127,22 +124,18 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   for (const Tensor& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   if (grads.empty()) return 0.0;
-  // One sum of squares per gradient into a slot of one tensor per device, read back once each.
+  // One sum of squares per gradient, gathered into one tensor per device and read back once each.
   double total_squares = 0.0;
   std::vector<bool> done(grads.size(), false);
   for (size_t first = 0; first < grads.size(); ++first) {
     if (done[first]) continue;
-    const Device device = grads[first].device();
-    std::vector<size_t> group;
+    std::vector<Tensor> squares;
     for (size_t i = first; i < grads.size(); ++i)
-      if (!done[i] && grads[i].device() == device) group.push_back(i), done[i] = true;
-    Tensor squares = empty({int64_t(group.size())}, TensorOptions{}.with_device(device));
-    for (size_t slot = 0; slot < group.size(); ++slot) {
-      const Tensor g = grads[group[slot]].contiguous();
-      backend(device).reduce(ReduceOp::SumSquares, as_strided(squares, {1, 1}, {1, 1}, int64_t(slot)),
-                             g, 1, g.numel(), 1);
-    }
-    for (float s : squares.to_vector<float>()) total_squares += double(s);
+      if (!done[i] && grads[i].device() == grads[first].device()) {
+        squares.push_back(sum_squares(grads[i]));
+        done[i] = true;
+      }
+    for (float s : stack(squares, 0).to_vector<float>()) total_squares += double(s);
   }
   const double total = std::sqrt(total_squares);
   const double coefficient = max_norm / (total + 1e-6);

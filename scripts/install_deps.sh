@@ -7,6 +7,7 @@ packages=(
   libopenblas-dev libopenblas0-pthread   # BLAS: the pthreads build, see CMakeLists.txt
   doctest-dev zlib1g-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   clang libclang-rt-14-dev               # libFuzzer for the file readers
+  clang-format-14                        # the format check (scripts/check_format.sh)
   python3                                # the checkpoint reader test (standard library only)
   dataset-fashion-mnist                  # the real data of the main job
   gnuplot-nox                            # study plots
@@ -25,4 +26,5 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # The default BLAS must be the pthreads OpenBLAS (the alternative could point at another build).
-update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 >/dev/null 2>&1 || true
+update-alternatives --set libblas.so.3-x86_64-linux-gnu \
+  /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 >/dev/null 2>&1 || true

@@ -6,7 +6,7 @@
 #include "core/backend.h"
 #include "core/rng.h"
 #include "core/tensor.h"
-#include "losses/loss_desc.h"
+#include "losses/loss_kernels.h"
 #include "ops/batchnorm.h"
 #include "ops/pool.h"
 #include "tests/test_util.h"
@@ -37,7 +37,6 @@ const Device kCuda = Device::cuda();
     }                                                                               \
   } while (0)
 
-Backend& cpu() { return backend(Device::cpu()); }
 Backend& gpu() { return backend(kCuda); }
 
 Tensor uniform(const Shape& shape, uint64_t seed, double low = -2.0, double high = 2.0) {
@@ -159,7 +158,7 @@ TEST_CASE("cuda: host round trips, strided and converting copies, fills") {
   const Tensor x_gpu = x.to(kCuda);
   for (DType to : {DType::f32, DType::i64, DType::u8}) {
     Tensor out_cpu = empty_on({7, 5}, Device::cpu(), to), out_gpu = empty_on({7, 5}, kCuda, to);
-    cpu().copy(out_cpu, x.t());
+    cpu_backend().copy(out_cpu, x.t());
     gpu().copy(out_gpu, x_gpu.t());
     INFO("f32 transposed -> " << dtype_name(to));
     if (to == DType::f32) check_close(out_gpu, out_cpu, 0, 0, "copy");
@@ -233,7 +232,7 @@ TEST_CASE("cuda: unary, binary and where match the CPU on strided and broadcast 
   const Tensor in_cpu = base.t(), in_gpu = base_gpu.t();   // [4,5], strides [1,4]
   for (int op = int(UnaryOp::Neg); op <= int(UnaryOp::Affine); ++op) {
     Tensor out_cpu = empty_on({4, 5}, Device::cpu()), out_gpu = empty_on({4, 5}, kCuda);
-    cpu().unary(UnaryOp(op), out_cpu, in_cpu, 0.5f, 1.5f);
+    cpu_backend().unary(UnaryOp(op), out_cpu, in_cpu, 0.5f, 1.5f);
     gpu().unary(UnaryOp(op), out_gpu, in_gpu, 0.5f, 1.5f);
     check_close(out_gpu, out_cpu, 2e-6, 1e-7, "unary op " + std::to_string(op));
   }
@@ -243,17 +242,17 @@ TEST_CASE("cuda: unary, binary and where match the CPU on strided and broadcast 
   const Tensor a_gpu = a.to(kCuda), b_gpu = b.to(kCuda);
   for (int op = int(BinaryOp::Add); op <= int(BinaryOp::ReluBackward); ++op) {
     Tensor out_cpu = empty_on(shape, Device::cpu()), out_gpu = empty_on(shape, kCuda);
-    cpu().binary(BinaryOp(op), out_cpu, broadcast_view(a, shape), broadcast_view(b, shape));
+    cpu_backend().binary(BinaryOp(op), out_cpu, broadcast_view(a, shape), broadcast_view(b, shape));
     gpu().binary(BinaryOp(op), out_gpu, broadcast_view(a_gpu, shape), broadcast_view(b_gpu, shape));
     check_close(out_gpu, out_cpu, 2e-6, 1e-7, "binary op " + std::to_string(op));
   }
 
   const Tensor cond = uniform({4, 1}, 7, -1.0, 1.0);
   Tensor cond_cpu = empty_on({4, 1}, Device::cpu());
-  cpu().binary(BinaryOp::Gt, cond_cpu, cond, zeros({4, 1}));
+  cpu_backend().binary(BinaryOp::Gt, cond_cpu, cond, zeros({4, 1}));
   const Tensor cond_gpu = cond_cpu.to(kCuda);
   Tensor out_cpu = empty_on({4, 5}, Device::cpu()), out_gpu = empty_on({4, 5}, kCuda);
-  cpu().where(out_cpu, broadcast_view(cond_cpu, {4, 5}), in_cpu, broadcast_view(b.select(0, 0), {4, 5}));
+  cpu_backend().where(out_cpu, broadcast_view(cond_cpu, {4, 5}), in_cpu, broadcast_view(b.select(0, 0), {4, 5}));
   gpu().where(out_gpu, broadcast_view(cond_gpu, {4, 5}), in_gpu, broadcast_view(b_gpu.select(0, 0), {4, 5}));
   check_close(out_gpu, out_cpu, 0, 0, "where");
 }
@@ -271,7 +270,7 @@ TEST_CASE("cuda: reductions match the CPU and repeat bit for bit") {
       const DType dtype = arg ? DType::i64 : DType::f32;
       Tensor out_cpu = empty_on({c.outer, c.inner}, Device::cpu(), dtype);
       Tensor out_gpu = empty_on({c.outer, c.inner}, kCuda, dtype), again = empty_on({c.outer, c.inner}, kCuda, dtype);
-      cpu().reduce(ReduceOp(op), out_cpu, in, c.outer, c.reduce, c.inner);
+      cpu_backend().reduce(ReduceOp(op), out_cpu, in, c.outer, c.reduce, c.inner);
       gpu().reduce(ReduceOp(op), out_gpu, in_gpu, c.outer, c.reduce, c.inner);
       gpu().reduce(ReduceOp(op), again, in_gpu, c.outer, c.reduce, c.inner);
       const std::string what = "reduce op " + std::to_string(op) + " on [" + std::to_string(c.outer) + "," +
@@ -296,7 +295,7 @@ TEST_CASE("cuda: strided batched gemm matches the CPU for every transpose") {
     const Tensor A = uniform({batch * sa}, 9), B = uniform({batch * sb}, 10), C = uniform({batch * sc}, 11);
     const Tensor A_gpu = A.to(kCuda), B_gpu = B.to(kCuda);
     Tensor C_cpu = C.clone(), C_gpu = C.to(kCuda);
-    cpu().gemm(ta, tb, M, N, K, 0.75f, A.data<float>(), lda, sa, B.data<float>(), ldb, sb, 0.5f, C_cpu.data<float>(),
+    cpu_backend().gemm(ta, tb, M, N, K, 0.75f, A.data<float>(), lda, sa, B.data<float>(), ldb, sb, 0.5f, C_cpu.data<float>(),
                ldc, sc, batch);
     gpu().gemm(ta, tb, M, N, K, 0.75f, A_gpu.data<float>(), lda, sa, B_gpu.data<float>(), ldb, sb, 0.5f,
                C_gpu.data<float>(), ldc, sc, batch);
@@ -307,7 +306,7 @@ TEST_CASE("cuda: strided batched gemm matches the CPU for every transpose") {
   Tensor C_gpu = C.to(kCuda);
   gpu().gemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, 0, nullptr, 3, 0, 2.0f, C_gpu.data<float>(), 3, 6, 1);
   Tensor C_cpu = C.clone();
-  cpu().unary(UnaryOp::Affine, C_cpu, C, 2.0f, 0.0f);
+  cpu_backend().unary(UnaryOp::Affine, C_cpu, C, 2.0f, 0.0f);
   check_close(C_gpu, C_cpu, 0, 0, "gemm K=0");
 }
 
@@ -318,19 +317,19 @@ TEST_CASE("cuda: softmax, log_softmax and their backward, one_hot") {
     const Tensor x_gpu = x.to(kCuda), g_gpu = g.to(kCuda);
     for (const bool log : {false, true}) {
       Tensor y_cpu = empty_on({6, C}, Device::cpu()), y_gpu = empty_on({6, C}, kCuda);
-      cpu().softmax_fwd(y_cpu, x, log);
+      cpu_backend().softmax_fwd(y_cpu, x, log);
       gpu().softmax_fwd(y_gpu, x_gpu, log);
       const std::string what = std::string(log ? "log_softmax" : "softmax") + " C=" + std::to_string(C);
       check_close(y_gpu, y_cpu, 1e-5, 1e-7, what);
       Tensor dx_cpu = empty_on({6, C}, Device::cpu()), dx_gpu = empty_on({6, C}, kCuda);
-      cpu().softmax_bwd(dx_cpu, g, y_cpu, log);
+      cpu_backend().softmax_bwd(dx_cpu, g, y_cpu, log);
       gpu().softmax_bwd(dx_gpu, g_gpu, y_gpu, log);
       check_close(dx_gpu, dx_cpu, 1e-4, 1e-6, what + " backward");
     }
   }
   const Tensor labels = from_vector<int64_t>({2, 0, 4, 4}, {4});
   Tensor hot_cpu = empty_on({4, 5}, Device::cpu()), hot_gpu = empty_on({4, 5}, kCuda);
-  cpu().one_hot(hot_cpu, labels);
+  cpu_backend().one_hot(hot_cpu, labels);
   gpu().one_hot(hot_gpu, labels.to(kCuda));
   check_close(hot_gpu, hot_cpu, 0, 0, "one_hot");
 }
@@ -352,11 +351,11 @@ TEST_CASE("cuda: conv2d forward, data and weight gradients match the CPU, twice"
     const std::string what = "conv stride " + std::to_string(p.stride_h) + " groups " + std::to_string(p.groups) +
                              " dilation " + std::to_string(p.dil_h);
     Tensor y_cpu = empty_on(dy.shape(), Device::cpu());
-    cpu().conv2d_fwd(p, y_cpu, x, w, bias);
+    cpu_backend().conv2d_fwd(p, y_cpu, x, w, bias);
     Tensor dx_cpu = empty_on(x.shape(), Device::cpu()), dw_cpu = empty_on(w.shape(), Device::cpu());
     Tensor db_cpu = empty_on({p.K}, Device::cpu());
-    cpu().conv2d_bwd_data(p, dx_cpu, dy, w);
-    cpu().conv2d_bwd_weight(p, dw_cpu, db_cpu, x, dy);
+    cpu_backend().conv2d_bwd_data(p, dx_cpu, dy, w);
+    cpu_backend().conv2d_bwd_weight(p, dw_cpu, db_cpu, x, dy);
     for (int round = 0; round < 2; ++round) {   // the first call searches, the second uses the cache
       Tensor y_gpu = empty_on(dy.shape(), kCuda), dx_gpu = empty_on(x.shape(), kCuda);
       Tensor dw_gpu = empty_on(w.shape(), kCuda), db_gpu = empty_on({p.K}, kCuda);
@@ -388,22 +387,22 @@ TEST_CASE("cuda: max and average pooling forward and backward match the CPU") {
 
   Tensor y_cpu = empty_on(out_shape, Device::cpu()), y_gpu = empty_on(out_shape, kCuda);
   Tensor idx_cpu = empty_on(out_shape, Device::cpu(), DType::i64), idx_gpu = empty_on(out_shape, kCuda, DType::i64);
-  cpu().max_pool2d_fwd(p, y_cpu, idx_cpu, x);
+  cpu_backend().max_pool2d_fwd(p, y_cpu, idx_cpu, x);
   gpu().max_pool2d_fwd(p, y_gpu, idx_gpu, x_gpu);
   check_close(y_gpu, y_cpu, 0, 0, "max pool");
   check_equal_i64(idx_gpu, idx_cpu, "max pool indices");
   Tensor dx_cpu = empty_on(x.shape(), Device::cpu()), dx_gpu = empty_on(x.shape(), kCuda);
-  cpu().max_pool2d_bwd(p, dx_cpu, dy, idx_cpu);
+  cpu_backend().max_pool2d_bwd(p, dx_cpu, dy, idx_cpu);
   gpu().max_pool2d_bwd(p, dx_gpu, dy_gpu, idx_gpu);
   check_close(dx_gpu, dx_cpu, 1e-6, 1e-7, "max pool backward");
 
   for (const bool include_pad : {true, false}) {
     p.count_include_pad = include_pad;
     const std::string what = include_pad ? "avg pool (padding counted)" : "avg pool (padding not counted)";
-    cpu().avg_pool2d_fwd(p, y_cpu, x);
+    cpu_backend().avg_pool2d_fwd(p, y_cpu, x);
     gpu().avg_pool2d_fwd(p, y_gpu, x_gpu);
     check_close(y_gpu, y_cpu, 1e-6, 1e-7, what);
-    cpu().avg_pool2d_bwd(p, dx_cpu, dy);
+    cpu_backend().avg_pool2d_bwd(p, dx_cpu, dy);
     gpu().avg_pool2d_bwd(p, dx_gpu, dy_gpu);
     check_close(dx_gpu, dx_cpu, 1e-6, 1e-7, what + " backward");
   }
@@ -424,7 +423,7 @@ TEST_CASE("cuda: batch norm training, evaluation and backward match the CPU") {
     Tensor y_cpu = empty_on(x.shape(), Device::cpu()), y_gpu = empty_on(x.shape(), kCuda);
     Tensor mean_cpu = empty_on({C}, Device::cpu()), invstd_cpu = empty_on({C}, Device::cpu());
     Tensor mean_gpu = empty_on({C}, kCuda), invstd_gpu = empty_on({C}, kCuda);
-    cpu().batch_norm_fwd_train(y_cpu, mean_cpu, invstd_cpu, rm_cpu, rv_cpu, x, w_cpu, b_cpu, 0.1f, 1e-5f);
+    cpu_backend().batch_norm_fwd_train(y_cpu, mean_cpu, invstd_cpu, rm_cpu, rv_cpu, x, w_cpu, b_cpu, 0.1f, 1e-5f);
     gpu().batch_norm_fwd_train(y_gpu, mean_gpu, invstd_gpu, rm_gpu, rv_gpu, x_gpu, w_gpu, b_gpu, 0.1f, 1e-5f);
     check_close(y_gpu, y_cpu, 1e-5, 1e-5, what + " output");
     check_close(mean_gpu, mean_cpu, 1e-5, 1e-6, what + " saved mean");
@@ -435,7 +434,7 @@ TEST_CASE("cuda: batch norm training, evaluation and backward match the CPU") {
     Tensor dx_cpu = empty_on(x.shape(), Device::cpu()), dx_gpu = empty_on(x.shape(), kCuda);
     Tensor dw_cpu = affine ? empty_on({C}, Device::cpu()) : Tensor(), db_cpu = affine ? empty_on({C}, Device::cpu()) : Tensor();
     Tensor dw_gpu = affine ? empty_on({C}, kCuda) : Tensor(), db_gpu = affine ? empty_on({C}, kCuda) : Tensor();
-    cpu().batch_norm_bwd(dx_cpu, dw_cpu, db_cpu, dy, x, w_cpu, mean_cpu, invstd_cpu);
+    cpu_backend().batch_norm_bwd(dx_cpu, dw_cpu, db_cpu, dy, x, w_cpu, mean_cpu, invstd_cpu);
     gpu().batch_norm_bwd(dx_gpu, dw_gpu, db_gpu, dy_gpu, x_gpu, w_gpu, mean_gpu, invstd_gpu);
     check_close(dx_gpu, dx_cpu, 1e-4, 1e-5, what + " input gradient");
     if (affine) {
@@ -443,7 +442,7 @@ TEST_CASE("cuda: batch norm training, evaluation and backward match the CPU") {
       check_close(db_gpu, db_cpu, 1e-5, 1e-5, what + " bias gradient");
     }
 
-    cpu().batch_norm_fwd_eval(y_cpu, x, w_cpu, b_cpu, rm_cpu, rv_cpu, 1e-5f);
+    cpu_backend().batch_norm_fwd_eval(y_cpu, x, w_cpu, b_cpu, rm_cpu, rv_cpu, 1e-5f);
     gpu().batch_norm_fwd_eval(y_gpu, x_gpu, w_gpu, b_gpu, rm_gpu, rv_gpu, 1e-5f);
     check_close(y_gpu, y_cpu, 1e-5, 1e-6, what + " evaluation");
   }
@@ -467,7 +466,7 @@ TEST_CASE("cuda: a max-pool window of NaNs and a large-mean batch norm give the 
 TEST_CASE("cuda: the dropout mask is the CPU's, element for element") {
   SKIP_WITHOUT_GPU();
   Tensor mask_cpu = empty_on({37, 29}, Device::cpu()), mask_gpu = empty_on({37, 29}, kCuda);
-  cpu().dropout_mask(mask_cpu, 0.3f, 42, 1000);
+  cpu_backend().dropout_mask(mask_cpu, 0.3f, 42, 1000);
   gpu().dropout_mask(mask_gpu, 0.3f, 42, 1000);
   check_close(mask_gpu, mask_cpu, 0, 0, "dropout mask");
   const std::vector<float> mask = mask_gpu.to_vector<float>();
@@ -491,7 +490,7 @@ TEST_CASE("cuda: fused SGD and AdamW steps equal the CPU's bit for bit") {
     args.nesterov = nesterov;
     for (int step = 0; step < 3; ++step) {
       args.first_step = step == 0;
-      cpu().sgd_step(p_cpu, grad, buf_cpu, args);
+      cpu_backend().sgd_step(p_cpu, grad, buf_cpu, args);
       gpu().sgd_step(p_gpu, grad_gpu, buf_gpu, args);
     }
     check_close(p_gpu, p_cpu, 0, 0, nesterov ? "sgd nesterov parameter" : "sgd parameter");
@@ -504,7 +503,7 @@ TEST_CASE("cuda: fused SGD and AdamW steps equal the CPU's bit for bit") {
   args.lr = 1e-2f;
   for (int64_t step = 1; step <= 3; ++step) {
     args.step = step;
-    cpu().adamw_step(p_cpu, grad, m_cpu, v_cpu, args);
+    cpu_backend().adamw_step(p_cpu, grad, m_cpu, v_cpu, args);
     gpu().adamw_step(p_gpu, grad_gpu, m_gpu, v_gpu, args);
   }
   check_close(p_gpu, p_cpu, 0, 0, "adamw parameter");
@@ -522,14 +521,14 @@ TEST_CASE("cuda: the loss kernel matches the CPU and reports a bad label or logi
   ce.reduction = Reduction::none;
   Tensor loss_cpu = empty_on({6}, Device::cpu()), grad_cpu = empty_on({6, 10}, Device::cpu());
   Tensor loss_gpu = empty_on({6}, kCuda), grad_gpu = empty_on({6, 10}, kCuda);
-  cpu().loss_rows(ce, loss_cpu, grad_cpu, logits, labels);
-  gpu().loss_rows(ce, loss_gpu, grad_gpu, logits_gpu, labels_gpu);
+  loss_rows(ce, loss_cpu, grad_cpu, logits, labels);
+  loss_rows(ce, loss_gpu, grad_gpu, logits_gpu, labels_gpu);
   check_close(loss_gpu, loss_cpu, 1e-5, 1e-6, "ce row losses");
   check_close(grad_gpu, grad_cpu, 1e-5, 1e-6, "ce gradient");
   ce.reduction = Reduction::mean;   // the scalar mean and the gradient divided by N
   Tensor mean_cpu = empty_on({}, Device::cpu()), mean_gpu = empty_on({}, kCuda);
-  cpu().loss_rows(ce, mean_cpu, grad_cpu, logits, labels);
-  gpu().loss_rows(ce, mean_gpu, grad_gpu, logits_gpu, labels_gpu);
+  loss_rows(ce, mean_cpu, grad_cpu, logits, labels);
+  loss_rows(ce, mean_gpu, grad_gpu, logits_gpu, labels_gpu);
   check_close(mean_gpu, mean_cpu, 1e-5, 1e-6, "ce mean");
   check_close(grad_gpu, grad_cpu, 1e-5, 1e-6, "ce gradient of the mean");
 
@@ -541,8 +540,8 @@ TEST_CASE("cuda: the loss kernel matches the CPU and reports a bad label or logi
   ce.reduction = Reduction::none;
   Tensor sure_loss_cpu = empty_on({1}, Device::cpu()), sure_grad_cpu = empty_on({1, 10}, Device::cpu());
   Tensor sure_loss_gpu = empty_on({1}, kCuda), sure_grad_gpu = empty_on({1, 10}, kCuda);
-  cpu().loss_rows(ce, sure_loss_cpu, sure_grad_cpu, sure, label3);
-  gpu().loss_rows(ce, sure_loss_gpu, sure_grad_gpu, sure.to(kCuda), label3.to(kCuda));
+  loss_rows(ce, sure_loss_cpu, sure_grad_cpu, sure, label3);
+  loss_rows(ce, sure_loss_gpu, sure_grad_gpu, sure.to(kCuda), label3.to(kCuda));
   const double true_class_cpu = sure_grad_cpu.to_vector<float>()[3];
   const double true_class_gpu = sure_grad_gpu.to_vector<float>()[3];
   CHECK(true_class_cpu < -1e-8);
@@ -556,15 +555,15 @@ TEST_CASE("cuda: the loss kernel matches the CPU and reports a bad label or logi
   values[2 * 10 + 4] = NAN;
   values[4 * 10 + 7] = INFINITY;
   const Tensor bad = from_vector(values, {6, 10}, TensorOptions{}.with_device(kCuda));
-  CHECK_NOTHROW(gpu().loss_rows(ce, mean_gpu, Tensor(), bad, labels_gpu));
+  CHECK_NOTHROW(loss_rows(ce, mean_gpu, Tensor(), bad, labels_gpu));
   CHECK_THROWS_WITH_AS(gpu().synchronize(),
                        "loss ce: logits row 2 holds a non-finite value (nan at column 4)", ValueError);
   CHECK_NOTHROW(gpu().synchronize());
   const Tensor bad_labels = from_vector<int64_t>({3, 0, 9, 12, 1, -1}, {6}).to(kCuda);
-  gpu().loss_rows(ce, mean_gpu, grad_gpu, bad, bad_labels);
+  loss_rows(ce, mean_gpu, grad_gpu, bad, bad_labels);
   CHECK_THROWS_WITH_AS((void)mean_gpu.item<float>(),
                        "loss ce: labels[3] = 12 is outside [0, 10) for logits f32[6,10] on cuda", ValueError);
   CHECK(std::isnan(mean_gpu.item<float>()));   // the bad rows made the mean NaN
-  gpu().loss_rows(ce, mean_gpu, grad_gpu, logits_gpu, labels_gpu);
+  loss_rows(ce, mean_gpu, grad_gpu, logits_gpu, labels_gpu);
   check_close(mean_gpu, mean_cpu, 1e-5, 1e-6, "ce mean after an error was reported");
 }

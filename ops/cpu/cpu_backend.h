@@ -56,9 +56,6 @@ class CpuBackend : public Backend {
                       const Tensor& save_invstd) override;
   // dropout.cpp
   void dropout_mask(const Tensor& mask, float p, uint64_t seed, uint64_t offset) override;
-  // loss.cpp
-  void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
-                 const Tensor& labels) override;
   // optim.cpp
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const SgdArgs& args) override;

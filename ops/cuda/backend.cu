@@ -1,5 +1,5 @@
 // The CUDA backend object and its context: device discovery, the one stream and the library
-// handles, error reporting, and registration with core (make_cuda_backend_if_available). A binary
+// handles, error reporting, and the provider that ops/backends.cpp registers with core. A binary
 // built with CUDA runs CPU-only on a machine without a GPU or driver: discovery then finds no device.
 #include "core/backend.h"
 #include "ops/cuda/cuda_allocator.h"
@@ -7,6 +7,7 @@
 #include "ops/cuda/cuda_context.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,8 +22,9 @@ namespace {
 
 // "ops/cuda/conv.cu" rather than the build machine's absolute path.
 const char* repo_relative(const char* file) {
-  const char* ops = std::strstr(file, "ops/cuda/");
-  return ops ? ops : file;
+  for (const char* folder : {"ops/cuda/", "losses/cuda/"})
+    if (const char* found = std::strstr(file, folder)) return found;
+  return file;
 }
 
 bool env_flag(const char* name) {
@@ -96,6 +98,27 @@ void CudaBackend::synchronize() {
   cuda::raise_deferred_errors();
 }
 
+namespace cuda {
+namespace {
+std::mutex deferred_checks_mutex;
+std::vector<void (*)()> deferred_checks;
+}  // namespace
+
+void add_deferred_error_check(void (*check)()) {
+  const std::lock_guard<std::mutex> lock(deferred_checks_mutex);
+  deferred_checks.push_back(check);
+}
+
+void raise_deferred_errors() {
+  std::vector<void (*)()> checks;
+  {
+    const std::lock_guard<std::mutex> lock(deferred_checks_mutex);
+    checks = deferred_checks;
+  }
+  for (void (*check)() : checks) check();
+}
+}  // namespace cuda
+
 namespace {
 // "cudaErrorNoDevice (no CUDA-capable device is detected)"
 std::string cuda_error_text(cudaError_t status) {
@@ -103,7 +126,9 @@ std::string cuda_error_text(cudaError_t status) {
 }
 }  // namespace
 
-int cuda_device_count() {
+namespace cuda {
+
+int device_count() {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status == cudaSuccess) return count;
@@ -120,9 +145,9 @@ int cuda_device_count() {
                                 runtime_version / 1000, runtime_version % 1000 / 10));
 }
 
-Backend* make_cuda_backend_if_available(std::string& why_not) {
+Backend* make_backend_if_available(std::string& why_not) {
   try {
-    if (cuda_device_count() == 0) {
+    if (device_count() == 0) {
       int count = 0, driver_version = 0;
       const cudaError_t status = cudaGetDeviceCount(&count);
       (void)cudaGetLastError();
@@ -140,5 +165,7 @@ Backend* make_cuda_backend_if_available(std::string& why_not) {
     return nullptr;
   }
 }
+
+}  // namespace cuda
 
 }  // namespace kindling

@@ -59,9 +59,6 @@ class CudaBackend final : public Backend {
                       const Tensor& save_invstd) override;
   // dropout.cu
   void dropout_mask(const Tensor& mask, float p, uint64_t seed, uint64_t offset) override;
-  // loss.cu: bad labels and logits are thrown at the next synchronize or copy_to_host
-  void loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
-                 const Tensor& labels) override;
   // optim.cu
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const SgdArgs& args) override;
@@ -73,5 +70,12 @@ class CudaBackend final : public Backend {
 // IMPLICIT_PRECOMP_GEMM (FMA math, 0 bytes of workspace), backward data ..., backward filter ...",
 // with "not chosen yet" for a direction not run on this shape. (ops/cuda/conv.cu)
 std::string conv2d_algorithms(const Conv2dParams& p);
+
+namespace cuda {
+// The provider that ops/backends.cpp registers with core (backend.cu): the backend on cuda:0, or
+// null with the reason in `why_not`; and the GPUs the runtime sees (see core's cuda_device_count).
+Backend* make_backend_if_available(std::string& why_not);
+int device_count();
+}  // namespace cuda
 
 }  // namespace kindling

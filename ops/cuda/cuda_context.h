@@ -35,10 +35,12 @@ cublasHandle_t cublas();
 cudnnHandle_t cudnn();   // created lazily: loading cuDNN costs time that CPU-only work need not pay
 int num_sms();
 
-// Throws the ValueError of the first bad loss input (a label outside [0, C), a non-finite logit)
-// that a loss kernel found since the last call, naming the row and value; called after each
-// synchronisation (CudaBackend::synchronize, copy_to_host). Kernels only flag such input, so that a
-// loss call does not wait for the GPU (ops/cuda/loss.cu).
+// Errors that kernels only flag, so that the call that launched them does not wait for the GPU (a
+// label outside [0, C) or a non-finite logit that the loss kernel finds, losses/cuda/loss.cu). The
+// layer that launches such kernels adds a check that throws its first flagged error, naming the row
+// and value; raise_deferred_errors runs every check after each synchronisation
+// (CudaBackend::synchronize, copy_to_host).
+void add_deferred_error_check(void (*check)());
 void raise_deferred_errors();
 
 // KINDLING_DETERMINISTIC=1: only deterministic cuDNN algorithms. (Our own kernels never use atomics,

@@ -1,6 +1,6 @@
-// CUDA half of core/device_info.h: runtime, driver, cuDNN and cuBLAS versions and the GPUs found.
+// CUDA half of ops/device_info.h: runtime, driver, cuDNN and cuBLAS versions and the GPUs found.
 // Every call is checked; on a machine without a GPU the answer says why instead of failing.
-#include "core/device_info.h"
+#include "ops/device_info.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

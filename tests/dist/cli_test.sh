@@ -54,7 +54,8 @@ case $mode in
     "${mpiexec[@]}" "$kindling" train "${common[@]}" --sync-bn --out "$work/split" --stop-after-epochs 1
     files=$(cd "$work/split" && ls -A | tr '\n' ' ')
     # .kindling.lock: the lock of the run that owns the folder (docs/runs.md).
-    [[ $files == ".kindling.lock best.safetensors config.json last.safetensors metrics.jsonl " ]] || fail "outputs: $files"
+    expected=".kindling.lock best.safetensors config.json last.safetensors metrics.jsonl "
+    [[ $files == "$expected" ]] || fail "outputs: $files"
     [[ $(wc -l < "$work/split/metrics.jsonl") == 1 ]] || fail "rank 0 alone writes metrics.jsonl"
     "$kindling" train "${common[@]}" --sync-bn --out "$work/split" --resume "$work/split/last.safetensors"
     python3 - "$work/full/metrics.jsonl" "$work/split/metrics.jsonl" <<'PY'
@@ -88,10 +89,12 @@ PY
   differing)
     launcher=("${mpiexec[@]:0:${#mpiexec[@]}-2}")   # without its -np 2: one rank per program
     status=0
-    "${launcher[@]}" -np 1 "$kindling" train "${common[@]}" --lr 0.1 : -np 1 "$kindling" train "${common[@]}" \
+    "${launcher[@]}" -np 1 "$kindling" train "${common[@]}" --lr 0.1 \
+        : -np 1 "$kindling" train "${common[@]}" \
         --lr 0.2 > "$work/log" 2>&1 || status=$?
     [[ $status != 0 ]] || fail "ranks with different --lr trained"
-    grep -q -- "--lr differs between the ranks" "$work/log" || fail "no message naming --lr: $(cat "$work/log")"
+    grep -q -- "--lr differs between the ranks" "$work/log" ||
+        fail "no message naming --lr: $(cat "$work/log")"
     ;;
   *) fail "unknown mode $mode" ;;
 esac

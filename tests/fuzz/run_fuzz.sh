@@ -28,7 +28,10 @@ mkdir -p "$work/corpus" "$work/artifacts"
 corpus="$work/corpus"
 
 # Seeds. IDX: 00 00 08 <ndims> then big-endian dims and data.
-idx_images() { printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x1c\x00\x00\x00\x1c'; head -c 1568 /dev/zero | tr '\0' '\7'; }
+idx_images() {
+  printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x1c\x00\x00\x00\x1c'
+  head -c 1568 /dev/zero | tr '\0' '\7'
+}
 idx_labels() { printf '\x00\x00\x08\x01\x00\x00\x00\x02\x03\x09'; }
 idx_images > "$corpus/images.idx"
 idx_labels > "$corpus/labels.idx"

@@ -76,7 +76,8 @@ def main():
         eval_stats += [(f"eval.{name}.running_mean", mean), (f"eval.{name}.running_var", var)]
     eval_results = run("eval")
 
-    tensors = weights + [("input", x), ("labels", labels)] + train_results + train_stats + eval_stats + eval_results
+    tensors = (weights + [("input", x), ("labels", labels)] + train_results + train_stats + eval_stats
+               + eval_results)
     metadata = {"model": "resnet20", "in_channels": "3", "num_classes": "10",
                 "reference": f"torch {torch.__version__}, float64", "seed": "20"}
     write_safetensors(path, dict(tensors), metadata)

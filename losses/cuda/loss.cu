@@ -1,10 +1,11 @@
-// CUDA loss kernel: the twin of ops/cpu/loss.cpp. One warp per row runs the passes that loss_row
+// CUDA loss kernel: the twin of losses/cpu/loss.cpp (the contract of both: losses/loss_kernels.h). One warp per row runs the passes that loss_row
 // (losses/loss_rows.h) runs serially on the CPU, with the same per-loss row maths, in fp32 with
 // warp-shuffle tree reductions. Bad input (a label outside [0, C), a non-finite logit) is found on
 // the device and reported at the next synchronisation, so a loss call never waits for the GPU.
+#include "core/backend.h"
 #include "losses/loss_checks.h"
+#include "losses/loss_kernels.h"
 #include "losses/loss_rows.h"
-#include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_context.h"
 
 #include <atomic>
@@ -183,25 +184,8 @@ struct FaultState {
 FaultState faults;
 std::atomic<bool> faults_ready{false};   // set once the first loss call has made them
 
-FaultState& fault_state() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    KINDLING_CUDA_CHECK(cudaMalloc(&faults.bad_rows, sizeof(BadRows)));
-    const BadRows none{INT_MAX, INT_MAX};
-    KINDLING_CUDA_CHECK(cudaMemcpy(faults.bad_rows, &none, sizeof(BadRows), cudaMemcpyHostToDevice));
-    KINDLING_CUDA_CHECK(cudaHostAlloc(&faults.fault_host, sizeof(LossFault), cudaHostAllocMapped));
-    faults.fault_host->row = -1;
-    KINDLING_CUDA_CHECK(cudaHostGetDevicePointer(&faults.fault_device, faults.fault_host, 0));
-    faults_ready = true;
-  });
-  return faults;
-}
-
-}  // namespace
-
-namespace cuda {
-
-void raise_deferred_errors() {
+// Throws the first bad input a loss kernel flagged since the last look (cuda::raise_deferred_errors).
+void raise_loss_fault() {
   if (!faults_ready) return;   // no loss has run: nothing to report, and nothing to allocate
   volatile LossFault* fault = faults.fault_host;
   if (fault->row < 0) return;
@@ -217,16 +201,31 @@ void raise_deferred_errors() {
   throw_non_finite_logit_at(kind, found.row, found.column, found.value);
 }
 
-}  // namespace cuda
+FaultState& fault_state() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    KINDLING_CUDA_CHECK(cudaMalloc(&faults.bad_rows, sizeof(BadRows)));
+    const BadRows none{INT_MAX, INT_MAX};
+    KINDLING_CUDA_CHECK(cudaMemcpy(faults.bad_rows, &none, sizeof(BadRows), cudaMemcpyHostToDevice));
+    KINDLING_CUDA_CHECK(cudaHostAlloc(&faults.fault_host, sizeof(LossFault), cudaHostAllocMapped));
+    faults.fault_host->row = -1;
+    KINDLING_CUDA_CHECK(cudaHostGetDevicePointer(&faults.fault_device, faults.fault_host, 0));
+    faults_ready = true;
+    cuda::add_deferred_error_check(raise_loss_fault);
+  });
+  return faults;
+}
+
+}  // namespace
 
 // logits [N,C] contiguous, labels [N] -> out: row_loss [N] (reduction none) or their mean or sum [];
 // grad [N,C] (may be undefined) = d(sum of out)/d(logits). The loss kernel writes the row losses
 // (into `out` itself for reduction none) and the reduce kernel makes the scalar. A label outside
 // [0, C) or a non-finite logit makes its row NaN and is thrown, naming the row and value, at the
-// next synchronisation (CudaBackend::synchronize, copy_to_host): checking here would wait for the
-// GPU on every call.
-void CudaBackend::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
-                            const Tensor& logits, const Tensor& labels) {
+// next synchronisation (cuda::raise_deferred_errors): checking here would wait for the GPU on every
+// call.
+void cuda::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
+                     const Tensor& labels) {
   const int64_t N = logits.size(0), C = logits.size(1);
   KINDLING_CHECK(N < (int64_t(1) << 31) && C >= 1, ShapeError,
                  "loss {} on CUDA: logits {} need fewer than 2^31 rows and at least one class",
@@ -251,8 +250,8 @@ void CudaBackend::loss_rows(const LossDesc& loss, const Tensor& out, const Tenso
         int(loss.kind));
     KINDLING_CUDA_LAUNCH_CHECK("record_loss_fault_kernel");
   }
-  if (!per_row)
-    reduce(loss.reduction == Reduction::mean ? ReduceOp::Mean : ReduceOp::Sum, out, row_loss, 1, N, 1);
+  const ReduceOp total = loss.reduction == Reduction::mean ? ReduceOp::Mean : ReduceOp::Sum;
+  if (!per_row) backend(out.device()).reduce(total, out, row_loss, 1, N, 1);
 }
 
 }  // namespace kindling

@@ -1,11 +1,12 @@
 // CPU loss kernel: one generic loop over rows for every loss; the per-row maths is the loss's
 // header, run by loss_row (losses/loss_rows.h) or, for short rows, loss_short_rows
-// (losses/loss_short_rows.h): elementwise in float, row sums and the batch sum in double.
+// (losses/cpu/loss_short_rows.h): elementwise in float, row sums and the batch sum in double.
+// The CUDA twin is losses/cuda/loss.cu; the contract of both is losses/loss_kernels.h.
 #include "core/parallel.h"
+#include "losses/cpu/loss_short_rows.h"
 #include "losses/loss_checks.h"
+#include "losses/loss_kernels.h"
 #include "losses/loss_rows.h"
-#include "losses/loss_short_rows.h"
-#include "ops/cpu/cpu_backend.h"
 
 #include <algorithm>
 #include <atomic>
@@ -28,8 +29,8 @@ void lower_to(std::atomic<int64_t>& first, int64_t n) {
 // Rows run in parallel (serially below the grain); each row's loss lands in double in a buffer
 // that is summed in row order afterwards, so the result does not depend on the thread count.
 // The labels' range and the logits' finiteness are checked in the same pass, row by row.
-void CpuBackend::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
-                           const Tensor& logits, const Tensor& labels) {
+void cpu::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
+                   const Tensor& labels) {
   const int64_t N = logits.size(0), C = logits.size(1);
   const float* z = logits.data<float>();
   const int64_t* y = labels.data<int64_t>();

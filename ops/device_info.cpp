@@ -1,4 +1,4 @@
-#include "core/device_info.h"
+#include "ops/device_info.h"
 
 #include "core/parallel.h"
 

@@ -1,0 +1,2 @@
+// An ops file that includes only core: allowed.
+#include "core/tensor.h"
