@@ -1,7 +1,5 @@
 // Standalone timing of the CPU convolution kernels on the ResNet-20 shapes (batch 128), printed
-// beside bench/conv_bench_torch.py's figures for PyTorch. Build against the library:
-//   g++ -O3 -march=native -std=c++20 -I. bench/conv_bench.cpp build/libkindling_lib.a \
-//       -lopenblas -lfmt -lz -lpthread -o conv_bench
+// beside bench/conv_bench_torch.py's figures for PyTorch. Built as build/bench/conv_bench.
 // Usage: conv_bench [batch] [reps] [resnet20|resnet18]
 #include "core/backend.h"
 #include "core/parallel.h"

@@ -1,7 +1,6 @@
 // Standalone timing of one CPU training step (forward, backward, SGD) of a registry model, for
-// profiling the kernels under perf without the CLI; `kindling bench` is the user-facing tool.
-//   g++ -O3 -march=native -std=c++20 -I. bench/resnet_step.cpp build/libkindling_lib.a \
-//       -lopenblas -lfmt -lz -lpthread -o resnet_step
+// profiling the kernels under perf without the CLI (bench/profile_step.sh); `kindling bench` is the
+// user-facing tool. Built as build/bench/resnet_step.
 // Usage: resnet_step [model] [batch] [steps]
 #include "core/parallel.h"
 #include "core/rng.h"
