@@ -131,6 +131,26 @@ class Backend {
   virtual void batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                               const Tensor& dy, const Tensor& x, const Tensor& weight,
                               const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  // Fused with a residual add and a ReLU: y = max(0, batch_norm(x) + residual), residual
+  // (contiguous like x, may be undefined: 0) added to the normalised value as batch_norm's output
+  // would be, then ReLU as relu() computes it (NaN becomes 0). Same statistics and running-stat
+  // update as the unfused methods.
+  virtual void batch_norm_relu_fwd_train(const Tensor& y, const Tensor& save_mean,
+                                         const Tensor& save_invstd, const Tensor& running_mean,
+                                         const Tensor& running_var, const Tensor& x,
+                                         const Tensor& weight, const Tensor& bias,
+                                         const Tensor& residual, float momentum, float eps) = 0;
+  virtual void batch_norm_relu_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
+                                        const Tensor& bias, const Tensor& residual,
+                                        const Tensor& running_mean, const Tensor& running_var,
+                                        float eps) = 0;
+  // Training-mode gradients of the fused op from dy and its output y: g = dy where y > 0, else 0,
+  // goes through batch_norm_bwd's formula, and dresidual = g. dx, dweight, dbias, dresidual may
+  // each be undefined (not wanted).
+  virtual void batch_norm_relu_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                                   const Tensor& dresidual, const Tensor& dy, const Tensor& y,
+                                   const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                                   const Tensor& save_invstd) = 0;
 
   // ---- dropout (ops/<dev>/dropout): mask f32 = (bits_to_unit_float(random_bits(seed, offset+i))
   // >= p) / (1-p), the same on every device ----

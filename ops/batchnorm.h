@@ -22,6 +22,19 @@ Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
                   const Tensor& running_mean, const Tensor& running_var, bool training,
                   double momentum = 0.1, double eps = 1e-5);
 
+// Batch norm fused with a residual add and a ReLU: relu(add(batch_norm(input, ...), residual)), or
+// relu(batch_norm(...)) when residual is undefined, in one pass over the activations each way
+// (statistics, then y = max(0, (x - mean)*scale + bias + residual); backward: relu's mask applied
+// inside batch norm's two passes). Requires what batch_norm requires, and residual undefined or
+// f32 shaped like input on its device. Ensures batch_norm's semantics exactly (running-stat update,
+// eval mode, relu's NaN -> 0) and the composition's value with its float arithmetic: the CPU kernels
+// give the same bits, the CUDA ones the same up to rounding. Differentiable in input, weight, bias
+// and residual (d residual = dy where the output is positive); one autograd node, which saves the
+// input, the output and the batch statistics.
+Tensor batch_norm_relu(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                       const Tensor& running_mean, const Tensor& running_var, bool training,
+                       double momentum = 0.1, double eps = 1e-5, const Tensor& residual = Tensor());
+
 // Sums a per-channel tensor (f32 [C] or i64 [1]) in place over the ranks of a data-parallel job.
 using SumOverRanks = std::function<void(const Tensor&)>;
 

@@ -16,6 +16,7 @@ const OpCases& all_op_cases() {
     add_pool_cases(all);
     add_batchnorm_cases(all);
     add_dropout_cases(all);
+    add_batchnorm_relu_cases(all);
     return all;
   }();
   return cases;

@@ -38,5 +38,6 @@ void add_conv_cases(OpCases& cases);
 void add_pool_cases(OpCases& cases);
 void add_batchnorm_cases(OpCases& cases);
 void add_dropout_cases(OpCases& cases);
+void add_batchnorm_relu_cases(OpCases& cases);
 
 }  // namespace kindling

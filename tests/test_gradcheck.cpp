@@ -127,6 +127,7 @@ const std::vector<std::string> kExpectedOps = {
     "matmul", "linear", "softmax", "log_softmax", "one_hot",
     // CNN
     "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm", "dropout",
+    "batch_norm_relu",
 };
 
 TEST_CASE("registry: every expected op has a case, names are unique and well formed") {

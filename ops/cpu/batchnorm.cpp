@@ -1,7 +1,10 @@
-// CPU batch norm. Channels are independent, so they are spread over the thread pool; a channel's
-// values are N planes of H*W contiguous floats. Statistics accumulate in double (lane_sums.h), and
-// every pass over the data is a per-channel map ((x - mean)*scale + bias, or a*dy + b*(x - mean) + d)
-// that vectorises. Both subtract the mean first, so a large mean does not cancel in float.
+// CPU batch norm, alone and fused with a residual add and a ReLU. Channels are independent, so they
+// are spread over the thread pool; a channel's values are N planes of H*W contiguous floats.
+// Statistics accumulate in double (lane_sums.h), and every pass over the data is a per-channel map
+// ((x - mean)*scale + bias, or a*dy + b*(x - mean) + d) that vectorises. Both subtract the mean
+// first, so a large mean does not cancel in float. The fused forms do the residual add and the ReLU
+// inside the normalising pass, and the ReLU's mask inside both passes of the backward, with the
+// unfused arithmetic: their results equal the composition's.
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/lane_sums.h"
 
@@ -28,28 +31,54 @@ void for_each_channel(const Layout& l, Fn&& fn) {
   });
 }
 
-// out = (in - mean)*scale + bias over channel c's planes.
+// What follows the normalising map: an optional residual (laid out like x) added, then an optional ReLU.
+struct Epilogue {
+  const float* residual = nullptr;
+  bool relu = false;
+};
+
+// out = (in - mean)*scale + bias over channel c's planes, then the epilogue: + residual, max(0, .)
+// as relu() computes it (x > 0 ? x : 0, so NaN becomes 0). Without an epilogue it is batch_norm's map.
+template <bool kResidual, bool kRelu>
 void normalise_channel(const Layout& l, int64_t c, const float* in, float* out, float mean, float scale,
-                       float bias) {
+                       float bias, const float* residual) {
   for (int64_t n = 0; n < l.N; ++n) {
-    const float* src = in + (n * l.C + c) * l.HW;
-    float* dst = out + (n * l.C + c) * l.HW;
-    for (int64_t i = 0; i < l.HW; ++i) dst[i] = (src[i] - mean) * scale + bias;
+    const int64_t offset = (n * l.C + c) * l.HW;
+    const float* src = in + offset;
+    float* dst = out + offset;
+    for (int64_t i = 0; i < l.HW; ++i) {
+      float v = (src[i] - mean) * scale + bias;
+      if constexpr (kResidual) v = v + residual[offset + i];
+      if constexpr (kRelu) v = v > 0.0f ? v : 0.0f;
+      dst[i] = v;
+    }
   }
 }
 
-const float* data_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+void normalise_channel(const Layout& l, int64_t c, const float* in, float* out, float mean, float scale,
+                       float bias, const Epilogue& epilogue) {
+  const bool residual = epilogue.residual != nullptr;
+  if (residual && epilogue.relu)
+    normalise_channel<true, true>(l, c, in, out, mean, scale, bias, epilogue.residual);
+  else if (residual)
+    normalise_channel<true, false>(l, c, in, out, mean, scale, bias, epilogue.residual);
+  else if (epilogue.relu)
+    normalise_channel<false, true>(l, c, in, out, mean, scale, bias, nullptr);
+  else
+    normalise_channel<false, false>(l, c, in, out, mean, scale, bias, nullptr);
+}
 
-}  // namespace
+const float* data_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+float* mutable_data_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 
 // x, y [N,C,H,W]; weight, bias, save_mean, save_invstd, running_mean, running_var [C]; M = N*H*W:
 // mean = sum x / M, var = sum x² / M - mean²; y = (x - mean) * invstd * weight + bias with
-// invstd = 1/sqrt(var + eps); running_mean += momentum*(mean - running_mean),
+// invstd = 1/sqrt(var + eps), then the epilogue; running_mean += momentum*(mean - running_mean),
 // running_var += momentum*(var*M/(M-1) - running_var).
-void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
-                                      const Tensor& save_invstd, const Tensor& running_mean,
-                                      const Tensor& running_var, const Tensor& x, const Tensor& weight,
-                                      const Tensor& bias, float momentum, float eps) {
+void forward_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                   const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
+                   const Tensor& weight, const Tensor& bias, float momentum, float eps,
+                   const Epilogue& epilogue) {
   const Layout l = layout_of(x);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
@@ -57,8 +86,8 @@ void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
   const float* biases = data_or_null(bias);
   float* mean_out = save_mean.data<float>();
   float* invstd_out = save_invstd.data<float>();
-  float* running_means = running_mean.defined() ? running_mean.data<float>() : nullptr;
-  float* running_vars = running_var.defined() ? running_var.data<float>() : nullptr;
+  float* running_means = mutable_data_or_null(running_mean);
+  float* running_vars = mutable_data_or_null(running_var);
   const double M = double(l.N * l.HW);
   for_each_channel(l, [&](int64_t c) {
     cpu::MomentSums sums;
@@ -74,14 +103,14 @@ void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
       running_vars[c] = float((1.0 - momentum) * double(running_vars[c]) + momentum * unbiased);
     }
     const double scale = invstd * (weights ? weights[c] : 1.0);
-    normalise_channel(l, c, xp, yp, float(mean), float(scale), biases ? biases[c] : 0.0f);
+    normalise_channel(l, c, xp, yp, float(mean), float(scale), biases ? biases[c] : 0.0f, epilogue);
   });
 }
 
-// y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, per channel.
-void CpuBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
-                                     const Tensor& bias, const Tensor& running_mean,
-                                     const Tensor& running_var, float eps) {
+// y = (x - running_mean) / sqrt(running_var + eps) * weight + bias per channel, then the epilogue.
+void forward_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, float eps,
+                  const Epilogue& epilogue) {
   const Layout l = layout_of(x);
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
@@ -92,36 +121,70 @@ void CpuBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Ten
   for_each_channel(l, [&](int64_t c) {
     const double invstd = 1.0 / std::sqrt(double(running_vars[c]) + double(eps));
     const double scale = invstd * (weights ? weights[c] : 1.0);
-    normalise_channel(l, c, xp, yp, running_means[c], float(scale), biases ? biases[c] : 0.0f);
+    normalise_channel(l, c, xp, yp, running_means[c], float(scale), biases ? biases[c] : 0.0f, epilogue);
   });
 }
 
-// Training-mode gradients, xhat = (x - mean)*invstd, sums over n,h,w, M = N*H*W:
-// dbias = sum dy; dweight = sum dy*xhat;
-// dx = weight*invstd * (dy - dbias/M - xhat*dweight/M)   (dweight, dbias may be undefined).
-void CpuBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
-                                const Tensor& dy, const Tensor& x, const Tensor& weight,
-                                const Tensor& save_mean, const Tensor& save_invstd) {
+// The gradient reaching the normalised value: dy, or with relu_output y given, g = dy where y > 0
+// else 0 (relu's backward, computed on the fly).
+struct GradIn {
+  const float* dy;
+  const float* relu_output;   // null: no ReLU
+};
+inline float relu_grad(float dy, float y) { return y > 0.0f ? dy : 0.0f; }
+
+// Adds channel c's sum g and sum g*x to `sums`, and writes g to dresidual (when given). With a
+// ReLU, g is masked a chunk at a time (into dresidual, or a buffer on the stack) and summed by the
+// same code as the unfused gradient: the chunk is a multiple of the 16-float vector step, so the
+// sums are the unfused ones exactly.
+void add_grad_sums(const Layout& l, int64_t c, const GradIn& g, const float* xp, float* dresidual,
+                   cpu::SumAndDot& sums) {
+  constexpr int64_t kChunk = 1024;
+  static_assert(kChunk % 16 == 0);
+  float buffer[kChunk];
+  for (int64_t n = 0; n < l.N; ++n) {
+    const int64_t offset = (n * l.C + c) * l.HW;
+    if (g.relu_output == nullptr) {
+      sums.add(g.dy + offset, xp + offset, l.HW);
+      continue;
+    }
+    for (int64_t begin = 0; begin < l.HW; begin += kChunk) {
+      const int64_t count = std::min(kChunk, l.HW - begin);
+      const float* dy = g.dy + offset + begin;
+      const float* y = g.relu_output + offset + begin;
+      float* masked = dresidual ? dresidual + offset + begin : buffer;
+      for (int64_t i = 0; i < count; ++i) masked[i] = relu_grad(dy[i], y[i]);
+      sums.add(masked, xp + offset + begin, count);
+    }
+  }
+}
+
+// Training-mode gradients, g the gradient reaching the normalised value (GradIn), xhat =
+// (x - mean)*invstd, sums over n,h,w, M = N*H*W: dbias = sum g; dweight = sum g*xhat;
+// dx = weight*invstd * (g - dbias/M - xhat*dweight/M); dresidual = g. Outputs may be undefined.
+void backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dresidual,
+              const GradIn& g, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+              const Tensor& save_invstd) {
   const Layout l = layout_of(x);
   const float* xp = x.data<float>();
-  const float* dyp = dy.data<float>();
-  float* dxp = dx.defined() ? dx.data<float>() : nullptr;
+  float* dxp = mutable_data_or_null(dx);
+  float* dresidual_p = mutable_data_or_null(dresidual);
   const float* weights = data_or_null(weight);
   const float* mean_in = save_mean.data<float>();
   const float* invstd_in = save_invstd.data<float>();
-  float* dw = dweight.defined() ? dweight.data<float>() : nullptr;
-  float* db = dbias.defined() ? dbias.data<float>() : nullptr;
+  float* dw = mutable_data_or_null(dweight);
+  float* db = mutable_data_or_null(dbias);
   const double M = double(l.N * l.HW);
   for_each_channel(l, [&](int64_t c) {
     cpu::SumAndDot sums;
-    for (int64_t n = 0; n < l.N; ++n) sums.add(dyp + (n * l.C + c) * l.HW, xp + (n * l.C + c) * l.HW, l.HW);
+    add_grad_sums(l, c, g, xp, dresidual_p, sums);
     const double sum_dy = sums.sum(), sum_dy_x = sums.dot();
     const double mean = mean_in[c], invstd = invstd_in[c];
     const double sum_dy_xhat = (sum_dy_x - mean * sum_dy) * invstd;
     if (dw) dw[c] = float(sum_dy_xhat);
     if (db) db[c] = float(sum_dy);
     if (!dxp) return;
-    // dx = a*dy + b*(x - mean) + d with the per-channel constants below (x - mean first, so a
+    // dx = a*g + b*(x - mean) + d with the per-channel constants below (x - mean first, so a
     // large mean does not cancel in float).
     const double k = invstd * (weights ? weights[c] : 1.0);
     const float a = float(k);
@@ -130,12 +193,64 @@ void CpuBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const T
     const float mean32 = float(mean);
     for (int64_t n = 0; n < l.N; ++n) {
       const int64_t offset = (n * l.C + c) * l.HW;
-      const float* g = dyp + offset;
       const float* xs = xp + offset;
+      const float* dy = g.dy + offset;
       float* out = dxp + offset;
-      for (int64_t i = 0; i < l.HW; ++i) out[i] = a * g[i] + b * (xs[i] - mean32) + d;
+      if (g.relu_output == nullptr) {
+        for (int64_t i = 0; i < l.HW; ++i) out[i] = a * dy[i] + b * (xs[i] - mean32) + d;
+      } else {
+        const float* y = g.relu_output + offset;
+        for (int64_t i = 0; i < l.HW; ++i) out[i] = a * relu_grad(dy[i], y[i]) + b * (xs[i] - mean32) + d;
+      }
     }
   });
+}
+
+}  // namespace
+
+void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
+                                      const Tensor& save_invstd, const Tensor& running_mean,
+                                      const Tensor& running_var, const Tensor& x, const Tensor& weight,
+                                      const Tensor& bias, float momentum, float eps) {
+  forward_train(y, save_mean, save_invstd, running_mean, running_var, x, weight, bias, momentum, eps, {});
+}
+
+void CpuBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
+                                     const Tensor& bias, const Tensor& running_mean,
+                                     const Tensor& running_var, float eps) {
+  forward_eval(y, x, weight, bias, running_mean, running_var, eps, {});
+}
+
+void CpuBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                                const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                const Tensor& save_mean, const Tensor& save_invstd) {
+  backward(dx, dweight, dbias, Tensor(), GradIn{dy.data<float>(), nullptr}, x, weight, save_mean,
+           save_invstd);
+}
+
+// Fused: y = max(0, (x - mean)*scale + bias + residual) in the normalising pass itself.
+void CpuBackend::batch_norm_relu_fwd_train(const Tensor& y, const Tensor& save_mean,
+                                           const Tensor& save_invstd, const Tensor& running_mean,
+                                           const Tensor& running_var, const Tensor& x, const Tensor& weight,
+                                           const Tensor& bias, const Tensor& residual, float momentum,
+                                           float eps) {
+  forward_train(y, save_mean, save_invstd, running_mean, running_var, x, weight, bias, momentum, eps,
+                Epilogue{data_or_null(residual), true});
+}
+
+void CpuBackend::batch_norm_relu_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
+                                          const Tensor& bias, const Tensor& residual,
+                                          const Tensor& running_mean, const Tensor& running_var, float eps) {
+  forward_eval(y, x, weight, bias, running_mean, running_var, eps, Epilogue{data_or_null(residual), true});
+}
+
+// Fused: relu's mask (y > 0) applied to dy inside both passes of the backward; dresidual = masked dy.
+void CpuBackend::batch_norm_relu_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                                     const Tensor& dresidual, const Tensor& dy, const Tensor& y,
+                                     const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                                     const Tensor& save_invstd) {
+  backward(dx, dweight, dbias, dresidual, GradIn{dy.data<float>(), y.data<float>()}, x, weight, save_mean,
+           save_invstd);
 }
 
 }  // namespace kindling

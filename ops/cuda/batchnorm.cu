@@ -1,7 +1,9 @@
-// CUDA batch norm, our own kernels: per-channel statistics through channel_sums (double
-// accumulators, a fixed order, no atomics), then one elementwise pass. x [N,C,...] is treated as
-// [N, C, L] with L the product of the spatial dims. An undefined weight acts as 1, an undefined
-// bias as 0. The running variance is updated with the unbiased variance, as PyTorch does.
+// CUDA batch norm, alone and fused with a residual add and a ReLU, our own kernels: per-channel
+// statistics through channel_sums (double accumulators, a fixed order, no atomics), then one
+// elementwise pass. x [N,C,...] is treated as [N, C, L] with L the product of the spatial dims. An
+// undefined weight acts as 1, an undefined bias as 0. The running variance is updated with the
+// unbiased variance, as PyTorch does. The fused forms add the residual and apply the ReLU in the
+// elementwise pass, and the ReLU's mask (output > 0) inside both passes of the backward.
 #include "ops/cuda/channel_reduce.cuh"
 #include "ops/cuda/cuda_backend.h"
 #include "ops/cuda/cuda_context.h"
@@ -72,30 +74,59 @@ __global__ void eval_norm_kernel(float4* norm, const float* running_mean, const 
   }
 }
 
-// x, y [N,C,L]; y = (x - mean[c])*scale[c] + bias[c]
-__global__ void channel_norm_kernel(float* y, const float* x, const float4* norm, int64_t C, int64_t L,
-                                    int64_t total) {
+// x, y, residual [N,C,L]; y = (x - mean[c])*scale[c] + bias[c], then + residual[i] (when given) and
+// max(0, .) as relu computes it (when kRelu; NaN becomes 0)
+template <bool kRelu>
+__global__ void channel_norm_kernel(float* y, const float* x, const float* residual, const float4* norm,
+                                    int64_t C, int64_t L, int64_t total) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
     const float4 k = norm[(i / L) % C];
-    y[i] = (x[i] - k.x) * k.y + k.z;
+    float v = (x[i] - k.x) * k.y + k.z;
+    if (residual != nullptr) v = v + residual[i];
+    if (kRelu) v = v > 0.0f ? v : 0.0f;
+    y[i] = v;
   }
 }
 
-void launch_channel_norm(const Tensor& y, const Tensor& x, const float4* norm,
-                         const cuda::ChannelGeometry& g) {
-  channel_norm_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
-      y.data<float>(), x.data<float>(), norm, g.C, g.L, x.numel());
+// The epilogue of the normalising pass: none (batch_norm), or residual (may be undefined) + ReLU.
+struct Epilogue {
+  bool relu = false;
+  const Tensor* residual = nullptr;
+};
+
+void launch_channel_norm(const Tensor& y, const Tensor& x, const float4* norm, const cuda::ChannelGeometry& g,
+                         const Epilogue& epilogue) {
+  const Tensor* r = epilogue.residual;
+  const bool has_residual = r != nullptr && r->defined();
+  KINDLING_CHECK(!has_residual || (r->shape() == x.shape() && r->dtype() == DType::f32 && r->is_contiguous()),
+                 ShapeError, "batch_norm_relu on CUDA: expected a contiguous f32 residual shaped like x {}, "
+                 "got {}", x.describe(), r->describe());
+  const float* residual = has_residual ? r->data<float>() : nullptr;
+  const unsigned grid = cuda::grid_for(x.numel(), kBlock);
+  float* out = y.data<float>();
+  const float* in = x.data<float>();
+  const int64_t total = x.numel();
+  if (epilogue.relu)
+    channel_norm_kernel<true><<<grid, kBlock, 0, cuda::stream()>>>(out, in, residual, norm, g.C, g.L, total);
+  else
+    channel_norm_kernel<false><<<grid, kBlock, 0, cuda::stream()>>>(out, in, residual, norm, g.C, g.L, total);
   KINDLING_CUDA_LAUNCH_CHECK("channel_norm_kernel");
 }
 
-// Per channel: sum dy, and sum dy * xhat with xhat = (x - mean) * invstd.
+// The gradient reaching the normalised value: dy, or dy where the fused op's output y > 0, else 0.
+__device__ inline float grad_in(const float* dy, const float* relu_output, int64_t i) {
+  return relu_output == nullptr || relu_output[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// Per channel: sum g, and sum g * xhat with xhat = (x - mean) * invstd, g = grad_in(dy, relu_output).
 struct GradSums {
   const float* dy;
+  const float* relu_output;   // null: no ReLU
   const float* x;
   const float* mean;
   const float* invstd;
   __device__ double2 operator()(int64_t i, int64_t c) const {
-    const double g = dy[i];
+    const double g = grad_in(dy, relu_output, i);
     return make_double2(g, g * (double(x[i]) - double(mean[c])) * double(invstd[c]));
   }
 };
@@ -119,21 +150,25 @@ struct GradFinish {
   }
 };
 
-// dx [N,C,L] = a*dy + b*(x - mean) + d with GradFinish's per-channel constants
-__global__ void batch_norm_dx_kernel(float* dx, const float* dy, const float* x, const float4* coef, int64_t C,
-                                     int64_t L, int64_t total) {
+// dx [N,C,L] = a*g + b*(x - mean) + d with GradFinish's per-channel constants and g = grad_in(dy,
+// relu_output); dresidual = g. dx, dresidual: either may be null.
+__global__ void batch_norm_dx_kernel(float* dx, float* dresidual, const float* dy, const float* relu_output,
+                                     const float* x, const float4* coef, int64_t C, int64_t L,
+                                     int64_t total) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+    const float g = grad_in(dy, relu_output, i);
+    if (dresidual != nullptr) dresidual[i] = g;
+    if (dx == nullptr) continue;
     const float4 k = coef[(i / L) % C];
-    dx[i] = k.x * dy[i] + k.y * (x[i] - k.w) + k.z;
+    dx[i] = k.x * g + k.y * (x[i] - k.w) + k.z;
   }
 }
 
-}  // namespace
-
-void CudaBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
-                                       const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
-                                       const Tensor& weight, const Tensor& bias, float momentum, float eps) {
-  const char* op = "batch_norm_fwd_train";
+void forward_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                   const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
+                   const Tensor& weight, const Tensor& bias, float momentum, float eps,
+                   const Epilogue& epilogue) {
+  const char* op = epilogue.relu ? "batch_norm_relu_fwd_train" : "batch_norm_fwd_train";
   const cuda::ChannelGeometry g = geometry(op, x);
   KINDLING_CHECK(running_mean.defined() == running_var.defined(), ValueError,
                  "{}: running_mean and running_var must be both defined or both undefined", op);
@@ -150,12 +185,13 @@ void CudaBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
                          double(momentum),
                          double(eps)};
   cuda::channel_sums(op, g, SumAndSquares{x.data<float>()}, stats);
-  launch_channel_norm(y, x, norm.as<float4>(), g);
+  launch_channel_norm(y, x, norm.as<float4>(), g, epilogue);
 }
 
-void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                      const Tensor& running_mean, const Tensor& running_var, float eps) {
-  const char* op = "batch_norm_fwd_eval";
+void forward_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Tensor& running_mean, const Tensor& running_var, float eps,
+                  const Epilogue& epilogue) {
+  const char* op = epilogue.relu ? "batch_norm_relu_fwd_eval" : "batch_norm_fwd_eval";
   const cuda::ChannelGeometry g = geometry(op, x);
   KINDLING_CHECK(running_mean.defined() && running_var.defined(), ValueError,
                  "{}: evaluation mode needs running_mean and running_var", op);
@@ -165,16 +201,15 @@ void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Te
       norm.as<float4>(), channel_ptr(op, running_mean, g.C), channel_ptr(op, running_var, g.C),
       channel_ptr(op, weight, g.C), channel_ptr(op, bias, g.C), double(eps), g.C);
   KINDLING_CUDA_LAUNCH_CHECK("eval_norm_kernel");
-  launch_channel_norm(y, x, norm.as<float4>(), g);
+  launch_channel_norm(y, x, norm.as<float4>(), g, epilogue);
 }
 
-// dx may be undefined (only the parameter gradients wanted); dweight, dbias likewise.
-void CudaBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
-                                 const Tensor& x, const Tensor& weight, const Tensor& save_mean,
-                                 const Tensor& save_invstd) {
-  const char* op = "batch_norm_bwd";
+// relu_output: null for batch_norm_bwd. dx, dresidual, dweight, dbias may be undefined.
+void backward(const char* op, const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+              const Tensor& dresidual, const Tensor& dy, const float* relu_output, const Tensor& x,
+              const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd) {
   const cuda::ChannelGeometry g = geometry(op, x);
-  for (const Tensor* t : {&dx, &dy})
+  for (const Tensor* t : {&dx, &dy, &dresidual})
     KINDLING_CHECK(!t->defined() || (t->shape() == x.shape() && t->dtype() == DType::f32 && t->is_contiguous()),
                    ShapeError, "{} on CUDA: expected contiguous f32 gradients shaped like x {}, got {}", op,
                    x.describe(), t->describe());
@@ -182,13 +217,60 @@ void CudaBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const 
   const float* mean = channel_ptr(op, save_mean, g.C);
   const float* invstd = channel_ptr(op, save_invstd, g.C);
   cuda::DeviceBuffer coef(size_t(g.C) * sizeof(float4));
-  cuda::channel_sums(op, g, GradSums{dy.data<float>(), x.data<float>(), mean, invstd},
+  cuda::channel_sums(op, g, GradSums{dy.data<float>(), relu_output, x.data<float>(), mean, invstd},
                      GradFinish{mean, invstd, channel_ptr(op, weight, g.C), channel_ptr(op, dweight, g.C),
                                 channel_ptr(op, dbias, g.C), coef.as<float4>(), double(g.N * g.L)});
-  if (!dx.defined() || x.numel() == 0) return;
+  if ((!dx.defined() && !dresidual.defined()) || x.numel() == 0) return;
   batch_norm_dx_kernel<<<cuda::grid_for(x.numel(), kBlock), kBlock, 0, cuda::stream()>>>(
-      dx.data<float>(), dy.data<float>(), x.data<float>(), coef.as<float4>(), g.C, g.L, x.numel());
+      dx.defined() ? dx.data<float>() : nullptr, dresidual.defined() ? dresidual.data<float>() : nullptr,
+      dy.data<float>(), relu_output, x.data<float>(), coef.as<float4>(), g.C, g.L, x.numel());
   KINDLING_CUDA_LAUNCH_CHECK("batch_norm_dx_kernel");
+}
+
+}  // namespace
+
+void CudaBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                                       const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
+                                       const Tensor& weight, const Tensor& bias, float momentum, float eps) {
+  forward_train(y, save_mean, save_invstd, running_mean, running_var, x, weight, bias, momentum, eps, {});
+}
+
+void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                      const Tensor& running_mean, const Tensor& running_var, float eps) {
+  forward_eval(y, x, weight, bias, running_mean, running_var, eps, {});
+}
+
+// dx may be undefined (only the parameter gradients wanted); dweight, dbias likewise.
+void CudaBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
+                                 const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                                 const Tensor& save_invstd) {
+  backward("batch_norm_bwd", dx, dweight, dbias, Tensor(), dy, nullptr, x, weight, save_mean, save_invstd);
+}
+
+void CudaBackend::batch_norm_relu_fwd_train(const Tensor& y, const Tensor& save_mean,
+                                            const Tensor& save_invstd, const Tensor& running_mean,
+                                            const Tensor& running_var, const Tensor& x, const Tensor& weight,
+                                            const Tensor& bias, const Tensor& residual, float momentum,
+                                            float eps) {
+  forward_train(y, save_mean, save_invstd, running_mean, running_var, x, weight, bias, momentum, eps,
+                Epilogue{true, &residual});
+}
+
+void CudaBackend::batch_norm_relu_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
+                                           const Tensor& bias, const Tensor& residual,
+                                           const Tensor& running_mean, const Tensor& running_var, float eps) {
+  forward_eval(y, x, weight, bias, running_mean, running_var, eps, Epilogue{true, &residual});
+}
+
+void CudaBackend::batch_norm_relu_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                                      const Tensor& dresidual, const Tensor& dy, const Tensor& y,
+                                      const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                                      const Tensor& save_invstd) {
+  KINDLING_CHECK(y.shape() == x.shape() && y.dtype() == DType::f32 && y.is_contiguous(), ShapeError,
+                 "batch_norm_relu_bwd on CUDA: expected the contiguous f32 output shaped like x {}, got {}",
+                 x.describe(), y.describe());
+  backward("batch_norm_relu_bwd", dx, dweight, dbias, dresidual, dy, y.data<float>(), x, weight, save_mean,
+           save_invstd);
 }
 
 }  // namespace kindling

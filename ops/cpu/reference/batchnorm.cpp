@@ -1,4 +1,5 @@
-// Reference batch norm: per channel, the statistics and the affine map as the formulas say, in double.
+// Reference batch norm: per channel, the statistics and the affine map as the formulas say, in double;
+// the fused form with a residual add and a ReLU as that composition.
 #include "ops/cpu/reference/reference_backend.h"
 
 #include <cmath>
@@ -16,6 +17,16 @@ void for_each_in_channel(const Tensor& x, int64_t c, Fn&& fn) {
 
 double value_or(const Tensor& t, int64_t c, double fallback) {
   return t.defined() ? double(t.data<float>()[c]) : fallback;
+}
+
+// y += residual (when defined), then y = max(0, y) as relu() computes it (NaN becomes 0).
+void add_residual_then_relu(const Tensor& y, const Tensor& residual) {
+  float* out = y.data<float>();
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    float v = out[i];
+    if (residual.defined()) v = v + residual.data<float>()[i];
+    out[i] = v > 0.0f ? v : 0.0f;
+  }
 }
 
 }  // namespace
@@ -87,6 +98,37 @@ void ReferenceCpuBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight
       dx.data<float>()[i] = float(k * (dyp[i] - sum_dy / M - xhat * sum_dy_xhat / M));
     });
   }
+}
+
+// Fused with a residual add and a ReLU, as the composition: y = batch_norm(x), y += residual, y = max(0, y).
+void ReferenceCpuBackend::batch_norm_relu_fwd_train(const Tensor& y, const Tensor& save_mean,
+                                                    const Tensor& save_invstd, const Tensor& running_mean,
+                                                    const Tensor& running_var, const Tensor& x,
+                                                    const Tensor& weight, const Tensor& bias,
+                                                    const Tensor& residual, float momentum, float eps) {
+  batch_norm_fwd_train(y, save_mean, save_invstd, running_mean, running_var, x, weight, bias, momentum, eps);
+  add_residual_then_relu(y, residual);
+}
+
+void ReferenceCpuBackend::batch_norm_relu_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
+                                                   const Tensor& bias, const Tensor& residual,
+                                                   const Tensor& running_mean, const Tensor& running_var,
+                                                   float eps) {
+  batch_norm_fwd_eval(y, x, weight, bias, running_mean, running_var, eps);
+  add_residual_then_relu(y, residual);
+}
+
+// g = dy where y > 0, else 0; dresidual = g, and batch_norm_bwd from g.
+void ReferenceCpuBackend::batch_norm_relu_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                                              const Tensor& dresidual, const Tensor& dy, const Tensor& y,
+                                              const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                                              const Tensor& save_invstd) {
+  Tensor g = empty(x.shape());
+  for (int64_t i = 0; i < x.numel(); ++i)
+    g.data<float>()[i] = y.data<float>()[i] > 0.0f ? dy.data<float>()[i] : 0.0f;
+  if (dresidual.defined())
+    for (int64_t i = 0; i < x.numel(); ++i) dresidual.data<float>()[i] = g.data<float>()[i];
+  batch_norm_bwd(dx, dweight, dbias, g, x, weight, save_mean, save_invstd);
 }
 
 }  // namespace kindling

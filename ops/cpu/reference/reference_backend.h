@@ -42,6 +42,16 @@ class ReferenceCpuBackend final : public CpuBackend {
   void batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
                       const Tensor& x, const Tensor& weight, const Tensor& save_mean,
                       const Tensor& save_invstd) override;
+  void batch_norm_relu_fwd_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                                 const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
+                                 const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                                 float momentum, float eps) override;
+  void batch_norm_relu_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                const Tensor& residual, const Tensor& running_mean, const Tensor& running_var,
+                                float eps) override;
+  void batch_norm_relu_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                           const Tensor& dresidual, const Tensor& dy, const Tensor& y, const Tensor& x,
+                           const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd) override;
 };
 
 // The one instance, whatever KINDLING_KERNELS says (the tests compare it with the fast kernels).
