@@ -9,6 +9,7 @@
 #include "ops/pool.h"
 
 #include <cmath>
+#include <cstdlib>
 
 namespace kindling {
 
@@ -34,7 +35,27 @@ void initialise(WeightInit init, const Tensor& weight, const Tensor& bias, Gener
   }
   if (bias.defined()) init::constant_(bias, 0.0);
 }
+
+// KINDLING_FUSE_BN_RELU=0 turns the fusion off in the layers made afterwards (to compare with it).
+bool fuse_relu_by_default() {
+  const char* value = std::getenv("KINDLING_FUSE_BN_RELU");
+  return value == nullptr || std::string(value) != "0";
+}
 }  // namespace
+
+Tensor forward_in_order(const std::vector<Module*>& modules, const Tensor& x) {
+  Tensor y = x;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    auto* batchnorm = dynamic_cast<BatchNorm2d*>(modules[i]);
+    if (batchnorm && i + 1 < modules.size() && dynamic_cast<ReLU*>(modules[i + 1])) {
+      y = batchnorm->forward_relu(y);
+      ++i;
+    } else {
+      y = modules[i]->forward(y);
+    }
+  }
+  return y;
+}
 
 // ---- Sequential ----
 Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) {
@@ -46,9 +67,9 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
 }
 
 Tensor Sequential::forward(const Tensor& x) {
-  Tensor y = x;
-  for (const auto& [name, module] : children()) y = module->forward(y);
-  return y;
+  std::vector<Module*> modules;
+  for (const auto& [name, module] : children()) modules.push_back(module.get());
+  return forward_in_order(modules, x);
 }
 
 // ---- Linear ----
@@ -100,7 +121,7 @@ std::string Conv2d::describe() const {
 
 // ---- BatchNorm2d ----
 BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum)
-    : num_features_(num_features), eps_(eps), momentum_(momentum) {
+    : num_features_(num_features), eps_(eps), momentum_(momentum), fuse_relu_(fuse_relu_by_default()) {
   check_positive(num_features, "BatchNorm2d", "num_features");
   KINDLING_CHECK(eps > 0 && momentum >= 0 && momentum <= 1, ValueError,
                  "BatchNorm2d: eps ({}) must be > 0 and momentum ({}) in [0, 1]", eps, momentum);
@@ -122,6 +143,17 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   return y;
 }
 
+Tensor BatchNorm2d::forward_relu(const Tensor& x, const Tensor& residual) {
+  if (!fuse_relu_ || (is_training() && sum_over_ranks_)) {
+    const Tensor y = forward(x);
+    return relu(residual.defined() ? add(y, residual) : y);
+  }
+  Tensor y = batch_norm_relu(x, *weight_, *bias_, *running_mean_, *running_var_, is_training(), momentum_,
+                             eps_, residual);
+  if (is_training()) ++num_batches_tracked_->data<int64_t>()[0];
+  return y;
+}
+
 int64_t BatchNorm2d::num_batches_tracked() const { return num_batches_tracked_->data<int64_t>()[0]; }
 
 std::string BatchNorm2d::describe() const {
@@ -131,6 +163,11 @@ std::string BatchNorm2d::describe() const {
 void set_sync_batchnorm(Module& model, const SumOverRanks& sum_over_ranks) {
   if (auto* batchnorm = dynamic_cast<BatchNorm2d*>(&model)) batchnorm->set_sum_over_ranks(sum_over_ranks);
   for (const auto& [name, child] : model.children()) set_sync_batchnorm(*child, sum_over_ranks);
+}
+
+void set_fused_batchnorm_relu(Module& model, bool fused) {
+  if (auto* batchnorm = dynamic_cast<BatchNorm2d*>(&model)) batchnorm->set_fuse_relu(fused);
+  for (const auto& [name, child] : model.children()) set_fused_batchnorm_relu(*child, fused);
 }
 
 // ---- activations, pooling, dropout, flatten ----

@@ -19,7 +19,8 @@ enum class WeightInit {
   normal_001,               // torchvision VGG linears: N(0, 0.01²); bias 0
 };
 
-// Modules run in order; children are named "0", "1", ... as in torch.nn.Sequential.
+// Modules run in order; children are named "0", "1", ... as in torch.nn.Sequential. A BatchNorm2d
+// followed by a ReLU runs as one BatchNorm2d::forward_relu (same result, one pass).
 class Sequential final : public Module {
  public:
   Sequential() = default;
@@ -92,22 +93,36 @@ class BatchNorm2d final : public Module {
   // Sync BN: in training, statistics over the global batch of a data-parallel job, whose per-channel
   // sums `sum_over_ranks` adds up over the ranks (see sync_batch_norm). An empty function: local.
   void set_sum_over_ranks(SumOverRanks sum_over_ranks) { sum_over_ranks_ = std::move(sum_over_ranks); }
+  // relu(forward(x) + residual), or relu(forward(x)) with residual undefined (then shaped like x).
+  // Runs the fused batch_norm_relu (one pass each way over the activations) when fuse_relu() is on,
+  // unless sync BN is training: then the composition of sync_batch_norm, add and relu. The result
+  // is the composition's, up to float rounding; state, names and running statistics as forward().
+  Tensor forward_relu(const Tensor& x, const Tensor& residual = Tensor());
+  // Whether forward_relu fuses; on unless KINDLING_FUSE_BN_RELU=0 was set when the layer was made.
+  bool fuse_relu() const { return fuse_relu_; }
+  void set_fuse_relu(bool fuse) { fuse_relu_ = fuse; }
 
  private:
   int64_t num_features_;
   double eps_, momentum_;
+  bool fuse_relu_;
   SumOverRanks sum_over_ranks_;
   Tensor *weight_, *bias_, *running_mean_, *running_var_, *num_batches_tracked_;
 };
 
 // Sets sum_over_ranks on every BatchNorm2d of `model` (sync BN for data-parallel training).
 void set_sync_batchnorm(Module& model, const SumOverRanks& sum_over_ranks);
+// Turns the BatchNorm + ReLU (+ residual) fusion of every BatchNorm2d of `model` on or off.
+void set_fused_batchnorm_relu(Module& model, bool fused);
 
 class ReLU final : public Module {
  public:
   Tensor forward(const Tensor& x) override;
   std::string describe() const override { return "ReLU"; }
 };
+
+// Runs `modules` in order on x, a BatchNorm2d followed by a ReLU as one BatchNorm2d::forward_relu.
+Tensor forward_in_order(const std::vector<Module*>& modules, const Tensor& x);
 
 // stride defaults to the kernel size, as in PyTorch.
 class MaxPool2d final : public Module {

@@ -34,7 +34,7 @@ CifarBasicBlock::CifarBasicBlock(int64_t in_planes, int64_t planes, int64_t stri
 }
 
 Tensor CifarBasicBlock::forward(const Tensor& x) {
-  Tensor out = bn2_->forward(conv2_->forward(relu(bn1_->forward(conv1_->forward(x)))));
+  const Tensor out = conv2_->forward(bn1_->forward_relu(conv1_->forward(x)));
   Tensor shortcut = x;
   if (stride_ != 1) shortcut = x.slice(2, 0, x.size(2), stride_).slice(3, 0, x.size(3), stride_);
   if (pad_before_ + pad_after_ > 0) {
@@ -43,7 +43,7 @@ Tensor CifarBasicBlock::forward(const Tensor& x) {
     const int64_t N = shortcut.size(0), H = shortcut.size(2), W = shortcut.size(3);
     shortcut = cat({zeros({N, pad_before_, H, W}, options), shortcut, zeros({N, pad_after_, H, W}, options)}, 1);
   }
-  return relu(add(out, shortcut));
+  return bn2_->forward_relu(out, shortcut);
 }
 
 // ---- ResidualBlock ----
@@ -74,11 +74,11 @@ ResidualBlock::ResidualBlock(bool bottleneck, int64_t in_planes, int64_t planes,
 
 Tensor ResidualBlock::forward(const Tensor& x) {
   Tensor out = x;
-  for (size_t i = 0; i < stages_.size(); ++i) {
-    out = stages_[i].second->forward(stages_[i].first->forward(out));
-    if (i + 1 < stages_.size()) out = relu(out);   // the last ReLU comes after the addition
-  }
-  return relu(add(out, downsample_ ? downsample_->forward(x) : x));
+  for (size_t i = 0; i + 1 < stages_.size(); ++i)
+    out = stages_[i].second->forward_relu(stages_[i].first->forward(out));
+  // The last ReLU comes after the addition.
+  out = stages_.back().first->forward(out);
+  return stages_.back().second->forward_relu(out, downsample_ ? downsample_->forward(x) : x);
 }
 
 // ---- ResNet ----
@@ -155,9 +155,9 @@ std::shared_ptr<ResNet> ResNet::imagenet_style(int64_t depth, int64_t in_channel
 
 Tensor ResNet::forward(const Tensor& x) {
   KINDLING_CHECK(x.dim() == 4, ShapeError, "{}: expected input [N,C,H,W], got {}", name_, x.describe());
-  Tensor y = x;
-  for (const auto& module : sequence_) y = module->forward(y);
-  return y;
+  std::vector<Module*> modules;
+  for (const auto& module : sequence_) modules.push_back(module.get());
+  return forward_in_order(modules, x);
 }
 
 }  // namespace kindling
