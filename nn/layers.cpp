@@ -36,10 +36,14 @@ void initialise(WeightInit init, const Tensor& weight, const Tensor& bias, Gener
   if (bias.defined()) init::constant_(bias, 0.0);
 }
 
-// KINDLING_FUSE_BN_RELU=0 turns the fusion off in the layers made afterwards (to compare with it).
+// KINDLING_FUSE_BN_RELU=0 turns the fusion off in the layers made afterwards (to compare with it);
+// unset, empty or 1: on.
 bool fuse_relu_by_default() {
-  const char* value = std::getenv("KINDLING_FUSE_BN_RELU");
-  return value == nullptr || std::string(value) != "0";
+  const char* env = std::getenv("KINDLING_FUSE_BN_RELU");
+  const std::string value = env ? env : "";
+  KINDLING_CHECK(value.empty() || value == "0" || value == "1", ValueError,
+                 "KINDLING_FUSE_BN_RELU must be 0 or 1, got '{}'", value);
+  return value != "0";
 }
 }  // namespace
 

@@ -98,7 +98,8 @@ class BatchNorm2d final : public Module {
   // unless sync BN is training: then the composition of sync_batch_norm, add and relu. The result
   // is the composition's, up to float rounding; state, names and running statistics as forward().
   Tensor forward_relu(const Tensor& x, const Tensor& residual = Tensor());
-  // Whether forward_relu fuses; on unless KINDLING_FUSE_BN_RELU=0 was set when the layer was made.
+  // Whether forward_relu fuses; on unless KINDLING_FUSE_BN_RELU=0 was set when the layer was made
+  // (a value other than 0, 1 or empty is a ValueError).
   bool fuse_relu() const { return fuse_relu_; }
   void set_fuse_relu(bool fuse) { fuse_relu_ = fuse; }
 

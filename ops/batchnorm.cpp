@@ -91,11 +91,13 @@ Tensor normalise(const char* op, const Tensor& input, const Tensor& weight, cons
                  "{}: give both running_mean and running_var or neither", op);
   KINDLING_CHECK(eps > 0.0, ValueError, "{}: eps must be positive, got {}", op, eps);
   if (residual.defined()) {
-    KINDLING_CHECK(residual.dtype() == DType::f32 && residual.shape() == input.shape(), ShapeError,
-                   "{}: residual must be f32 shaped like input {}, got {}", op, input.describe(),
+    KINDLING_CHECK(residual.dtype() == DType::f32, DTypeError, "{}: residual must be f32, got {}", op,
                    residual.describe());
-    KINDLING_CHECK(residual.device() == input.device(), DeviceError, "{}: input is {} but residual is {}", op,
-                   input.describe(), residual.describe());
+    KINDLING_CHECK(residual.shape() == input.shape(), ShapeError,
+                   "{}: residual must be shaped like input {}, got {}", op, input.describe(),
+                   residual.describe());
+    KINDLING_CHECK(residual.device() == input.device(), DeviceError, "{}: input is {} but residual is {}",
+                   op, input.describe(), residual.describe());
   }
 
   const Tensor x_in = input.contiguous();

@@ -17,6 +17,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -159,12 +160,12 @@ TEST_CASE("batch_norm_relu: bad residuals are errors that name the residual") {
     batch_norm_relu(in.x, in.weight, in.bias, in.running_mean, in.running_var, true, 0.1, 1e-5,
                     zeros({2, 3, 4}));
   });
-  CHECK(shape_error.find("batch_norm_relu: residual must be f32 shaped like input") != std::string::npos);
+  CHECK(shape_error.find("batch_norm_relu: residual must be shaped like input") != std::string::npos);
   const std::string dtype_error = test::error_text([&] {
     batch_norm_relu(in.x, in.weight, in.bias, in.running_mean, in.running_var, true, 0.1, 1e-5,
                     zeros({2, 3, 4, 4}, TensorOptions{}.with_dtype(DType::i64)));
   });
-  CHECK(dtype_error.find("residual") != std::string::npos);
+  CHECK(dtype_error.find("batch_norm_relu: residual must be f32") != std::string::npos);
   const std::string weight_error = test::error_text(
       [&] { batch_norm_relu(in.x, zeros({4}), in.bias, in.running_mean, in.running_var, true); });
   CHECK(weight_error.find("batch_norm_relu: weight must be f32 [3]") != std::string::npos);
@@ -277,6 +278,18 @@ TEST_CASE("fused BatchNorm + ReLU: the switch brings back the composition, the s
   CHECK(block->forward(x).grad_fn()->name() == "BatchNormReluBackward");
   set_fused_batchnorm_relu(*block, false);
   CHECK(block->forward(x).grad_fn()->name() == "ReluBackward");
+}
+
+TEST_CASE("fused BatchNorm + ReLU: KINDLING_FUSE_BN_RELU sets the default of the layers made after it") {
+  CHECK(BatchNorm2d(2).fuse_relu());
+  ::setenv("KINDLING_FUSE_BN_RELU", "0", 1);
+  CHECK(!BatchNorm2d(2).fuse_relu());
+  ::setenv("KINDLING_FUSE_BN_RELU", "1", 1);
+  CHECK(BatchNorm2d(2).fuse_relu());
+  ::setenv("KINDLING_FUSE_BN_RELU", "off", 1);
+  const std::string error = test::error_text([] { BatchNorm2d bn(2); });
+  ::unsetenv("KINDLING_FUSE_BN_RELU");
+  CHECK(error == "KINDLING_FUSE_BN_RELU must be 0 or 1, got 'off'");
 }
 
 TEST_CASE("fused BatchNorm + ReLU: a Sequential runs BatchNorm2d then ReLU fused, eval included") {
