@@ -9,7 +9,8 @@
 # The CPU-only wheel index (TORCH_INDEX_URL, default download.pytorch.org/whl/cpu) is tried first:
 # it holds a wheel of some 200 MB. Where it cannot be reached, PyPI's default wheel is installed,
 # which pulls the nvidia-* CUDA libraries (several GB) although the benchmark uses the CPU only.
-# TORCH_SPEC picks the version (default: torch, the newest); PYTHON the interpreter (python3).
+# TORCH_SPEC picks the version (default: torch, the newest; an environment that already has torch
+# is left as it is unless TORCH_SPEC is set); PYTHON the interpreter (python3).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,11 +21,13 @@ index=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 
 "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
-if "${pip[@]}" install --retries 1 --timeout 20 "$spec" --index-url "$index"; then
+if [[ -z ${TORCH_SPEC:-} ]] && "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+  echo "setup_pytorch2: $venv already has torch (TORCH_SPEC=torch==VERSION picks another)"
+elif "${pip[@]}" install --upgrade --retries 1 --timeout 20 "$spec" --index-url "$index"; then
   echo "setup_pytorch2: installed $spec from $index"
 else
   echo "setup_pytorch2: $index not reachable; installing $spec from PyPI (with its CUDA libraries)"
-  "${pip[@]}" install "$spec"
+  "${pip[@]}" install --upgrade "$spec"
 fi
 "${pip[@]}" install numpy   # torch warns at import without it
 "$venv/bin/python" - <<'PY'

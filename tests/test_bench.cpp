@@ -28,7 +28,7 @@ double step_flops(double macs, double first_conv_macs) { return 2 * macs + 4 * m
 TEST_CASE("flops: ResNet-20 on 3x32x32 images, layer by layer") {
   const double stem = conv_macs(3, 16, 3, 32);
   const double stage1 = 6 * conv_macs(16, 16, 3, 32);
-  const double stage2 = conv_macs(16, 32, 3, 16) + 5 * conv_macs(32, 32, 3, 16);   // option-A shortcuts
+  const double stage2 = conv_macs(16, 32, 3, 16) + 5 * conv_macs(32, 32, 3, 16);  // option-A shortcuts
   const double stage3 = conv_macs(32, 64, 3, 8) + 5 * conv_macs(64, 64, 3, 8);
   const double fc = 64 * 10;
   const double macs = stem + stage1 + stage2 + stage3 + fc;
@@ -37,8 +37,8 @@ TEST_CASE("flops: ResNet-20 on 3x32x32 images, layer by layer") {
   const TrainingFlops flops = training_flops_per_image(*model, 3, 32);
   CHECK(flops.forward == 2 * macs);
   CHECK(flops.total() == step_flops(macs, stem));
-  CHECK(flops.total() == 242421504);   // 0.2424 GFLOP per image
-  CHECK(model->is_training());         // the mode is put back
+  CHECK(flops.total() == 242421504);  // 0.2424 GFLOP per image
+  CHECK(model->is_training());        // the mode is put back
 }
 
 TEST_CASE("flops: ResNet-18 (3x3 stem) on 3x32x32 images, layer by layer") {
@@ -46,9 +46,9 @@ TEST_CASE("flops: ResNet-18 (3x3 stem) on 3x32x32 images, layer by layer") {
   const double layer1 = 4 * conv_macs(64, 64, 3, 32);
   double later_layers = 0;
   for (double planes : {128, 256, 512}) {
-    const double side = 32 * 64 / planes;   // 16, 8, 4
+    const double side = 32 * 64 / planes;  // 16, 8, 4
     later_layers += conv_macs(planes / 2, planes, 3, side) + 3 * conv_macs(planes, planes, 3, side) +
-                    conv_macs(planes / 2, planes, 1, side);   // the 1x1 downsample
+                    conv_macs(planes / 2, planes, 1, side);  // the 1x1 downsample
   }
   const double macs = stem + layer1 + later_layers + 512 * 10;
   CHECK(macs == 555422720);
@@ -56,14 +56,14 @@ TEST_CASE("flops: ResNet-18 (3x3 stem) on 3x32x32 images, layer by layer") {
   const TrainingFlops flops = training_flops_per_image(*model, 3, 32);
   CHECK(flops.forward == 2 * macs);
   CHECK(flops.total() == step_flops(macs, stem));
-  CHECK(flops.total() == 3328997376);   // 3.33 GFLOP per image
+  CHECK(flops.total() == 3328997376);  // 3.33 GFLOP per image
 }
 
 TEST_CASE("flops: gradients that are not computed are not counted") {
   const Tensor x = randn({4, 6});
   const Tensor w = randn({5, 6}).set_requires_grad(true), b = randn({5}).set_requires_grad(true);
   CHECK(training_flops(linear(x, w, b)).forward == 2 * 4 * 5 * 6);
-  CHECK(training_flops(linear(x, w, b)).backward == 2 * 4 * 5 * 6);   // weight gradient only
+  CHECK(training_flops(linear(x, w, b)).backward == 2 * 4 * 5 * 6);  // weight gradient only
   const Tensor xg = randn({4, 6}).set_requires_grad(true);
   CHECK(training_flops(linear(xg, w, b)).backward == 4 * 4 * 5 * 6);
   // A convolution reused twice counts twice; the same node reached by two paths counts once.
@@ -74,10 +74,10 @@ TEST_CASE("flops: gradients that are not computed are not counted") {
   CHECK(training_flops(add(y, y)).total() == 6 * macs);
   CHECK(training_flops(add(y, conv2d(image, kernel, {}, 1, 1))).total() == 12 * macs);
   NoGradGuard no_grad;
-  CHECK(training_flops(conv2d(image, kernel, {}, 1, 1)).total() == 0);   // no graph, nothing counted
+  CHECK(training_flops(conv2d(image, kernel, {}, 1, 1)).total() == 0);  // no graph, nothing counted
   auto model = make_model("resnet20", 3, 10, 32);
-  CHECK(training_flops_per_image(*model, 3, 32).total() == 242421504);   // grad mode is turned on for it
-  CHECK(!GradMode::is_enabled());                                        // and put back
+  CHECK(training_flops_per_image(*model, 3, 32).total() == 242421504);  // grad mode is turned on for it
+  CHECK(!GradMode::is_enabled());                                       // and put back
 }
 
 TEST_CASE("peak kernels: FLOPs per round from the vector width and chain count") {
@@ -88,7 +88,7 @@ TEST_CASE("peak kernels: FLOPs per round from the vector width and chain count")
     INFO(k.name << " " << k.isa);
     const int lanes = k.isa == "avx512" ? 16 : k.isa == "avx2" ? 8 : k.isa == "avx512_bf16" ? 32 : 1;
     CHECK(k.flops_per_round == 2.0 * lanes * k.chains);
-    const float result = k.run(1000);   // runs, and stays finite over many rounds
+    const float result = k.run(1000);  // runs, and stays finite over many rounds
     CHECK(std::isfinite(result));
     CHECK(result > 0);
   }

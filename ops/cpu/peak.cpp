@@ -48,7 +48,7 @@ __attribute__((target("avx512f"))) float fp32_fma_avx512(int64_t rounds) {
     for (int i = 0; i < kAvx512Chains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
   __m512 total = acc[0];
   for (int i = 1; i < kAvx512Chains; ++i) total = _mm512_add_ps(total, acc[i]);
-  alignas(64) float lanes[16];   // not _mm512_reduce_add_ps: GCC 12 warns on it in a target function
+  alignas(64) float lanes[16];  // not _mm512_reduce_add_ps: GCC 12 warns on it in a target function
   _mm512_store_ps(lanes, total);
   return sum_lanes(lanes);
 }
@@ -82,7 +82,7 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_dot_avx512(int64_t roun
     for (int i = 0; i < kAvx512Chains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
   __m512 total = acc[0];
   for (int i = 1; i < kAvx512Chains; ++i) total = _mm512_add_ps(total, acc[i]);
-  alignas(64) float lanes[16];   // not _mm512_reduce_add_ps: GCC 12 warns on it in a target function
+  alignas(64) float lanes[16];  // not _mm512_reduce_add_ps: GCC 12 warns on it in a target function
   _mm512_store_ps(lanes, total);
   return sum_lanes(lanes);
 }

@@ -14,9 +14,9 @@
 namespace kindling::cpu {
 
 struct PeakKernel {
-  std::string name;   // "fp32_fma", "bf16_dot"
-  std::string isa;    // "avx512", "avx2", "avx512_bf16", "scalar"
-  int chains = 0;     // independent accumulators: enough to cover the latency of every pipe
+  std::string name;  // "fp32_fma", "bf16_dot"
+  std::string isa;   // "avx512", "avx2", "avx512_bf16", "scalar"
+  int chains = 0;    // independent accumulators: enough to cover the latency of every pipe
   double flops_per_round = 0;
   // Runs `rounds` rounds on the calling thread; the result depends on every accumulator, so that no
   // round can be dropped by the compiler.
