@@ -4,9 +4,9 @@
 // weight elements per output channel). Forward: 2·MACs. Backward: 2·MACs for the weight gradient
 // and 2·MACs for the input gradient, each only where that gradient is computed (the first layer's
 // input needs none), so a step costs about 3× its forward. Not counted: BatchNorm, activations,
-// pooling, residual adds, the loss and the optimizer (a few operations per element or parameter,
-// about 1 % of a ResNet step's FLOPs), nor layers whose weight needs no gradient (their shape is not
-// in the graph).
+// pooling, residual adds, the loss and the optimizer (a few operations per element or parameter:
+// under 2 % of a ResNet-20 step, docs/performance.md), nor layers whose weight needs no gradient
+// (their shape is not in the graph).
 #pragma once
 #include "core/tensor.h"
 #include "nn/module.h"
