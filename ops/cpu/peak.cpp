@@ -29,11 +29,20 @@ float fp32_fma_scalar(int64_t rounds) {
 }
 
 #ifdef KINDLING_PEAK_X86
-template <size_t n>
-float sum_lanes(const float (&lanes)[n]) {
-  float total = 0;
-  for (float lane : lanes) total += lane;
-  return total;
+// The start and the end of every kernel below, for any of their vector types (GCC's vector
+// extensions): chain i starts at i in every lane; the result sums every lane of every chain. Inlined,
+// so that the chains stay in registers.
+template <typename V, size_t chains>
+[[gnu::always_inline]] inline void start_chains(V (&acc)[chains]) {
+  for (size_t i = 0; i < chains; ++i) acc[i] = V{} + float(i);
+}
+template <typename V, size_t chains>
+[[gnu::always_inline]] inline float sum_chains(const V (&acc)[chains]) {
+  V total = acc[0];
+  for (size_t i = 1; i < chains; ++i) total += acc[i];
+  float sum = 0;
+  for (size_t lane = 0; lane < sizeof(V) / sizeof(float); ++lane) sum += total[lane];
+  return sum;
 }
 
 // 16 chains of 16 floats: AVX-512 has 32 registers, and 16 chains cover a 4-cycle FMA latency on
@@ -42,15 +51,11 @@ constexpr int kAvx512Chains = 16;
 __attribute__((target("avx512f"))) float fp32_fma_avx512(int64_t rounds) {
   const __m512 a = _mm512_set1_ps(kScale), b = _mm512_set1_ps(kStep);
   __m512 acc[kAvx512Chains];
-  for (int i = 0; i < kAvx512Chains; ++i) acc[i] = _mm512_set1_ps(float(i));
+  start_chains(acc);
   for (int64_t r = 0; r < rounds; ++r)
 #pragma GCC unroll 16
     for (int i = 0; i < kAvx512Chains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  __m512 total = acc[0];
-  for (int i = 1; i < kAvx512Chains; ++i) total = _mm512_add_ps(total, acc[i]);
-  alignas(64) float lanes[16];  // not _mm512_reduce_add_ps: GCC 12 warns on it in a target function
-  _mm512_store_ps(lanes, total);
-  return sum_lanes(lanes);
+  return sum_chains(acc);
 }
 
 // 12 chains of 8 floats: with a and b, 14 of AVX2's 16 registers; 12 cover a 5-cycle FMA latency on
@@ -59,15 +64,11 @@ constexpr int kAvx2Chains = 12;
 __attribute__((target("avx2,fma"))) float fp32_fma_avx2(int64_t rounds) {
   const __m256 a = _mm256_set1_ps(kScale), b = _mm256_set1_ps(kStep);
   __m256 acc[kAvx2Chains];
-  for (int i = 0; i < kAvx2Chains; ++i) acc[i] = _mm256_set1_ps(float(i));
+  start_chains(acc);
   for (int64_t r = 0; r < rounds; ++r)
 #pragma GCC unroll 12
     for (int i = 0; i < kAvx2Chains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  __m256 total = acc[0];
-  for (int i = 1; i < kAvx2Chains; ++i) total = _mm256_add_ps(total, acc[i]);
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, total);
-  return sum_lanes(lanes);
+  return sum_chains(acc);
 }
 
 // acc[i] += a · b over 32 bf16 pairs into 16 floats. a = 1 and b ≈ 0.001, so an accumulator grows
@@ -76,15 +77,11 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_dot_avx512(int64_t roun
   const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
   const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(kStep), _mm512_set1_ps(kStep));
   __m512 acc[kAvx512Chains];
-  for (int i = 0; i < kAvx512Chains; ++i) acc[i] = _mm512_set1_ps(float(i));
+  start_chains(acc);
   for (int64_t r = 0; r < rounds; ++r)
 #pragma GCC unroll 16
     for (int i = 0; i < kAvx512Chains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-  __m512 total = acc[0];
-  for (int i = 1; i < kAvx512Chains; ++i) total = _mm512_add_ps(total, acc[i]);
-  alignas(64) float lanes[16];  // not _mm512_reduce_add_ps: GCC 12 warns on it in a target function
-  _mm512_store_ps(lanes, total);
-  return sum_lanes(lanes);
+  return sum_chains(acc);
 }
 #endif
 
