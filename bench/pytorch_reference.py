@@ -18,11 +18,11 @@ NO_TORCH = 3
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
     import torch
-    import torch.nn.functional as F
-    from pytorch_models import make_model
 except ImportError as e:
     print(json.dumps({"error": f"no torch ({e})", "python": sys.executable}))
     sys.exit(NO_TORCH)
+import torch.nn.functional as F  # noqa: E402
+from pytorch_models import make_model  # noqa: E402
 
 
 def openblas_core():
