@@ -284,8 +284,8 @@ Command add_bench(CLI::App& app) {
     }
     if (!report) return 0;
     if (o->json) {
-      for (const PeakResult& p : measured_peak) fmt::print("{}\n", p.to_json().dump());
       for (const BenchResult& r : results) fmt::print("{}\n", r.to_json().dump());
+      for (const PeakResult& p : measured_peak) fmt::print("{}\n", p.to_json().dump());
       for (const auto& j : extra) fmt::print("{}\n", j.dump());
       return 0;
     }
