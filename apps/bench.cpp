@@ -1,19 +1,22 @@
 // `kindling bench`: op-level timings (the convolutions of ResNet-20 and ResNet-18, GEMMs, batch
 // norm, pooling, the losses) and the end-to-end training step, on every requested device, with
-// PyTorch's twin (bench/pytorch_reference.py) run beside it by --compare-pytorch. Each result:
-// warm-up, then the median and spread of timed repeats, images/s, GFLOP/s where defined, peak
-// memory from the device allocator.
+// PyTorch's twin (bench/pytorch_reference.py) run beside it by --compare-pytorch; --peak measures
+// the CPU's arithmetic peak instead. Each result: warm-up, then the median and spread of timed
+// repeats, images/s, GFLOP/s where defined (a training step: its share of the CPU's FP32 peak too),
+// peak memory from the device allocator.
+#include "apps/bench.h"
 #include "apps/commands.h"
 #include "apps/trainer.h"
 #include "core/autograd.h"
 #include "core/backend.h"
-#include "ops/device_info.h"
 #include "core/parallel.h"
 #include "dist/gradient_reducer.h"
 #include "losses/loss.h"
 #include "losses/loss_bench.h"
+#include "nn/flops.h"
 #include "nn/models.h"
 #include "nn/optim.h"
+#include "ops/device_info.h"
 #include "ops/ops.h"
 
 #include <fmt/core.h>
@@ -22,37 +25,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 namespace kindling::app {
 namespace {
 
-struct Result {
-  std::string name, device;
-  double ms_median = 0, ms_min = 0, ms_max = 0;
-  double images_per_s = -1, gflops = -1;
-  size_t peak_bytes = 0;
-  nlohmann::json to_json() const {
-    nlohmann::json j = {{"name", name}, {"device", device}, {"ms_median", ms_median}, {"ms_min", ms_min},
-                        {"ms_max", ms_max}, {"peak_bytes", peak_bytes}};
-    j["images_per_s"] = images_per_s >= 0 ? nlohmann::json(images_per_s) : nlohmann::json(nullptr);
-    if (gflops >= 0) j["gflops"] = gflops;
-    return j;
-  }
-};
-
-struct Options {
-  std::string model = "resnet20";
-  int64_t batch_size = 128, channels = 3, image_size = 32, classes = 10;
-  std::string device = "cpu";
-  int warmup = 3, repeats = 20, threads = 0;
-  bool ops = false, json = false, compare_pytorch = false;
-  std::string python = "/usr/bin/python3";
-};
-
 // Warm-up, then `repeats` timed calls; the device is synchronized before each clock read.
-Result time_it(const std::string& name, Device device, int warmup, int repeats, const std::function<void()>& fn) {
+BenchResult time_it(const std::string& name, Device device, int warmup, int repeats,
+                    const std::function<void()>& fn) {
   Backend& be = backend(device);
   for (int i = 0; i < warmup; ++i) fn();
   be.synchronize();
@@ -65,7 +45,7 @@ Result time_it(const std::string& name, Device device, int warmup, int repeats, 
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
-  Result r;
+  BenchResult r;
   r.name = name;
   r.device = device.str();
   r.ms_median = ms[ms.size() / 2];
@@ -77,8 +57,9 @@ Result time_it(const std::string& name, Device device, int warmup, int repeats, 
 
 // One SGD step of the whole model at global batch o.batch_size. Under mpirun each rank takes an equal
 // share and the gradients are all-reduced as in training; the step's time is the slowest rank's,
-// and images/s is global.
-Result train_step(const Options& o, Device device) {
+// and images/s is global. GFLOP/s counts the convolutions and linear layers (nn/flops.h); on the
+// CPU, peak_fraction is its share of `cpu_peak_gflops`, the FP32 peak of all the ranks' threads.
+BenchResult train_step(const BenchOptions& o, Device device, double cpu_peak_gflops) {
   dist::Communicator& world = dist::world();
   if (o.batch_size % world.size() != 0)
     throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks (it is the global "
@@ -88,6 +69,7 @@ Result train_step(const Options& o, Device device) {
   manual_seed(0);
   auto model = make_model(o.model, o.channels, o.classes, o.image_size);
   model->to(device);
+  const double flop_per_image = training_flops_per_image(*model, o.channels, o.image_size).total();
   std::unique_ptr<dist::GradientReducer> reducer;
   if (world.size() > 1)
     reducer = std::make_unique<dist::GradientReducer>(dist::for_device(device), model->parameters());
@@ -103,7 +85,7 @@ Result train_step(const Options& o, Device device) {
   const Tensor y = from_vector(labels, {local_batch}).to(device);
   const std::string ranks = world.size() > 1 ? fmt::format("/{}ranks", world.size()) : "";
   const std::string name = fmt::format("train_step/{}/b{}{}", o.model, o.batch_size, ranks);
-  Result r = time_it(name, device, o.warmup, o.repeats, [&] {
+  BenchResult r = time_it(name, device, o.warmup, o.repeats, [&] {
     Tensor l = loss(model->forward(x), y);
     optimizer.zero_grad();
     if (reducer) {
@@ -119,6 +101,9 @@ Result train_step(const Options& o, Device device) {
   world.all_reduce_max(slowest);
   r.ms_median = slowest.item<float>();
   r.images_per_s = double(o.batch_size) * 1e3 / r.ms_median;
+  r.gflop_per_image = flop_per_image * 1e-9;
+  r.gflop_per_s = r.gflop_per_image * r.images_per_s;
+  if (device.is_cpu()) r.peak_gflop_per_s = cpu_peak_gflops;
   return r;
 }
 
@@ -127,8 +112,8 @@ struct ConvShape {
   int64_t N, C, H, K, R, stride;
 };
 
-std::vector<Result> op_benchmarks(const Options& o, Device device) {
-  std::vector<Result> results;
+std::vector<BenchResult> op_benchmarks(const BenchOptions& o, Device device) {
+  std::vector<BenchResult> results;
   Backend& be = backend(device);
   const TensorOptions on = TensorOptions{}.with_device(device);
   const int64_t n = o.batch_size;
@@ -147,8 +132,8 @@ std::vector<Result> op_benchmarks(const Options& o, Device device) {
     const double flops = 2.0 * double(s.N * s.K * p.P * p.Q * s.C * s.R * s.R);
     const std::string tag = fmt::format("{}/c{}_k{}_{}x{}_r{}_s{}", s.model, s.C, s.K, s.H, s.H, s.R, s.stride);
     auto add = [&](const char* what, const std::function<void()>& fn) {
-      Result r = time_it(fmt::format("conv2d_{}/{}", what, tag), device, 2, o.repeats, fn);
-      r.gflops = flops / (r.ms_median * 1e6);
+      BenchResult r = time_it(fmt::format("conv2d_{}/{}", what, tag), device, 2, o.repeats, fn);
+      r.gflop_per_s = flops / (r.ms_median * 1e6);
       results.push_back(r);
     };
     add("fwd", [&] { be.conv2d_fwd(p, y, x, w, Tensor()); });
@@ -157,11 +142,11 @@ std::vector<Result> op_benchmarks(const Options& o, Device device) {
   }
   for (int64_t size : {512, 1024, 2048}) {
     const Tensor a = randn({size, size}, on), b = randn({size, size}, on), c = empty({size, size}, on);
-    Result r = time_it(fmt::format("gemm/{}x{}x{}", size, size, size), device, 2, o.repeats, [&] {
+    BenchResult r = time_it(fmt::format("gemm/{}x{}x{}", size, size, size), device, 2, o.repeats, [&] {
       be.gemm(false, false, size, size, size, 1.0f, a.data<float>(), size, 0, b.data<float>(), size, 0, 0.0f,
               c.data<float>(), size, 0, 1);
     });
-    r.gflops = 2.0 * double(size * size * size) / (r.ms_median * 1e6);
+    r.gflop_per_s = 2.0 * double(size * size * size) / (r.ms_median * 1e6);
     results.push_back(r);
   }
   {
@@ -180,7 +165,7 @@ std::vector<Result> op_benchmarks(const Options& o, Device device) {
     results.push_back(time_it("max_pool2d_bwd/64x32x32_k2", device, 2, o.repeats, [&] { be.max_pool2d_bwd(pp, dx, py, idx); }));
   }
   for (const LossBenchResult& l : bench_losses({}, {}, device, o.repeats)) {
-    Result r;
+    BenchResult r;
     r.name = fmt::format("loss/{}/N{}_C{} (composed {:.3f} ms, fused {:.1f}x faster)", l.loss, l.N, l.C,
                          l.composed_ms, l.speedup());
     r.device = device.str();
@@ -190,88 +175,126 @@ std::vector<Result> op_benchmarks(const Options& o, Device device) {
   return results;
 }
 
-void print_table(const std::vector<Result>& results) {
-  fmt::print("{:<62} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10}\n", "benchmark", "device", "median ms", "min ms",
-             "max ms", "img/s", "GFLOP/s", "peak MiB");
-  for (const Result& r : results)
-    fmt::print("{:<62} {:>6} {:>10.3f} {:>10.3f} {:>10.3f} {:>9} {:>9} {:>10.1f}\n", r.name, r.device, r.ms_median,
-               r.ms_min, r.ms_max, r.images_per_s >= 0 ? fmt::format("{:.0f}", r.images_per_s) : "-",
-               r.gflops >= 0 ? fmt::format("{:.1f}", r.gflops) : "-", double(r.peak_bytes) / (1 << 20));
+void print_table(const std::vector<BenchResult>& results) {
+  fmt::print("{:<62} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9} {:>7} {:>10}\n", "benchmark", "device",
+             "median ms", "min ms", "max ms", "img/s", "GFLOP/s", "% peak", "peak MiB");
+  auto optional = [](double value, const char* format) {
+    return value >= 0 ? fmt::format(fmt::runtime(format), value) : std::string("-");
+  };
+  for (const BenchResult& r : results)
+    fmt::print("{:<62} {:>6} {:>10.3f} {:>10.3f} {:>10.3f} {:>9} {:>9} {:>7} {:>10.1f}\n", r.name, r.device,
+               r.ms_median, r.ms_min, r.ms_max, optional(r.images_per_s, "{:.0f}"),
+               optional(r.gflop_per_s, "{:.1f}"), optional(r.peak_fraction() * 100, "{:.1f}"),
+               double(r.peak_bytes) / (1 << 20));
 }
 
-// Runs bench/pytorch_reference.py with the same model, batch, device and threads; returns its JSON.
-nlohmann::json run_pytorch(const Options& o, Device device) {
-  const std::filesystem::path script = std::filesystem::path(KINDLING_SOURCE_DIR) / "bench" / "pytorch_reference.py";
-  const std::string command =
-      fmt::format("'{}' '{}' --model {} --batch-size {} --device {} --threads {} --steps {} --warmup {} "
-                  "--channels {} --image-size {} --classes {}",
-                  o.python, script.string(), o.model, o.batch_size, device.is_cpu() ? "cpu" : "cuda", num_threads(),
-                  o.repeats, o.warmup, o.channels, o.image_size, o.classes);
-  FILE* pipe = popen(command.c_str(), "r");
-  KINDLING_CHECK(pipe != nullptr, Error, "bench: could not run {}", command);
-  std::string output;
-  char buffer[4096];
-  while (size_t got = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, got);
-  const int status = pclose(pipe);
-  KINDLING_CHECK(status == 0 && !output.empty(), Error,
-                 "bench: the PyTorch reference failed ({}); is python3-torch installed?", command);
-  const size_t last_line = output.rfind("\n{");   // the JSON object is the last line
-  return nlohmann::json::parse(last_line == std::string::npos ? output : output.substr(last_line + 1));
+// The CPU's FP32 peak on every rank's threads, for the training steps' peak_fraction: --peak-gflops,
+// or measured here, on all ranks at once, and summed over them.
+double cpu_peak_gflops(const BenchOptions& o, std::vector<PeakResult>& measured) {
+  if (o.peak_gflops > 0) return o.peak_gflops;
+  measured.push_back(measure_fp32_peak(o.peak_seconds, 3));
+  Tensor total = from_vector(std::vector<float>{float(measured.back().gflop_per_s)}, {1});
+  dist::world().all_reduce(total);
+  return total.item<float>();
 }
 
 }  // namespace
 
+nlohmann::json BenchResult::to_json() const {
+  nlohmann::json j = {{"name", name},     {"device", device}, {"ms_median", ms_median},
+                      {"ms_min", ms_min}, {"ms_max", ms_max}, {"peak_bytes", peak_bytes}};
+  j["images_per_s"] = images_per_s >= 0 ? nlohmann::json(images_per_s) : nlohmann::json(nullptr);
+  if (gflop_per_s >= 0) j["gflop_per_s"] = j["gflops"] = gflop_per_s;  // "gflops": the older name
+  if (gflop_per_image >= 0) j["gflop_per_image"] = gflop_per_image;
+  if (peak_gflop_per_s > 0) {
+    j["peak_gflop_per_s"] = peak_gflop_per_s;
+    j["peak_fraction"] = peak_fraction();
+  }
+  return j;
+}
+
 Command add_bench(CLI::App& app) {
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<BenchOptions>();
   app.add_option("--model", o->model, "model of the end-to-end training step")->capture_default_str();
   app.add_option("--batch-size", o->batch_size, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--device", o->device, "cpu, cuda or all")->check(CLI::IsMember({"cpu", "cuda", "all"}))->capture_default_str();
+  app.add_option("--device", o->device, "cpu, cuda or all")
+      ->check(CLI::IsMember({"cpu", "cuda", "all"}))
+      ->capture_default_str();
   app.add_option("--channels", o->channels, "input channels")->check(CLI::PositiveNumber);
   app.add_option("--image-size", o->image_size, "input height and width")->check(CLI::PositiveNumber);
   app.add_option("--classes", o->classes, "class count")->check(CLI::PositiveNumber);
   app.add_option("--warmup", o->warmup, "untimed steps first")->check(CLI::NonNegativeNumber);
-  app.add_option("--repeats", o->repeats, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
+  CLI::Option* repeats =
+      app.add_option("--repeats", o->repeats, "timed steps (--peak: measurements, default 5)")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0: default)")->check(CLI::NonNegativeNumber);
   app.add_flag("--ops", o->ops, "also time the op-level benchmarks");
+  app.add_flag("--peak", o->peak,
+               "measure the CPU's FP32 FMA peak (and bf16 dot-product peak) on 1 and on all threads, alone");
+  app.add_option("--peak-seconds", o->peak_seconds, "length of each peak measurement")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--peak-gflops", o->peak_gflops,
+                 "the CPU's FP32 peak in GFLOP/s for the steps' peak_fraction (default: measured)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--json", o->json, "one JSON object per benchmark");
-  app.add_flag("--compare-pytorch", o->compare_pytorch, "run bench/pytorch_reference.py beside and print the ratio");
-  app.add_option("--python", o->python, "python with torch, for --compare-pytorch")->capture_default_str();
-  return [o] {
+  app.add_flag(
+      "--compare-pytorch", o->compare_pytorch,
+      "run bench/pytorch_reference.py with Debian's PyTorch and bench/.venv-torch2's, fp32 and bf16");
+  app.add_option("--python", o->python, "python with Debian's torch, for --compare-pytorch")
+      ->capture_default_str();
+  app.add_option("--torch2-python", o->torch2_python,
+                 "python with PyTorch 2.x (default: bench/.venv-torch2/bin/python, when it exists)");
+  return [o, repeats] {
+    o->repeats_given = repeats->count() > 0;
     apply_threads(o->threads);
-    std::vector<Device> devices;
-    if (o->device != "cuda") devices.push_back(Device::cpu());
-    if (o->device == "cuda" || (o->device == "all" && cuda_available())) devices.push_back(Device::cuda());
     // Under mpirun every rank runs the benchmarks (the training step together); rank 0 reports.
     const bool report = dist::world().rank() == 0;
     if (!o->json && report) fmt::print("{}\n", machine_summary());
-    std::vector<Result> results;
+    if (o->peak) {
+      const std::vector<PeakResult> peaks = measure_peaks(o->peak_seconds, o->repeats_given ? o->repeats : 5);
+      if (!report) return 0;
+      if (o->json)
+        for (const PeakResult& p : peaks) fmt::print("{}\n", p.to_json().dump());
+      else
+        print_peaks(peaks);
+      return 0;
+    }
+    std::vector<Device> devices;
+    if (o->device != "cuda") devices.push_back(Device::cpu());
+    if (o->device == "cuda" || (o->device == "all" && cuda_available())) devices.push_back(Device::cuda());
+    std::vector<PeakResult> measured_peak;
+    const double cpu_peak = devices.front().is_cpu() ? cpu_peak_gflops(*o, measured_peak) : 0;
+    std::vector<BenchResult> results;
     std::vector<nlohmann::json> extra;
+    std::string pytorch_text;
     for (Device device : devices) {
       if (o->ops) {
         auto ops = op_benchmarks(*o, device);
         results.insert(results.end(), ops.begin(), ops.end());
       }
-      const Result step = train_step(*o, device);
+      const BenchResult step = train_step(*o, device, cpu_peak);
       results.push_back(step);
-      if (o->compare_pytorch) {
-        nlohmann::json torch = run_pytorch(*o, device);
-        const double ratio = step.images_per_s / torch.at("images_per_s").get<double>();
-        torch["kindling_over_pytorch"] = ratio;
-        extra.push_back(torch);
+      if (o->compare_pytorch && report) {
+        const PytorchComparison torch = compare_pytorch(*o, device, step);
+        extra.insert(extra.end(), torch.rows.begin(), torch.rows.end());
+        pytorch_text += torch.text;
       }
     }
     if (!report) return 0;
     if (o->json) {
-      for (const Result& r : results) fmt::print("{}\n", r.to_json().dump());
+      for (const BenchResult& r : results) fmt::print("{}\n", r.to_json().dump());
+      for (const PeakResult& p : measured_peak) fmt::print("{}\n", p.to_json().dump());
       for (const auto& j : extra) fmt::print("{}\n", j.dump());
       return 0;
     }
+    if (cpu_peak > 0)
+      fmt::print("FP32 peak for % peak: {:.1f} GFLOP/s ({})\n", cpu_peak,
+                 measured_peak.empty() ? std::string("--peak-gflops")
+                                       : fmt::format("{}, measured", measured_peak.front().name()));
     print_table(results);
-    for (const auto& j : extra)
-      fmt::print("pytorch {} ({} threads) on {}: {:.0f} img/s (median {:.2f} ms); kindling/pytorch = {:.2f}x\n",
-                 j.at("torch").get<std::string>(), j.at("threads").get<int>(), j.at("device").get<std::string>(),
-                 j.at("images_per_s").get<double>(), j.at("ms_median").get<double>(),
-                 j.at("kindling_over_pytorch").get<double>());
+    fmt::print("{}", pytorch_text);
     return 0;
   };
 }

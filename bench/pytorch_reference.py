@@ -1,18 +1,53 @@
 #!/usr/bin/env python3
 """PyTorch's side of `kindling bench --compare-pytorch`: the same model, batch and training step
 (forward, cross entropy, backward, SGD with momentum 0.9 and weight decay 5e-4) on random data,
-with warm-up, then timed steps. Prints one JSON object with the keys kindling bench prints."""
+with warm-up, then timed steps. Prints one JSON object with the keys kindling bench prints, and
+what the comparison's header needs: the torch version, whether oneDNN (MKL-DNN) is built in and
+its version, the BLAS and, when it is OpenBLAS, the kernel set it chose (OPENBLAS_CORETYPE).
+A python without torch prints {"error": ...} and exits with status 3."""
 import argparse
+import ctypes
 import json
 import os
+import re
 import statistics
 import sys
 import time
 
+NO_TORCH = 3
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch  # noqa: E402
+try:
+    import torch
+except ImportError as e:
+    print(json.dumps({"error": f"no torch ({e})", "python": sys.executable}))
+    sys.exit(NO_TORCH)
 import torch.nn.functional as F  # noqa: E402
 from pytorch_models import make_model  # noqa: E402
+
+
+def openblas_core():
+    """The kernel set of the OpenBLAS loaded into this process (Debian's torch reaches it through
+    libblas.so.3), or None when no OpenBLAS is loaded."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+def build_info():
+    config = torch.__config__.show()
+    onednn = re.search(r"(?:MKL-DNN|oneDNN)\s+v?([0-9][0-9.]*)", config)
+    blas = re.search(r"BLAS_INFO=([A-Za-z0-9_]+)", config)
+    capability = re.search(r"CPU capability usage:\s*(\S+)", config)
+    return {"python": sys.executable, "mkldnn": torch.backends.mkldnn.is_available(),
+            "onednn": onednn.group(1) if onednn else None, "blas": blas.group(1) if blas else None,
+            "openblas_core": openblas_core(), "cpu_capability": capability.group(1) if capability else None}
 
 
 def main():
@@ -66,12 +101,14 @@ def main():
         times.append((time.perf_counter() - t0) * 1e3)
     med = statistics.median(times)
     peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else 0
+    precision = "bf16" if a.bf16 else "fp32"
     print(json.dumps({
-        "name": f"pytorch/train_step/{a.model}/b{a.batch_size}", "device": a.device,
+        "name": f"pytorch/train_step/{a.model}/b{a.batch_size}/{precision}", "device": a.device,
         "images_per_s": a.batch_size * 1e3 / med, "ms_median": med, "ms_min": min(times),
         "ms_max": max(times),
         "peak_bytes": peak, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "channels_last": a.channels_last, "compile": a.compile, "bf16": a.bf16}))
+        "channels_last": a.channels_last, "compile": a.compile, "bf16": a.bf16, "precision": precision,
+        **build_info()}))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 // The kindling binary end to end, on a tiny MNIST-format dataset the test writes: every subcommand,
 // the files train writes, exact resume, bad flags, bad files, and the stop on a non-finite loss.
 #include "core/checkpoint.h"
+#include "ops/cpu/peak.h"
 #include "tests/cli_helpers.h"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <sys/wait.h>
+#include <cstdio>
+#include <fstream>
 
 using namespace kindling;
 using namespace kindling::test;
@@ -180,6 +182,94 @@ TEST_CASE("losses, info and bench print what they promise") {
   for (const char* key : {"name", "device", "images_per_s", "ms_median", "ms_min", "ms_max", "peak_bytes"})
     CHECK_MESSAGE(rows.contains(key), key);
   CHECK(rows["images_per_s"].get<double>() > 0);
+}
+
+// `kindling bench --peak` and the training step's share of the peak, from their JSON rows. The
+// figures are not timed here (short runs on a shared machine): the keys, the names, the arithmetic.
+TEST_CASE("bench --peak reports each peak kernel and a step its GFLOP/s and share of the peak") {
+  TempDir dir;
+  auto rows_of = [](const std::string& out) {
+    std::vector<nlohmann::json> rows;
+    size_t start = 0;
+    for (size_t end; (end = out.find('\n', start)) != std::string::npos; start = end + 1)
+      rows.push_back(nlohmann::json::parse(out.substr(start, end - start)));
+    return rows;
+  };
+  const Run peak = kindling_cli("bench --peak --repeats 1 --peak-seconds 0.01 --json", dir.path);
+  INFO(peak.err);
+  REQUIRE(peak.status == 0);
+  const auto peaks = rows_of(peak.out);
+  std::vector<std::string> expected;  // KINDLING_NUM_THREADS=2: one thread, then both
+  for (const cpu::PeakKernel& kernel : cpu::peak_kernels())
+    for (const char* threads : {"1thread", "2threads"})
+      expected.push_back("peak/" + kernel.name + "/" + threads);
+  REQUIRE(peaks.size() == expected.size());
+  for (size_t i = 0; i < peaks.size(); ++i) {
+    CHECK(peaks[i]["name"] == expected[i]);
+    for (const char* key : {"gflop_per_s", "threads", "isa", "chains", "repeats", "ms_min"})
+      CHECK_MESSAGE(peaks[i].contains(key), key);
+    CHECK(peaks[i]["gflop_per_s"].get<double>() > 0);
+    CHECK(peaks[i]["repeats"] == 1);
+  }
+
+  const std::string step = "bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 --json";
+  const Run given = kindling_cli(step + " --peak-gflops 50", dir.path);
+  INFO(given.err);
+  REQUIRE(given.status == 0);
+  const auto given_rows = rows_of(given.out);
+  REQUIRE(given_rows.size() == 1);  // no peak measured
+  const nlohmann::json& row = given_rows[0];
+  CHECK(row["gflop_per_image"].get<double>() == doctest::Approx(0.242421504).epsilon(1e-9));
+  const double gflop_per_s = row["gflop_per_s"].get<double>();
+  CHECK(gflop_per_s == doctest::Approx(0.242421504 * row["images_per_s"].get<double>()).epsilon(1e-9));
+  CHECK(row["gflops"].get<double>() == gflop_per_s);
+  CHECK(row["peak_gflop_per_s"].get<double>() == 50);
+  CHECK(row["peak_fraction"].get<double>() == doctest::Approx(gflop_per_s / 50).epsilon(1e-12));
+
+  const Run measured = kindling_cli(step + " --peak-seconds 0.01", dir.path);
+  INFO(measured.err);
+  REQUIRE(measured.status == 0);
+  const auto measured_rows = rows_of(measured.out);
+  REQUIRE(measured_rows.size() == 2);
+  CHECK(measured_rows[1]["name"] == "peak/fp32_fma/2threads");  // after the step: old readers take line 1
+  const double peak_gflops = measured_rows[1]["gflop_per_s"].get<double>();
+  const nlohmann::json& measured_step = measured_rows[0];
+  CHECK(measured_step["peak_gflop_per_s"].get<double>() == doctest::Approx(peak_gflops).epsilon(1e-6));
+  CHECK(measured_step["peak_fraction"].get<double>() ==
+        doctest::Approx(measured_step["gflop_per_s"].get<double>() / peak_gflops).epsilon(1e-6));
+
+  const Run table =
+      kindling_cli("bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 --peak-gflops 50", dir.path);
+  REQUIRE(table.status == 0);
+  CHECK(contains(table.out, "% peak"));
+  CHECK(contains(table.out, "FP32 peak for % peak: 50.0 GFLOP/s (--peak-gflops)"));
+  CHECK(kindling_cli(step + " --peak-gflops -1", dir.path).status == 2);
+}
+
+// --compare-pytorch with a python that has no torch says so in one line and goes on.
+TEST_CASE("bench --compare-pytorch skips a python without torch") {
+  TempDir dir;
+  const fs::path python = dir / "python-without-torch";
+  {
+    std::ofstream script(python);
+    script << "#!/bin/sh\nexec /usr/bin/python3 -S \"$@\"\n";  // -S: no site-packages, so no torch
+  }
+  fs::permissions(python, fs::perms::owner_all);
+  const Run run =
+      kindling_cli(fmt::format("bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 "
+                               "--peak-gflops 50 --compare-pytorch --python '{}' --torch2-python '{}'",
+                               python.string(), python.string()),
+                   dir.path);
+  INFO(run.err);
+  REQUIRE(run.status == 0);
+  CHECK(contains(run.out, "train_step/resnet20/b2"));
+  CHECK(contains(run.err, python.string() + ": no torch (No module named 'torch'); PyTorch skipped\n"));
+  const Run missing = kindling_cli(
+      "bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 --peak-gflops 50 "
+      "--compare-pytorch --torch2-python /nonexistent/python",
+      dir.path);
+  CHECK(missing.status == 2);
+  CHECK(contains(missing.err, "--torch2-python /nonexistent/python: no such file"));
 }
 
 TEST_CASE("KINDLING_KERNELS=reference trains on the reference kernels to the fast path's numbers") {
