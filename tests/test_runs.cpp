@@ -181,13 +181,16 @@ TEST_CASE("a study killed at any point finishes, when rerun, with the uninterrup
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
   auto study = [&](const fs::path& out, const std::string& env) {
-    return kindling_cli(fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 2 --out '{}'",
-                                    kRun, dir.path.string(), out.string()),
-                        dir.path, env);
+    return kindling_cli(
+        fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 2 --val-split 0.25 --out '{}'",
+                    kRun, dir.path.string(), out.string()),
+        dir.path, env);
   };
+  // The seeds' top-1 and fitted temperatures.
   auto top1 = [](const fs::path& out) {
     std::ifstream in(out / "study.json");
-    return nlohmann::json::parse(in)["losses"][0]["top1"];
+    const auto loss = nlohmann::json::parse(in)["losses"][0];
+    return std::make_pair(loss["top1"], loss["last"]["temperature"]["values"]);
   };
   const fs::path straight = dir / "straight";
   REQUIRE(study(straight, "").status == 0);
