@@ -1,6 +1,7 @@
 #include "apps/study_report.h"
 
 #include "core/error.h"
+#include "losses/temperature.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -185,6 +186,14 @@ std::string study_markdown(const StudyHeader& h, const std::vector<LossResult>& 
                        : std::string(
                              "Temperature scaling: not fitted (no --val-split); NLL and ECE are the raw "
                              "softmax's.\n");
+  bool at_bound = false;
+  for (const LossResult& loss : losses)
+    for (const SeedRun& run : loss.runs)
+      for (const EpochFigures& e : run.epochs)
+        at_bound |= e.has_validation && (e.temperature == kMinTemperature || e.temperature == kMaxTemperature);
+  if (at_bound)
+    text += fmt::format("A T of {} or {} is a bound of the fit: the validation NLL still fell beyond it.\n",
+                        kMinTemperature, kMaxTemperature);
   text += fmt::format("\n## Last epoch ({})\n\n", h.epochs) + table(losses, with_scaling, false);
   text += with_scaling ? "\n## Best epoch, chosen per seed by validation top-1\n\n"
                        : "\n## Best epoch, chosen per seed by test top-1 (no validation split: an optimistic "

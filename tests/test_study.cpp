@@ -100,6 +100,9 @@ TEST_CASE("study: temperature columns with --val-split, and the best epoch chose
   CHECK(contains(md, "chosen per seed by validation top-1"));
   CHECK(contains(md, "| square | 1 | 90.00 | 0.1667 | 0.1000 | 0.0900 | 1.500 | 0.2500 | 0.0200 |"));
   CHECK(contains(md, "| square | 1 | 2 | 85.00 | 0.2500 |"));  // the best epoch's row
+  CHECK(!contains(md, "bound of the fit"));
+  losses[0].runs[0].epochs[0].temperature = 100;
+  CHECK(contains(study_markdown(header, losses), "A T of 0.01 or 100 is a bound of the fit"));
   const nlohmann::json j = study_json(header, losses)["losses"][0];
   CHECK(j["best"]["epoch"] == std::vector<int64_t>{2});
   CHECK(j["last"]["temperature"]["values"][0].get<double>() == 1.5);
