@@ -161,13 +161,13 @@ void write_plots(const fs::path& out, const StudyHeader& header, const std::vect
   ReliabilityPlot reliability;
   reliability.data_file = (out / "reliability.dat").string();
   reliability.scaled = header.val_split > 0;
-  reliability.title = fmt::format("Reliability on the test set after epoch {}, {}: {}", header.epochs,
-                                  header.seeds > 1 ? "pooled over " + seeds : seeds,
-                                  reliability.scaled
-                                      ? "raw (blue circles) and at the temperature T fitted on validation "
-                                        "(red squares); dashed: calibrated"
-                                      : "raw (blue circles; no --val-split: no temperature scaling); "
-                                        "dashed: calibrated");
+  reliability.title =
+      fmt::format("Reliability on the test set after epoch {}, {}: {}", header.epochs,
+                  header.seeds > 1 ? "pooled over " + seeds : seeds,
+                  reliability.scaled ? "raw (blue circles) and at the temperature T fitted on validation "
+                                       "(red squares); dashed: calibrated"
+                                     : "raw (blue circles; no --val-split: no temperature scaling); "
+                                       "dashed: calibrated");
   for (const LossResult& loss : results) {
     curves.series.push_back(loss.spec);
     std::string title = loss.spec;

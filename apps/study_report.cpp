@@ -60,8 +60,8 @@ std::string csv_field(const std::string& text) {
 }
 
 struct Column {
-  const char* title;   // in study.md
-  const char* key;     // in study.json
+  const char* title;  // in study.md
+  const char* key;    // in study.json
   int decimals;
   double (*field)(const EpochFigures&);
   bool needs_scaling;
@@ -190,7 +190,8 @@ std::string study_markdown(const StudyHeader& h, const std::vector<LossResult>& 
   for (const LossResult& loss : losses)
     for (const SeedRun& run : loss.runs)
       for (const EpochFigures& e : run.epochs)
-        at_bound |= e.has_validation && (e.temperature == kMinTemperature || e.temperature == kMaxTemperature);
+        at_bound |=
+            e.has_validation && (e.temperature == kMinTemperature || e.temperature == kMaxTemperature);
   if (at_bound)
     text += fmt::format("A T of {} or {} is a bound of the fit: the validation NLL still fell beyond it.\n",
                         kMinTemperature, kMaxTemperature);
@@ -213,8 +214,9 @@ nlohmann::json study_json(const StudyHeader& h, const std::vector<LossResult>& l
     // A figure that is not a number (no spread from one seed, a diverged run) is null.
     auto number_or_null = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
     auto stat = [&](const std::vector<double>& values) {
-      return nlohmann::json{
-          {"mean", number_or_null(mean_of(values))}, {"std", number_or_null(std_of(values))}, {"values", values}};
+      return nlohmann::json{{"mean", number_or_null(mean_of(values))},
+                            {"std", number_or_null(std_of(values))},
+                            {"values", values}};
     };
     nlohmann::json last = nlohmann::json::object(), best = nlohmann::json::object();
     for (const Column& column : kColumns)

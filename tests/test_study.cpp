@@ -164,14 +164,16 @@ TEST_CASE("study: gnuplot renders the curves and the reliability diagrams") {
   REQUIRE_MESSAGE(std::system("command -v gnuplot >/dev/null 2>&1") == 0,
                   "gnuplot is missing: scripts/install_deps.sh installs gnuplot-nox");
   kindling::test::TempDir dir;
-  const char* keep = std::getenv("KINDLING_TEST_PLOT_DIR");   // to look at the images
+  const char* keep = std::getenv("KINDLING_TEST_PLOT_DIR");  // to look at the images
   const fs::path root = keep ? fs::path(keep) : dir.path;
   for (int64_t epochs : {1, 4}) {
     std::vector<LossResult> losses;
     for (size_t i = 0; i < kTwelve.size(); ++i) {
-      LossResult loss{
-          kTwelve[i], {make_run(epochs, 0.3 + 0.04 * double(i), 0.1, true),
-                                     make_run(epochs, 0.35 + 0.04 * double(i), 0.05, true)}, {}, {}};
+      LossResult loss{kTwelve[i],
+                      {make_run(epochs, 0.3 + 0.04 * double(i), 0.1, true),
+                       make_run(epochs, 0.35 + 0.04 * double(i), 0.05, true)},
+                      {},
+                      {}};
       const nlohmann::json diagram = {
           {"count", {0, 3, 7}}, {"accuracy", {0, 0.4, 0.9}}, {"confidence", {0, 0.5, 0.8}}};
       loss.reliability.add(diagram);
