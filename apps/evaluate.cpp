@@ -59,6 +59,7 @@ EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t ba
   EvalResult result;
   result.metrics = summarize(metrics);
   result.mean_loss = metrics.count() ? loss_sum / double(metrics.count()) : 0.0;
+  result.logits = logits;
   return result;
 }
 

@@ -1,11 +1,16 @@
-// `kindling study`: trains every (loss, seed) with everything else fixed, then writes study.md
-// (top-1 mean ± std over seeds, NLL, ECE, time), study.json, curves.csv and a plot of test accuracy
-// per epoch per loss. Each finished run leaves runs/<loss>-seed<k>/done.json, so a study that was
-// stopped, at any moment, picks up where it was and ends with the table an uninterrupted one makes.
-// The study folder is locked like a run's (apps/run_folder.h) and every file is replaced atomically.
+// `kindling study`: trains every (loss, seed) with everything else fixed, then writes study.md and
+// study.json (apps/study_report.h: last and best epoch, mean ± std over seeds from two up, NLL and
+// ECE raw and at the temperature fitted on --val-split), curves.csv, curves_mean.csv,
+// reliability.dat and their plots (apps/study_plot.h). Each finished run leaves
+// runs/<loss>-seed<k>/done.json, so a study that was stopped, at any moment, picks up where it was
+// and ends with the table an uninterrupted one makes. The study's flags are recorded in its
+// config.json; a rerun whose flags would change the runs' results is refused. The study folder is
+// locked like a run's (apps/run_folder.h) and every file is replaced atomically.
 #include "apps/commands.h"
 #include "apps/run_folder.h"
 #include "apps/signals.h"
+#include "apps/study_plot.h"
+#include "apps/study_report.h"
 #include "apps/trainer.h"
 #include "core/atomic_file.h"
 #include "core/checkpoint.h"
@@ -16,8 +21,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include <unistd.h>
-#include <cmath>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -56,72 +60,43 @@ std::string run_name(const std::string& spec, int seed) {
   return fmt::format("{}-seed{}", name, seed);
 }
 
-struct Summary {
-  double mean = 0, std = 0;
-};
-Summary summarise(const std::vector<double>& values) {
-  Summary s;
-  if (values.empty()) return s;
-  for (double v : values) s.mean += v;
-  s.mean /= double(values.size());
-  if (values.size() > 1) {
-    for (double v : values) s.std += (v - s.mean) * (v - s.mean);
-    s.std = std::sqrt(s.std / double(values.size() - 1));   // sample std over seeds
-  }
-  return s;
+// The flags that do not change what a run computes: a study may resume under other values.
+bool result_neutral(const std::string& key) {
+  for (const char* neutral : {"data_dir", "device", "threads", "workers", "dist_timeout", "deterministic"})
+    if (key == neutral) return true;
+  return false;
 }
 
-// The last non-empty line of a command's output (gnuplot's error is its last line).
-std::string last_line(const std::string& text) {
-  std::stringstream stream(text);
-  std::string line, last;
-  while (std::getline(stream, line))
-    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
-  return last;
+// "--val-split 0.1, not 0.2; --epochs 2, not 3": the flags `recorded` (a config.json) gives
+// otherwise than `wanted`; keys a config lacks (written by an older kindling) are not compared.
+std::string differences(const nlohmann::json& recorded, const nlohmann::json& wanted) {
+  std::string text;
+  for (const auto& [key, value] : wanted.items()) {
+    if (result_neutral(key) || !recorded.contains(key) || recorded.at(key) == value) continue;
+    std::string flag = key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    text += fmt::format("{}--{} {}, not {}", text.empty() ? "" : "; ", flag, recorded.at(key).dump(),
+                        value.dump());
+  }
+  return text;
 }
 
-// curves.gp, and curves.png when gnuplot is installed: mean test accuracy per epoch per loss, with
-// points, so a one-epoch study plots too. gnuplot writes to a temporary renamed into place only on
-// success, so a failure leaves no empty curves.png; its own error is reported on stderr.
-void write_plot(const fs::path& out, const std::vector<std::string>& specs, int64_t epochs) {
-  const std::string gp_path = (out / "curves.gp").string(), png_path = (out / "curves.png").string();
-  const std::string png_tmp = png_path + ".tmp." + std::to_string(::getpid()) + ".0";
-  std::string gp =
-      "set terminal pngcairo size 900,600\nset output '" + png_tmp + "'\n" +
-      "set datafile separator ','\nset key bottom right\nset xlabel 'epoch'\n" +
-      "set ylabel 'test accuracy (%)'\nset xtics 1\n" +
-      (epochs > 1 ? fmt::format("set xrange [1:{}]\n", epochs) : std::string("set xrange [0.5:1.5]\n")) +
-      "plot ";
-  for (size_t i = 0; i < specs.size(); ++i)
-    gp += fmt::format("{}'{}' using 1:{} with linespoints lw 2 pt 7 title '{}'", i ? ", " : "",
-                      (out / "curves_mean.csv").string(), i + 2, specs[i]);
-  write_file_atomically(gp_path, gp + "\n");
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    fmt::print("plot: gnuplot not found; render with `gnuplot {}` (apt-get install gnuplot-nox)\n", gp_path);
-    return;
-  }
-  std::string output;
-  int status = -1;
-  if (std::FILE* pipe = ::popen(fmt::format("gnuplot '{}' 2>&1", gp_path).c_str(), "r")) {
-    char buffer[512];
-    while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-    status = ::pclose(pipe);
-  }
-  std::error_code error;
-  if (status == 0 && fs::file_size(png_tmp, error) > 0 && !error) {
-    fs::rename(png_tmp, png_path);
-    fmt::print("plot: {}\n", png_path);
-    return;
-  }
-  fs::remove(png_tmp, error);
-  fmt::print(
-      stderr, "kindling: warning: gnuplot failed on {}: {}\n", gp_path,
-      output.empty() ? std::string("no output, exit status ") + std::to_string(status) : last_line(output));
+// A config.json written earlier into `dir` must agree with `wanted`: UsageError naming the folder
+// and the flags otherwise, before anything is trained or rewritten.
+void require_same_config(const fs::path& dir, const nlohmann::json& wanted, const std::string& what) {
+  const fs::path file = dir / "config.json";
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  const nlohmann::json recorded = nlohmann::json::parse(in, nullptr, false);
+  KINDLING_CHECK(!recorded.is_discarded() && recorded.is_object(), FileError,
+                 "study: {} is not a JSON object", file.string());
+  const std::string diff = differences(recorded, wanted);
+  if (!diff.empty())
+    throw UsageError(
+        fmt::format("--out {}: {} was made with {}; rerun with those flags or give another --out",
+                    dir.string(), what, diff));
 }
 
-// Brings one run to its end and writes its done.json: trains what is missing (resuming from its
-// last checkpoint), or, when that checkpoint already holds every epoch (the study stopped before
-// done.json), only makes the run's folder agree with it.
 void finish_run(TrainConfig config, const fs::path& run_dir) {
   const fs::path last = run_dir / "last.safetensors";
   bool complete = false;
@@ -150,6 +125,64 @@ void finish_run(TrainConfig config, const fs::path& run_dir) {
   write_file_atomically((run_dir / "done.json").string(), nlohmann::json{{"seconds", total}}.dump() + "\n");
 }
 
+TrainConfig run_config(const TrainConfig& base, const std::string& spec, int s, const fs::path& run_dir) {
+  TrainConfig config = base;
+  config.loss = spec;
+  config.seed = base.seed + uint64_t(s);
+  config.out = run_dir.string();
+  config.resume.clear();
+  return config;
+}
+
+// One finished run's figures, from its metrics.jsonl and done.json; its last epoch's reliability
+// diagrams are added to the loss's pooled ones.
+SeedRun read_run(const fs::path& run_dir, LossResult& result) {
+  const fs::path metrics = run_dir / "metrics.jsonl";
+  const auto rows = read_metrics(metrics);
+  KINDLING_CHECK(!rows.empty(), FileError, "study: {} has no epochs", metrics.string());
+  SeedRun run;
+  for (const auto& row : rows) run.epochs.push_back(epoch_figures(row, metrics.string()));
+  result.reliability.add(rows.back().value("test_reliability", nlohmann::json()));
+  result.reliability_scaled.add(rows.back().value("test_reliability_scaled", nlohmann::json()));
+  std::ifstream done_in(run_dir / "done.json");
+  run.seconds = nlohmann::json::parse(done_in).at("seconds").get<double>();
+  return run;
+}
+
+void write_plots(const fs::path& out, const StudyHeader& header, const std::vector<LossResult>& results) {
+  const std::string seeds =
+      header.seeds > 1 ? fmt::format("{} seeds", header.seeds) : std::string("one seed");
+  CurvesPlot curves;
+  curves.title = fmt::format("{} on {}, test set per epoch: {}", header.model, header.data,
+                             header.seeds > 1 ? "mean over " + seeds + ", band from min to max" : seeds);
+  curves.data_file = (out / "curves_mean.csv").string();
+  curves.epochs = header.epochs;
+  curves.seeds = header.seeds;
+  ReliabilityPlot reliability;
+  reliability.data_file = (out / "reliability.dat").string();
+  reliability.scaled = header.val_split > 0;
+  reliability.title =
+      fmt::format("Reliability on the test set after epoch {}, {}: {}", header.epochs,
+                  header.seeds > 1 ? "pooled over " + seeds : seeds,
+                  reliability.scaled ? "raw (blue circles) and at the temperature T fitted on validation "
+                                       "(red squares); dashed: calibrated"
+                                     : "raw (blue circles; no --val-split: no temperature scaling); "
+                                       "dashed: calibrated");
+  for (const LossResult& loss : results) {
+    curves.series.push_back(loss.spec);
+    std::string title = loss.spec;
+    if (reliability.scaled) {
+      std::vector<double> temperatures;
+      for (const SeedRun& run : loss.runs) temperatures.push_back(run.epochs.back().temperature);
+      title += " (T = " + format_stat(temperatures, 3) + ")";
+    }
+    reliability.panels.push_back({title, !loss.reliability.empty(), !loss.reliability_scaled.empty()});
+  }
+  render_plot(out, "curves", [&](const std::string& png) { return curves_script(curves, png); });
+  render_plot(out, "reliability",
+              [&](const std::string& png) { return reliability_script(reliability, png); });
+}
+
 int run_study(TrainConfig base, const std::string& losses, int seeds) {
   if (base.out.empty()) base.out = "study";
   const fs::path out = base.out;
@@ -165,73 +198,40 @@ int run_study(TrainConfig base, const std::string& losses, int seeds) {
   }
   validate(base);
   RunFolder folder(base.out);
-  fs::create_directories(out / "runs");
-  nlohmann::json study = {{"data", base.data.data},
-                          {"model", base.model},
-                          {"epochs", base.epochs},
-                          {"seeds", seeds},
-                          {"losses", nlohmann::json::array()}};
-  std::vector<std::vector<double>> mean_curve(specs.size(), std::vector<double>(size_t(base.epochs), 0.0));
-  std::string curves = "loss,seed,epoch,test_accuracy\n";
-  std::string table = fmt::format(
-      "# Loss study: {} on {}, {} epochs, {} seeds\n\n| loss | top-1 (%) | NLL | ECE (15 bins) | "
-      "ECE (10 bins) | time per run (s) |\n|---|---|---|---|---|---|\n",
-      base.model, base.data.data, base.epochs, seeds);
-  for (size_t li = 0; li < specs.size(); ++li) {
-    std::vector<double> top1, nll, ece15, ece10, seconds;
+  // The study's own flags, then each existing run's, before anything is trained or rewritten.
+  nlohmann::json study_config = to_json(base);
+  study_config.erase("loss");
+  require_same_config(out, study_config, "the study there");
+  for (const std::string& spec : specs)
     for (int s = 0; s < seeds; ++s) {
-      const fs::path run_dir = out / "runs" / run_name(specs[li], s);
-      const fs::path done = run_dir / "done.json";
-      if (!fs::exists(done)) {
-        TrainConfig config = base;
-        config.loss = specs[li];
-        config.seed = base.seed + uint64_t(s);
-        config.out = run_dir.string();
-        config.resume.clear();
-        finish_run(config, run_dir);
-      }
-      const auto rows = read_metrics(run_dir / "metrics.jsonl");
-      KINDLING_CHECK(!rows.empty(), FileError, "study: {} has no epochs",
-                     (run_dir / "metrics.jsonl").string());
-      for (const auto& row : rows) {
-        const int64_t epoch = row.at("epoch").get<int64_t>();
-        const double accuracy = row.at("test_accuracy").get<double>();
-        curves += fmt::format("{},{},{},{}\n", specs[li], s, epoch, accuracy);
-        if (epoch >= 1 && epoch <= base.epochs) mean_curve[li][size_t(epoch - 1)] += 100 * accuracy / seeds;
-      }
-      const auto& last = rows.back();
-      top1.push_back(100 * last.at("test_accuracy").get<double>());
-      nll.push_back(last.at("test_nll").get<double>());
-      ece15.push_back(last.at("test_ece").get<double>());
-      ece10.push_back(last.value("test_ece10", 0.0));
-      std::ifstream done_in(done);
-      seconds.push_back(nlohmann::json::parse(done_in).at("seconds").get<double>());
+      const fs::path run_dir = out / "runs" / run_name(spec, s);
+      require_same_config(run_dir, to_json(run_config(base, spec, s, run_dir)),
+                          "its run " + run_dir.string());
     }
-    const Summary a = summarise(top1), n = summarise(nll), e = summarise(ece15), e10 = summarise(ece10),
-                  t = summarise(seconds);
-    table += fmt::format(
-        "| {} | {:.2f} ± {:.2f} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {:.4f} ± {:.4f} | {:.0f} |\n",
-        specs[li], a.mean, a.std, n.mean, n.std, e.mean, e.std, e10.mean, e10.std, t.mean);
-    study["losses"].push_back({{"loss", specs[li]},
-                               {"top1_mean", a.mean},
-                               {"top1_std", a.std},
-                               {"top1", top1},
-                               {"nll_mean", n.mean},
-                               {"ece_mean", e.mean},
-                               {"ece10_mean", e10.mean},
-                               {"seconds_mean", t.mean}});
+  study_config["losses"] = specs;
+  study_config["seeds"] = seeds;
+  write_file_atomically((out / "config.json").string(), study_config.dump(2) + "\n");
+  fs::create_directories(out / "runs");
+
+  const StudyHeader header{base.model, base.data.data, base.epochs, seeds, base.val_split};
+  std::vector<LossResult> results;
+  for (const std::string& spec : specs) {
+    LossResult result;
+    result.spec = spec;
+    for (int s = 0; s < seeds; ++s) {
+      const fs::path run_dir = out / "runs" / run_name(spec, s);
+      if (!fs::exists(run_dir / "done.json")) finish_run(run_config(base, spec, s, run_dir), run_dir);
+      result.runs.push_back(read_run(run_dir, result));
+    }
+    results.push_back(std::move(result));
   }
-  std::string mean_csv;
-  for (int64_t ep = 0; ep < base.epochs; ++ep) {
-    mean_csv += std::to_string(ep + 1);
-    for (size_t li = 0; li < specs.size(); ++li) mean_csv += fmt::format(",{}", mean_curve[li][size_t(ep)]);
-    mean_csv += "\n";
-  }
-  write_file_atomically((out / "curves.csv").string(), curves);
-  write_file_atomically((out / "curves_mean.csv").string(), mean_csv);
+  const std::string table = study_markdown(header, results);
+  write_file_atomically((out / "curves.csv").string(), curves_csv(results));
+  write_file_atomically((out / "curves_mean.csv").string(), curves_mean_csv(results, base.epochs));
+  write_file_atomically((out / "reliability.dat").string(), reliability_dat(results, base.val_split > 0));
   write_file_atomically((out / "study.md").string(), table);
-  write_file_atomically((out / "study.json").string(), study.dump(2) + "\n");
-  write_plot(out, specs, base.epochs);
+  write_file_atomically((out / "study.json").string(), study_json(header, results).dump(2) + "\n");
+  write_plots(out, header, results);
   fmt::print("{}", table);
   return 0;
 }

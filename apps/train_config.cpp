@@ -27,6 +27,8 @@ std::string range_words(const NumberRange& r) {
   const std::string kind = r.whole ? "a whole number" : "a finite number";
   const std::string low = number_text(r.low, r.whole), high = number_text(r.high, r.whole);
   const bool unbounded = std::isinf(r.high);
+  if (r.high_open && !unbounded)
+    return fmt::format("{} {} {} and below {}", kind, r.low_open ? "above" : "at least", low, high);
   if (r.low_open)
     return unbounded ? fmt::format("{} above {}", kind, low)
                      : fmt::format("{} above {} and at most {}", kind, low, high);
@@ -48,7 +50,8 @@ CLI::Validator in_range(NumberRange r) {
             end != begin && *end == '\0' && !std::isspace(static_cast<unsigned char>(text[0]));
         const bool whole_text = text.find_first_not_of("+0123456789") == std::string::npos;
         const bool ok = parsed && std::isfinite(double(value)) && (!r.whole || whole_text) &&
-                        (r.low_open ? value > r.low : value >= r.low) && value <= r.high;
+                        (r.low_open ? value > r.low : value >= r.low) &&
+                        (r.high_open ? value < r.high : value <= r.high);
         return ok ? std::string() : fmt::format("must be {}, got '{}'", words, text);
       },
       words);
@@ -115,8 +118,9 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
          "random seed, a whole number from 0 to 18446744073709551615 (weights, shuffling, augmentation)")
       ->check(in_range({0, 18446744073709551615.0, true}))
       ->capture_default_str();
-  app.add_option("--val-split", c.val_split, "fraction of the training set held out for validation, 0 to 0.9")
-      ->check(in_range({0, 0.9}));
+  app.add_option("--val-split", c.val_split,
+                 "fraction of the training set held out (drawn from --seed) to fit the temperature; 0: none")
+      ->check(in_range({0, 1, false, false, true}));
   app.add_option("--limit-train", c.limit_train, "use the first N training samples (0: all)")
       ->check(in_range(kCount));
   app.add_flag("--augment,!--no-augment", c.augment, "random crop and flip (default: per dataset)");

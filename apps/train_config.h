@@ -37,7 +37,10 @@ struct TrainConfig {
   double warmup = 0;                 // linear warm-up, in epochs (fractions allowed)
   double clip_grad_norm = 0;         // 0: off
   uint64_t seed = 0;
-  double val_split = 0;              // fraction of the training set held out for validation
+  // Fraction of the training set (after --limit-train) held out for validation, in [0, 1): 0 holds
+  // nothing out; otherwise round(fraction * size) samples drawn from --seed (data::split_validation)
+  // and both parts non-empty. The validation set's logits fit the temperature (losses/temperature.h).
+  double val_split = 0;
   int64_t limit_train = 0;           // 0: the whole training set
   int augment = -1;                  // -1: the dataset's default, 0 off, 1 on
   int64_t crop_padding = 4;          // augmentation's random crop: zero pixels padded on each side
@@ -51,12 +54,13 @@ struct TrainConfig {
   double dist_timeout = 600;     // seconds a collective may wait before the job aborts
 };
 
-// The values a numeric flag takes: [low, high] (low excluded when low_open), whole numbers only
-// when `whole`; always finite.
+// The values a numeric flag takes: [low, high] (low excluded when low_open, high when high_open),
+// whole numbers only when `whole`; always finite.
 struct NumberRange {
   double low, high;
   bool whole = false;
   bool low_open = false;
+  bool high_open = false;
 };
 // A CLI11 check for a numeric flag: the value parses completely, is finite and in `range`; else
 // "must be <the range in words>, got '<text>'" (CLI11 prefixes the flag's name; exit 2).

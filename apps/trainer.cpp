@@ -12,6 +12,7 @@
 #include "core/test_point.h"
 #include "data/datasets.h"
 #include "data/loader.h"
+#include "losses/temperature.h"
 #include "nn/models.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
@@ -26,6 +27,19 @@
 
 namespace kindling::app {
 
+namespace {
+// {"count": [...], "accuracy": [...], "confidence": [...]}, per bin, rounded to 6 decimals.
+nlohmann::json reliability_json(const std::vector<ReliabilityBin>& diagram) {
+  nlohmann::json count = nlohmann::json::array(), accuracy = count, confidence = count;
+  for (const ReliabilityBin& bin : diagram) {
+    count.push_back(bin.count);
+    accuracy.push_back(std::round(bin.accuracy * 1e6) / 1e6);
+    confidence.push_back(std::round(bin.confidence * 1e6) / 1e6);
+  }
+  return {{"count", count}, {"accuracy", accuracy}, {"confidence", confidence}};
+}
+}  // namespace
+
 nlohmann::json EpochMetrics::to_json() const {
   nlohmann::json j = {{"epoch", epoch},
                       {"lr", lr},
@@ -38,7 +52,17 @@ nlohmann::json EpochMetrics::to_json() const {
                       {"test_ece10", test_ece10},
                       {"images_per_s", images_per_s},
                       {"seconds", seconds}};
-  if (val_accuracy >= 0) j["val_accuracy"] = val_accuracy;
+  if (!test_reliability.empty()) j["test_reliability"] = reliability_json(test_reliability);
+  if (has_validation) {
+    j["val_accuracy"] = val_accuracy;
+    j["val_nll"] = val_nll;
+    j["temperature"] = temperature;
+    j["test_nll_scaled"] = test_nll_scaled;
+    j["test_ece_scaled"] = test_ece_scaled;
+    j["test_ece10_scaled"] = test_ece10_scaled;
+    if (!test_reliability_scaled.empty())
+      j["test_reliability_scaled"] = reliability_json(test_reliability_scaled);
+  }
   return j;
 }
 
@@ -100,9 +124,13 @@ Datasets load_datasets(const TrainConfig& c) {
   if (c.limit_train > 0) d.train = data::limit(d.train, c.limit_train);
   if (c.data.limit_test > 0) d.test = data::limit(d.test, c.data.limit_test);
   if (c.val_split > 0) {
-    auto split = data::split_validation(d.train, c.val_split, c.seed);
-    d.train = std::move(split.train);
-    d.validation = std::move(split.validation);
+    try {
+      auto split = data::split_validation(d.train, c.val_split, c.seed);
+      d.train = std::move(split.train);
+      d.validation = std::move(split.validation);
+    } catch (const ValueError& e) {
+      throw UsageError(fmt::format("--val-split: {}", e.what()));
+    }
   }
   return d;
 }
@@ -237,8 +265,26 @@ EpochMetrics train_epoch(Run& run, int64_t epoch) {
   m.test_nll = test.metrics.nll;
   m.test_ece = test.metrics.ece15;
   m.test_ece10 = test.metrics.ece10;
-  if (run.data.validation.size() > 0)
-    m.val_accuracy = evaluate_after(run, run.data.validation, "validation", nullptr, epoch).metrics.top1;
+  m.test_reliability = test.metrics.reliability;
+  if (run.data.validation.size() > 0) {
+    const data::ImageDataset& validation = run.data.validation;
+    const EvalResult val = evaluate_after(run, validation, "validation", nullptr, epoch);
+    m.has_validation = true;
+    m.val_accuracy = val.metrics.top1;
+    m.val_nll = val.metrics.nll;
+    m.temperature = fit_temperature(val.logits, from_vector(validation.labels, {validation.size()}));
+    if (std::isfinite(m.temperature)) {
+      const Tensor test_labels = from_vector(run.data.test.labels, {run.data.test.size()});
+      const ClassificationMetrics scaled =
+          classification_metrics(scale_logits(test.logits, m.temperature), test_labels);
+      m.test_nll_scaled = scaled.nll;
+      m.test_ece_scaled = scaled.ece15;
+      m.test_ece10_scaled = scaled.ece10;
+      m.test_reliability_scaled = scaled.reliability;
+    } else {
+      m.test_nll_scaled = m.test_ece_scaled = m.test_ece10_scaled = NAN;
+    }
+  }
   return m;
 }
 
@@ -285,7 +331,11 @@ void print_epoch(const TrainConfig& c, const EpochMetrics& m) {
       "ece {:.4f}{}  {:.0f} img/s  {:.1f} s\n",
       m.epoch, c.epochs, m.lr, m.train_loss, 100 * m.train_accuracy, m.test_loss, 100 * m.test_accuracy,
       m.test_nll, m.test_ece,
-      m.val_accuracy >= 0 ? fmt::format("  val acc {:.2f}%", 100 * m.val_accuracy) : "", m.images_per_s,
+      m.has_validation
+          ? fmt::format("  val acc {:.2f}%  T {:.3f}: test nll {:.4f} ece {:.4f}", 100 * m.val_accuracy,
+                        m.temperature, m.test_nll_scaled, m.test_ece_scaled)
+          : "",
+      m.images_per_s,
       m.seconds);
   std::fflush(stdout);
 }

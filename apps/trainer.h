@@ -19,8 +19,14 @@ struct EpochMetrics {
   int64_t epoch = 0;   // 1-based: epochs completed
   double lr = 0, train_loss = 0, train_accuracy = 0;
   double test_loss = 0, test_accuracy = 0, test_nll = 0, test_ece = 0, test_ece10 = 0;
-  double val_accuracy = -1;   // only with --val-split
   double images_per_s = 0, seconds = 0;
+  std::vector<ReliabilityBin> test_reliability;   // 15 bins, those of test_ece
+  // Only with --val-split: the validation set's figures, the temperature T fitted on its logits
+  // (losses/temperature.h), and the test set's NLL, ECE and reliability diagram at T.
+  bool has_validation = false;
+  double val_accuracy = 0, val_nll = 0, temperature = 0;
+  double test_nll_scaled = 0, test_ece_scaled = 0, test_ece10_scaled = 0;
+  std::vector<ReliabilityBin> test_reliability_scaled;
   nlohmann::json to_json() const;
 };
 
@@ -40,6 +46,7 @@ RunResult run_training(const TrainConfig& config);
 struct EvalResult {
   ClassificationMetrics metrics;
   double mean_loss = 0;
+  Tensor logits;   // [size, classes] f32 on the host, in dataset order
 };
 EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t batch_size,
                     Device device, const Loss* loss, int workers);

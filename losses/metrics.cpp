@@ -67,25 +67,47 @@ double MetricsAccumulator::top1() const { return count_ ? double(top1_hits_) / d
 double MetricsAccumulator::top5() const { return count_ ? double(top5_hits_) / double(count_) : 0.0; }
 double MetricsAccumulator::nll() const { return count_ ? nll_sum_ / double(count_) : 0.0; }
 
-double MetricsAccumulator::ece(int bins) const {
-  KINDLING_CHECK(bins >= 1, ValueError, "metrics: ece needs at least one bin, got {}", bins);
+std::vector<ReliabilityBin> MetricsAccumulator::reliability(int bins) const {
+  KINDLING_CHECK(bins >= 1, ValueError, "metrics: a reliability diagram needs at least one bin, got {}",
+                 bins);
   std::vector<double> confidence_sum(size_t(bins), 0.0), correct_sum(size_t(bins), 0.0);
+  std::vector<int64_t> count(size_t(bins), 0);
   for (size_t i = 0; i < confidence_.size(); ++i) {
     const double confidence = confidence_[i];
-    if (std::isnan(confidence)) return NAN;
+    if (std::isnan(confidence)) return {};
     // (b/n, (b+1)/n]: ceil(c n) - 1, clamped so that c = 0 lands in the first bin.
     const int bin = std::clamp(int(std::ceil(confidence * bins)) - 1, 0, bins - 1);
     confidence_sum[size_t(bin)] += confidence;
     correct_sum[size_t(bin)] += correct_[i];
+    ++count[size_t(bin)];
   }
+  std::vector<ReliabilityBin> diagram(static_cast<size_t>(bins));
+  for (int b = 0; b < bins; ++b) {
+    ReliabilityBin& bin = diagram[size_t(b)];
+    bin.low = double(b) / bins;
+    bin.high = double(b + 1) / bins;
+    bin.count = count[size_t(b)];
+    if (bin.count > 0) {
+      bin.accuracy = correct_sum[size_t(b)] / double(bin.count);
+      bin.confidence = confidence_sum[size_t(b)] / double(bin.count);
+    }
+  }
+  return diagram;
+}
+
+double MetricsAccumulator::ece(int bins) const {
+  const std::vector<ReliabilityBin> diagram = reliability(bins);
+  if (count_ == 0) return 0.0;
+  if (diagram.empty()) return NAN;
   double ece = 0;
-  for (int b = 0; b < bins; ++b) ece += std::abs(correct_sum[size_t(b)] - confidence_sum[size_t(b)]);
-  return count_ ? ece / double(count_) : 0.0;
+  for (const ReliabilityBin& bin : diagram)
+    ece += double(bin.count) * std::abs(bin.accuracy - bin.confidence);
+  return ece / double(count_);
 }
 
 ClassificationMetrics summarize(const MetricsAccumulator& accumulator) {
   return {accumulator.count(), accumulator.top1(), accumulator.top5(), accumulator.nll(),
-          accumulator.ece(15), accumulator.ece(10)};
+          accumulator.ece(15), accumulator.ece(10), accumulator.reliability(15)};
 }
 
 ClassificationMetrics classification_metrics(const Tensor& logits, const Tensor& labels) {

@@ -11,6 +11,14 @@
 
 namespace kindling {
 
+// One confidence bin of a reliability diagram: the rows whose confidence max_j p_j lies in
+// (low, high], their accuracy and their mean confidence (both 0 when the bin is empty).
+struct ReliabilityBin {
+  double low = 0, high = 0;
+  int64_t count = 0;
+  double accuracy = 0, confidence = 0;
+};
+
 // Streams over evaluation batches: add() each batch, then read the metrics of everything added.
 class MetricsAccumulator {
  public:
@@ -27,6 +35,8 @@ class MetricsAccumulator {
   // sum over bins b of (|b| / count) |accuracy(b) - confidence(b)|, confidence = max_j p_j, bin b
   // = (b/n, (b+1)/n] (the first bin also takes 0).
   double ece(int bins = 15) const;
+  // The `bins` equal-width bins ece() sums over; empty when a confidence is NaN (a NaN logit).
+  std::vector<ReliabilityBin> reliability(int bins = 15) const;
 
  private:
   int64_t count_ = 0, top1_hits_ = 0, top5_hits_ = 0;
@@ -38,6 +48,7 @@ class MetricsAccumulator {
 struct ClassificationMetrics {
   int64_t count = 0;
   double top1 = 0, top5 = 0, nll = 0, ece15 = 0, ece10 = 0;
+  std::vector<ReliabilityBin> reliability;   // 15 bins, those of ece15
 };
 // All metrics of one batch (or a whole evaluation set held as one tensor).
 // Every metric of what `accumulator` has seen (ECE with 15 and with 10 bins).

@@ -164,6 +164,51 @@ TEST_CASE("study trains every (loss, seed), writes its table, and skips finished
   CHECK(!contains(again.out, "== study:"));   // nothing retrained
 }
 
+TEST_CASE("study --val-split fits T per run, reports one seed as n = 1, refuses another split on resume") {
+  TempDir dir;
+  write_tiny_mnist(dir.path, 64, 32);
+  const fs::path out = dir / "study";
+  const std::string args =
+      fmt::format("study {} --data-dir '{}' --epochs 2 --losses ce,square --seeds 1 --out '{}'", kTiny,
+                  dir.path.string(), out.string());
+  const Run first = kindling_cli(args + " --val-split 0.25", dir.path);
+  INFO(first.err);
+  REQUIRE(first.status == 0);
+  for (const char* file : {"config.json", "reliability.dat", "reliability.gp", "curves_mean.csv"})
+    CHECK_MESSAGE(fs::exists(out / file), file);
+  const auto rows = jsonl(out / "runs" / "square-seed0" / "metrics.jsonl");
+  REQUIRE(rows.size() == 2);
+  for (const auto& row : rows) {
+    CHECK(row["temperature"].get<double>() > 0);
+    CHECK(row.contains("test_nll_scaled"));
+    CHECK(row.contains("val_nll"));
+    int64_t counted = 0;
+    for (const auto& n : row["test_reliability_scaled"]["count"]) counted += n.get<int64_t>();
+    CHECK(counted == 32);   // every test image in one bin
+  }
+  std::ifstream md_in(out / "study.md");
+  const std::string md((std::istreambuf_iterator<char>(md_in)), std::istreambuf_iterator<char>());
+  CHECK(contains(md, "(n = 1)"));
+  CHECK(contains(md, "NLL at T"));
+  CHECK(!contains(md, "±"));
+  std::ifstream study_in(out / "study.json");
+  const auto study = nlohmann::json::parse(study_in);
+  CHECK(study["val_split"] == 0.25);
+  CHECK(study["losses"][1]["last"]["temperature"]["values"].size() == 1);
+
+  const Run other = kindling_cli(args + " --val-split 0.5", dir.path);
+  CHECK(other.status == 2);
+  CHECK(line_count(other.err) == 1);
+  CHECK(contains(other.err, "--val-split 0.25, not 0.5"));
+  CHECK(!contains(other.out, "== study:"));
+
+  // A split that leaves one side empty is a usage error naming the flag.
+  const Run empty = kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 1 --val-split 0.001",
+                                             kTiny, dir.path.string()), dir.path);
+  CHECK(empty.status == 2);
+  CHECK(contains(empty.err, "--val-split: validation split"));
+}
+
 TEST_CASE("losses, info and bench print what they promise") {
   TempDir dir;
   const Run losses = kindling_cli("losses", dir.path);

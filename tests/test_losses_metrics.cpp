@@ -54,6 +54,18 @@ TEST_CASE("metrics: ECE with equal-width bins") {
   // One bin: |accuracy - mean confidence| = |0.75 - 0.735|.
   CHECK(one_bin.ece(1) == doctest::Approx(0.015).epsilon(1e-4));
   CHECK_THROWS_AS(one_bin.ece(0), ValueError);
+  // The reliability diagram ECE sums over: bin 12 of 15 is (0.8, 0.8667], bin 9 is (0.6, 0.6667].
+  REQUIRE(m.reliability.size() == 15);
+  CHECK(m.reliability[12].count == 2);
+  CHECK(m.reliability[12].accuracy == 0.5);
+  CHECK(m.reliability[12].confidence == doctest::Approx(0.85).epsilon(1e-6));
+  CHECK(m.reliability[12].low == doctest::Approx(0.8));
+  CHECK(m.reliability[9].count == 2);
+  CHECK(m.reliability[9].accuracy == 1.0);
+  CHECK(m.reliability[9].confidence == doctest::Approx(0.62).epsilon(1e-6));
+  int64_t rows = 0;
+  for (const ReliabilityBin& bin : m.reliability) rows += bin.count;
+  CHECK(rows == 4);
 }
 
 TEST_CASE("metrics: streaming over batches equals one pass, and NaN rows are never correct") {
@@ -77,6 +89,7 @@ TEST_CASE("metrics: streaming over batches equals one pass, and NaN rows are nev
   CHECK(with_nan.top1 == 0.5);
   CHECK(std::isnan(with_nan.nll));
   CHECK(std::isnan(with_nan.ece15));
+  CHECK(with_nan.reliability.empty());
 }
 
 TEST_CASE("metrics: input errors name the tensors and the bad label") {

@@ -181,13 +181,16 @@ TEST_CASE("a study killed at any point finishes, when rerun, with the uninterrup
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
   auto study = [&](const fs::path& out, const std::string& env) {
-    return kindling_cli(fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 2 --out '{}'",
-                                    kRun, dir.path.string(), out.string()),
-                        dir.path, env);
+    return kindling_cli(
+        fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce --seeds 2 --val-split 0.25 --out '{}'",
+                    kRun, dir.path.string(), out.string()),
+        dir.path, env);
   };
+  // The seeds' top-1 and fitted temperatures.
   auto top1 = [](const fs::path& out) {
     std::ifstream in(out / "study.json");
-    return nlohmann::json::parse(in)["losses"][0]["top1"];
+    const auto loss = nlohmann::json::parse(in)["losses"][0];
+    return std::make_pair(loss["top1"], loss["last"]["temperature"]["values"]);
   };
   const fs::path straight = dir / "straight";
   REQUIRE(study(straight, "").status == 0);
@@ -252,7 +255,9 @@ TEST_CASE("every numeric flag out of range or not finite: exit 2, one line namin
       {"train --lr inf", "--lr", "a finite number above 0"},
       {"train --momentum nan", "--momentum", "a finite number from 0 to 1"},
       {"train --warmup nan", "--warmup", "a finite number from 0 up"},
-      {"train --val-split nan", "--val-split", "a finite number from 0 to 0.9"},
+      {"train --val-split nan", "--val-split", "a finite number at least 0 and below 1"},
+      {"train --val-split 1", "--val-split", "a finite number at least 0 and below 1"},
+      {"study --val-split -0.1", "--val-split", "a finite number at least 0 and below 1"},
       {"train --clip-grad-norm nan", "--clip-grad-norm", "a finite number from 0 up"},
       {"train --weight-decay -1", "--weight-decay", "a finite number from 0 up"},
       {"train --gamma 0", "--gamma", "a finite number above 0"},
