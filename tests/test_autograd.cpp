@@ -63,7 +63,7 @@ TEST_CASE("gradients flow through views into the right elements") {
   check_close(values(x.grad()), {0, 10, 20, 0, 0, 0});
 }
 
-TEST_CASE("retain_graph allows a second backward; without it the second one throws") {
+TEST_CASE("retain_graph allows a second backward, and without it the second one throws") {
   Tensor x = leaf({2, 3}, {2});
   Tensor y = sum(x * x);
   y.backward({}, true);

@@ -14,7 +14,7 @@
 using namespace kindling;
 using namespace kindling::test;
 
-TEST_CASE("train writes config, metrics, checkpoints; eval reads them back") {
+TEST_CASE("train writes config, metrics, checkpoints, and eval reads them back") {
   TempDir dir;
   write_tiny_mnist(dir.path, 256, 128);
   const fs::path out = dir / "run";
@@ -95,7 +95,7 @@ TEST_CASE("a non-finite loss stops training, naming epoch and batch, and keeps t
   CHECK(temporaries_in(out).empty());
 }
 
-TEST_CASE("usage errors exit 2 with one line; runtime errors exit 1 naming the file") {
+TEST_CASE("usage errors exit 2 with one line, runtime errors exit 1 naming the file") {
   TempDir dir;
   const Run unknown_flag = kindling_cli("train --no-such-flag", dir.path);
   CHECK(unknown_flag.status == 2);

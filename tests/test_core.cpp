@@ -84,7 +84,7 @@ TEST_CASE("contiguous() copies only when it must") {
   CHECK(column.contiguous().is_same(column));
 }
 
-TEST_CASE("reshape views when it can and copies when it must; view refuses to copy") {
+TEST_CASE("reshape views when it can and copies when it must, and view refuses to copy") {
   Tensor base = arange(24).reshape({2, 3, 4});
   Tensor merged = base.reshape({6, 4});
   CHECK(merged.storage() == base.storage());
@@ -129,7 +129,7 @@ TEST_CASE("size-1 dims: squeeze, unsqueeze, broadcasting") {
   CHECK(add(t, ones({2, 1, 1, 4})).shape() == Shape{2, 1, 3, 4});
 }
 
-TEST_CASE("expand makes stride-0 views; contiguous materialises them") {
+TEST_CASE("expand makes stride-0 views, and contiguous materialises them") {
   Tensor column = from_vector<float>({1, 2, 3}, {3, 1});
   Tensor wide = column.expand({2, 3, 4});
   CHECK(wide.strides() == Shape{0, 1, 0});

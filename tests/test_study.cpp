@@ -58,7 +58,7 @@ const std::vector<std::string> kTwelve = {"ce",
 
 }  // namespace
 
-TEST_CASE("study: one value is printed alone and marked n = 1; two seeds give mean ± std") {
+TEST_CASE("study: one value is printed alone and marked n = 1, and two seeds give mean ± std") {
   CHECK(format_stat({91.5}, 2) == "91.50");
   CHECK(format_stat({1.0, 3.0}, 2) == "2.00 ± 1.41");
   CHECK(format_stat({}, 2) == "—");

@@ -279,7 +279,7 @@ TEST_CASE("a collective that a peer never joins times out naming the rank and th
   comm().barrier();   // rank 0 throws after 1 s; main aborts the job
 }
 
-TEST_CASE("NCCL: collectives on CUDA tensors; one-rank data-parallel steps equal plain steps") {
+TEST_CASE("NCCL: collectives on CUDA tensors, and one-rank data-parallel steps equal plain steps") {
 #ifndef KINDLING_WITH_NCCL
   MESSAGE("skipped: NCCL is not compiled in");
   return;
