@@ -97,7 +97,9 @@ void require_same_config(const fs::path& dir, const nlohmann::json& wanted, cons
                     dir.string(), what, diff));
 }
 
-void finish_run(TrainConfig config, const fs::path& run_dir) {
+// Trains the run to its last epoch (resuming what a stopped study left) and marks it done. Returns
+// false, with nothing marked, when --stop-after-epochs ended the training before the last epoch.
+bool finish_run(TrainConfig config, const fs::path& run_dir) {
   const fs::path last = run_dir / "last.safetensors";
   bool complete = false;
   if (fs::exists(last)) {
@@ -119,10 +121,12 @@ void finish_run(TrainConfig config, const fs::path& run_dir) {
       throw Interrupted(e.signal, {fmt::format("{} of {}", e.place.where, run_dir.string()),
                                    "run the same kindling study command again to resume"});
     }
+    if (read_checkpoint_info(last.string()).epoch < config.epochs) return false;
   }
   double total = 0;
   for (const auto& row : read_metrics(run_dir / "metrics.jsonl")) total += row.value("seconds", 0.0);
   write_file_atomically((run_dir / "done.json").string(), nlohmann::json{{"seconds", total}}.dump() + "\n");
+  return true;
 }
 
 TrainConfig run_config(const TrainConfig& base, const std::string& spec, int s, const fs::path& run_dir) {
@@ -220,7 +224,12 @@ int run_study(TrainConfig base, const std::string& losses, int seeds) {
     result.spec = spec;
     for (int s = 0; s < seeds; ++s) {
       const fs::path run_dir = out / "runs" / run_name(spec, s);
-      if (!fs::exists(run_dir / "done.json")) finish_run(run_config(base, spec, s, run_dir), run_dir);
+      if (!fs::exists(run_dir / "done.json") && !finish_run(run_config(base, spec, s, run_dir), run_dir)) {
+        // --stop-after-epochs: this invocation's epochs are done; the next one goes on from here.
+        fmt::print("== study: stopped by --stop-after-epochs in {}; run the same command again to go on\n",
+                   run_dir.string());
+        return 0;
+      }
       result.runs.push_back(read_run(run_dir, result));
     }
     results.push_back(std::move(result));

@@ -164,6 +164,29 @@ TEST_CASE("study trains every (loss, seed), writes its table, and skips finished
   CHECK(!contains(again.out, "== study:"));   // nothing retrained
 }
 
+TEST_CASE("study --stop-after-epochs stops inside a run and the next invocation completes it") {
+  TempDir dir;
+  write_tiny_mnist(dir.path, 64, 32);
+  const fs::path out = dir / "study";
+  const std::string args = fmt::format("study {} --data-dir '{}' --epochs 2 --losses ce --seeds 1 --out '{}'",
+                                       kTiny, dir.path.string(), out.string());
+  const Run sliced = kindling_cli(args + " --stop-after-epochs 1", dir.path);
+  INFO(sliced.err);
+  REQUIRE(sliced.status == 0);
+  CHECK(contains(sliced.out, "stopped by --stop-after-epochs"));
+  CHECK(!fs::exists(out / "runs" / "ce-seed0" / "done.json"));   // one epoch of two: not done
+  CHECK(!fs::exists(out / "study.md"));
+  const Run rest = kindling_cli(args, dir.path);
+  INFO(rest.err);
+  REQUIRE(rest.status == 0);
+  CHECK(fs::exists(out / "runs" / "ce-seed0" / "done.json"));
+  CHECK(fs::exists(out / "study.md"));
+  std::ifstream metrics_in(out / "runs" / "ce-seed0" / "metrics.jsonl");
+  int64_t epochs = 0;
+  for (std::string line; std::getline(metrics_in, line);) epochs += !line.empty();
+  CHECK(epochs == 2);
+}
+
 TEST_CASE("study --val-split fits T per run, reports one seed as n = 1, refuses another split on resume") {
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
