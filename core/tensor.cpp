@@ -1,6 +1,7 @@
-// Tensor metadata, data access, copies between devices, in-place updates and printing. The
-// factories (empty, zeros, randn, from_vector, ...) live in core/tensor_factories.cpp, the
-// differentiable views (reshape, permute, ...) in ops/shape.cpp.
+// Tensor's methods (metadata, data access, copies between devices, autograd, in-place updates,
+// printing) and the non-recording view helpers (as_strided, broadcast_view). The factories (empty,
+// zeros, randn, from_vector, ...) live in core/tensor_factories.cpp, the differentiable views
+// (reshape, permute, ...) in ops/shape.cpp.
 #include "core/tensor.h"
 
 #include "core/autograd.h"
