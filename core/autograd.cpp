@@ -199,13 +199,13 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
 
   auto accumulate = [&](const Edge& edge, Tensor grad) {
     Node* node = edge.node.get();
-    const OutputMeta& meta = node->outputs[edge.input_nr];
+    const OutputMeta& meta = node->outputs[edge.output_nr];
     KINDLING_CHECK(grad.shape() == meta.shape, AutogradError,
                    "backward: {} received a gradient of shape {} for an output of shape {}",
                    node->name(), shape_str(grad.shape()), shape_str(meta.shape));
     std::vector<Tensor>& grads = tasks.get(node).grads;
     if (grads.empty()) grads.resize(node->outputs.size());
-    Tensor& slot = grads[edge.input_nr];
+    Tensor& slot = grads[edge.output_nr];
     if (!slot.defined()) {
       slot = std::move(grad);
     } else {

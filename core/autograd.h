@@ -15,7 +15,7 @@ namespace kindling {
 
 struct Edge {
   std::shared_ptr<Node> node;   // null: this input needs no gradient
-  uint32_t input_nr = 0;        // which output of `node` the tensor was
+  uint32_t output_nr = 0;       // which output of `node` the tensor was (TensorImpl::output_nr)
   bool valid() const { return node != nullptr; }
 };
 

@@ -1,6 +1,6 @@
 // The kindling binary end to end, on a tiny MNIST-format dataset the test writes: every subcommand,
 // the files train writes, exact resume, bad flags, bad files, and the stop on a non-finite loss.
-#include "core/checkpoint.h"
+#include "core/safetensors.h"
 #include "ops/cpu/peak.h"
 #include "tests/cli_helpers.h"
 

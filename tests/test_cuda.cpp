@@ -477,7 +477,7 @@ TEST_CASE("cuda: the dropout mask is the CPU's, element for element") {
 }
 
 // Both backends compile their optimizer steps without FMA contraction (CMakeLists.txt), so the same
-// float operations in the same order give the same bits; tests/test_nn.cpp checks the CPU's rounding.
+// float operations in the same order give the same bits; tests/test_optim_kernels.cpp checks the CPU's rounding.
 TEST_CASE("cuda: fused SGD and AdamW steps equal the CPU's bit for bit") {
   SKIP_WITHOUT_GPU();
   const Tensor param = uniform({1000}, 27), grad = uniform({1000}, 28);

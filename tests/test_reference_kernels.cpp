@@ -1,6 +1,6 @@
 // The fast CPU kernels (ops/cpu) against the reference kernels (ops/cpu/reference), method by
 // method, on shapes that reach the fast paths' tiles, tails and thread splits. Convolution is
-// covered by test_cnn_ops, which uses the reference kernels as its oracle.
+// covered by test_conv, which uses the reference kernels as its oracle.
 #include "core/rng.h"
 #include "ops/cpu/reference/reference_backend.h"
 

@@ -5,7 +5,7 @@
 // reads the committed fixture only; PyTorch is not needed to run it.
 #include "core/autograd.h"
 #include "core/backend.h"
-#include "core/checkpoint.h"
+#include "core/safetensors.h"
 #include "nn/models.h"
 #include "ops/ops.h"
 #include "tests/test_util.h"

@@ -1,0 +1,160 @@
+// conv2d on the CPU: forward and both gradients against the reference kernels
+// (ops/cpu/reference/conv.cpp) on every lowering, PyTorch's output sizes, finite differences, and
+// errors naming the shapes.
+#include "core/rng.h"
+#include "ops/conv.h"
+#include "ops/cpu/reference/reference_backend.h"
+#include "tests/test_op_util.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+using namespace kindling;
+using namespace kindling::test;
+
+namespace {
+
+// The oracle: the reference kernels (ops/cpu/reference/conv.cpp), the definition summed in double.
+std::vector<float> reference_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
+                                    const Conv2dParams& p) {
+  Tensor y = empty({p.N, p.K, p.P, p.Q});
+  reference_cpu_backend().conv2d_fwd(p, y, x.contiguous(), w.contiguous(), bias);
+  return values_of(y);
+}
+
+struct ConvCase {
+  Shape x, w;
+  Size2 stride, padding, dilation;
+  int64_t groups;
+  bool bias;
+};
+
+const ConvCase kConvCases[] = {
+    {{2, 3, 7, 7}, {4, 3, 3, 3}, 1, 1, 1, 1, true},
+    {{3, 3, 8, 7}, {5, 3, 3, 3}, 2, 1, 1, 1, false},
+    {{2, 2, 9, 6}, {3, 2, 3, 2}, Size2{2, 1}, Size2{0, 2}, 1, 1, true},
+    {{2, 2, 9, 8}, {3, 2, 3, 3}, 1, 2, 2, 1, true},
+    {{2, 2, 9, 8}, {3, 2, 3, 3}, 3, Size2{1, 3}, Size2{2, 1}, 1, false},
+    {{2, 4, 6, 6}, {6, 2, 3, 3}, 1, 1, 1, 2, true},
+    {{2, 6, 7, 7}, {6, 1, 3, 3}, 2, 1, 1, 6, false},
+    {{3, 4, 5, 6}, {5, 4, 1, 1}, 1, 0, 1, 1, true},
+    {{3, 4, 5, 6}, {6, 2, 1, 1}, 1, 0, 1, 2, true},
+    {{3, 4, 5, 6}, {5, 4, 1, 1}, 2, 0, 1, 1, false},
+    {{2, 3, 5, 5}, {2, 3, 5, 5}, 1, 0, 1, 1, true},      // window = image: one output pixel
+    {{2, 3, 4, 4}, {2, 3, 3, 3}, 1, 3, 1, 1, false},     // padding wider than the kernel
+    {{9, 8, 8, 8}, {16, 8, 3, 3}, 1, 1, 1, 1, true},     // several images share one GEMM
+    {{5, 16, 4, 4}, {8, 8, 3, 3}, 2, 1, 1, 2, true},    // batched columns with groups, ragged chunk
+    {{3, 3, 7, 9}, {4, 3, 3, 3}, Size2{1, 2}, Size2{2, 1}, Size2{2, 1}, 1, true},   // small plane, 35 pixels
+};
+
+}  // namespace
+
+TEST_CASE("conv2d forward matches the reference kernel") {
+  Generator gen(1);
+  for (const ConvCase& cc : kConvCases) {
+    Tensor x = randn(cc.x, {}, &gen), w = randn(cc.w, {}, &gen);
+    Tensor b = cc.bias ? randn({cc.w[0]}, {}, &gen) : Tensor();
+    const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    Tensor y = conv2d(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    CHECK(y.shape() == Shape{p.N, p.K, p.P, p.Q});
+    const std::vector<float> expected = reference_conv2d(x, w, b, p);
+    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " groups ", cc.groups);
+    CHECK(max_abs_diff(values_of(y), expected) < 1e-4);
+  }
+}
+
+// The data and weight gradients of sum(y * dy) from the reference kernels.
+struct ConvGrads {
+  std::vector<float> dx, dw, db;
+};
+ConvGrads reference_conv2d_grads(const Tensor& x, const Tensor& w, const Tensor& dy, const Conv2dParams& p) {
+  Tensor dx = empty(x.shape()), dw = empty(w.shape()), db = empty({p.K});
+  reference_cpu_backend().conv2d_bwd_data(p, dx, dy.contiguous(), w.contiguous());
+  reference_cpu_backend().conv2d_bwd_weight(p, dw, db, x.contiguous(), dy.contiguous());
+  return {values_of(dx), values_of(dw), values_of(db)};
+}
+
+double max_relative_diff(const std::vector<float>& got, const std::vector<float>& want) {
+  double scale = 1.0;
+  for (float v : want) scale = std::max(scale, double(std::fabs(v)));
+  return max_abs_diff(got, want) / scale;
+}
+
+TEST_CASE("conv2d gradients match the reference kernels on every lowering") {
+  // Covers both lowerings (phased: stride 1 and 2, 1×1 read in place; columns: small planes,
+  // strided 1×1), the three weight-gradient kernels (channels-last for 16k channels per group,
+  // dot products otherwise, transposed columns), dilation, groups, uneven padding and strides,
+  // and batches that do not divide among the threads.
+  const ConvCase cases[] = {
+      {{3, 16, 9, 7}, {8, 16, 3, 3}, 1, 1, 1, 1, true},
+      {{5, 32, 6, 10}, {8, 16, 3, 3}, 1, 1, 1, 2, false},
+      {{2, 16, 11, 9}, {4, 16, 3, 3}, 1, Size2{2, 3}, 2, 1, true},
+      {{4, 16, 8, 8}, {16, 16, 3, 3}, 1, 0, 1, 1, false},
+      {{3, 32, 5, 6}, {24, 32, 1, 1}, 1, 0, 1, 1, true},
+      {{3, 16, 8, 8}, {24, 16, 3, 3}, 2, 1, 1, 1, true},
+      {{3, 16, 7, 9}, {8, 16, 1, 1}, 2, 0, 1, 1, false},
+      {{7, 3, 12, 12}, {16, 3, 3, 3}, 1, 1, 1, 1, true},
+      {{2, 8, 6, 5}, {8, 8, 3, 3}, 1, 1, 1, 1, false},
+      {{2, 16, 5, 5}, {16, 16, 1, 1}, 1, 1, 1, 1, false},   // 1×1 padded beyond the window
+      {{2, 16, 9, 8}, {24, 16, 1, 1}, 1, 0, 1, 1, true},    // 1×1 read in place (no copy)
+      {{2, 16, 20, 19}, {8, 16, 3, 3}, 2, 1, 1, 1, false},  // strided, phased
+      {{3, 32, 10, 11}, {8, 16, 3, 3}, Size2{2, 1}, 1, 1, 2, true},   // phased, stride 2x1, groups
+      // columns, dilated, 35 pixels
+      {{5, 16, 7, 9}, {8, 16, 3, 3}, Size2{1, 2}, Size2{2, 1}, Size2{2, 1}, 1, true},
+      {{7, 32, 4, 4}, {32, 32, 3, 3}, 1, 1, 1, 1, false},   // 4x4 plane, images split unevenly over chunks
+  };
+  Generator gen(12);
+  for (const ConvCase& cc : cases) {
+    Tensor x = randn(cc.x, {}, &gen).set_requires_grad(true),
+           w = randn(cc.w, {}, &gen).set_requires_grad(true);
+    Tensor b = cc.bias ? randn({cc.w[0]}, {}, &gen).set_requires_grad(true) : Tensor();
+    const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    Tensor y = conv2d(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    Tensor dy = randn(y.shape(), {}, &gen);
+    y.backward(dy);
+    const ConvGrads want = reference_conv2d_grads(x.detach(), w.detach(), dy, p);
+    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " groups ", cc.groups, " stride ", cc.stride.h);
+    CHECK(max_relative_diff(values_of(x.grad()), want.dx) < 1e-5);
+    CHECK(max_relative_diff(values_of(w.grad()), want.dw) < 1e-5);
+    if (cc.bias) CHECK(max_relative_diff(values_of(b.grad()), want.db) < 1e-5);
+  }
+}
+
+TEST_CASE("conv2d output sizes follow PyTorch's formula") {
+  Tensor x = zeros({1, 2, 10, 7}), w = zeros({3, 2, 3, 2});
+  const Conv2dParams p = conv2d_params(x, w, {}, Size2{3, 2}, Size2{1, 0}, Size2{2, 1}, 1);
+  CHECK(p.P == (10 + 2 - 2 * 2 - 1) / 3 + 1);
+  CHECK(p.Q == (7 - 1 - 1) / 2 + 1);
+}
+
+TEST_CASE("conv2d backward matches finite differences") {
+  Generator gen(2);
+  for (const ConvCase& cc : kConvCases) {
+    if (cc.x[0] * cc.x[1] * cc.x[2] * cc.x[3] > 400) continue;   // keep the walk short
+    std::vector<Tensor> inputs{randn(cc.x, {}, &gen).set_requires_grad(true),
+                               randn(cc.w, {}, &gen).set_requires_grad(true)};
+    if (cc.bias) inputs.push_back(randn({cc.w[0]}, {}, &gen).set_requires_grad(true));
+    auto f = [&cc](const std::vector<Tensor>& in) {
+      return conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), cc.stride, cc.padding, cc.dilation,
+                    cc.groups);
+    };
+    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " groups ", cc.groups);
+    for (size_t which = 0; which < inputs.size(); ++which) {
+      std::vector<Tensor> fresh;
+      for (const Tensor& t : inputs) fresh.push_back(t.detach().clone().set_requires_grad(true));
+      check_gradient(f, fresh, which);
+    }
+  }
+}
+
+TEST_CASE("conv2d rejects mismatched shapes with a named error") {
+  Tensor x = zeros({1, 4, 5, 5});
+  CHECK_THROWS_AS(conv2d(x, zeros({3, 3, 3, 3})), ShapeError);
+  CHECK_THROWS_AS(conv2d(x, zeros({3, 2, 3, 3}), {}, 1, 0, 1, 2), ShapeError);   // K=3 not divisible
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 4, 7, 7})), ShapeError);                  // window too big
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 4, 3, 3}), zeros({3})), ShapeError);
+  CHECK_THROWS_AS(conv2d(zeros({4, 5, 5}), zeros({2, 4, 3, 3})), ShapeError);
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 4, 3, 3}), {}, 0), ValueError);
+}
