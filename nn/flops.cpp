@@ -27,7 +27,7 @@ TrainingFlops training_flops(const Tensor& output) {
     const Edge& input = node->next_edges.at(0);
     const Edge& weight = node->next_edges.at(1);
     if (!weight.valid()) continue;
-    const Shape& weight_shape = weight.node->outputs.at(weight.input_nr).shape;
+    const Shape& weight_shape = weight.node->outputs.at(weight.output_nr).shape;
     const double macs = double(shape_numel(node->outputs.at(0).shape)) *
                         double(shape_numel(weight_shape) / weight_shape.at(0));
     flops.forward += 2 * macs;
