@@ -24,7 +24,8 @@ categories = [
     ("conv GEMM tiles", r"nn_tile|nt_tile|tn_tile|_tile<|gemm|libopenblas"),
     ("conv lowering and packing", r"lower|im2col|col2im|for_each_chunk|LoweringPlan|transpose|pack|"
                                   r"PackedA|sum_partials|conv2d"),
-    ("BatchNorm", r"batch_norm|batchnorm"),
+    ("BatchNorm", r"batch_norm|batchnorm|add_grad_sums|normalise_channel|for_each_channel|forward_train|"
+                  r"forward_eval|relu_grad|\(anonymous namespace\)::backward\(kindling::Tensor const&"),
     ("pooling", r"pool"),
     ("loss and softmax", r"loss|softmax|one_hot"),
     ("reductions", r"reduce"),
@@ -47,7 +48,7 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
             name = category
             break
     totals[name] = totals.get(name, 0.0) + share
-    if share > examples.get(name, (0.0, ""))[0]:
+    if name not in examples or share > examples[name][0]:
         examples[name] = (share, symbol[:70])
 print(f"| category | share of samples | largest function |")
 print(f"|---|---|---|")
