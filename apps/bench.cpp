@@ -62,9 +62,10 @@ BenchResult time_it(const std::string& name, Device device, int warmup, int repe
 BenchResult train_step(const BenchOptions& o, Device device, double cpu_peak_gflops) {
   dist::Communicator& world = dist::world();
   if (o.batch_size % world.size() != 0)
-    throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks (it is the global "
-                                 "batch)",
-                                 o.batch_size, world.size()));
+    throw UsageError(
+        fmt::format("--batch-size {} does not split evenly over {} ranks (it is the global "
+                    "batch)",
+                    o.batch_size, world.size()));
   const int64_t local_batch = o.batch_size / world.size();
   manual_seed(0);
   auto model = make_model(o.model, o.channels, o.classes, o.image_size);
@@ -117,11 +118,11 @@ std::vector<BenchResult> op_benchmarks(const BenchOptions& o, Device device) {
   Backend& be = backend(device);
   const TensorOptions on = TensorOptions{}.with_device(device);
   const int64_t n = o.batch_size;
-  const ConvShape shapes[] = {
-      {"resnet20", n, 16, 32, 16, 3, 1}, {"resnet20", n, 16, 32, 32, 3, 2}, {"resnet20", n, 32, 16, 32, 3, 1},
-      {"resnet20", n, 32, 16, 64, 3, 2}, {"resnet20", n, 64, 8, 64, 3, 1},  {"resnet18", n, 64, 32, 64, 3, 1},
-      {"resnet18", n, 128, 16, 128, 3, 1}, {"resnet18", n, 256, 8, 256, 3, 1}, {"resnet18", n, 512, 4, 512, 3, 1},
-      {"resnet18", n, 64, 32, 128, 1, 2}};
+  const ConvShape shapes[] = {{"resnet20", n, 16, 32, 16, 3, 1},   {"resnet20", n, 16, 32, 32, 3, 2},
+                              {"resnet20", n, 32, 16, 32, 3, 1},   {"resnet20", n, 32, 16, 64, 3, 2},
+                              {"resnet20", n, 64, 8, 64, 3, 1},    {"resnet18", n, 64, 32, 64, 3, 1},
+                              {"resnet18", n, 128, 16, 128, 3, 1}, {"resnet18", n, 256, 8, 256, 3, 1},
+                              {"resnet18", n, 512, 4, 512, 3, 1},  {"resnet18", n, 64, 32, 128, 1, 2}};
   for (const ConvShape& s : shapes) {
     Conv2dParams p{s.N, s.C, s.H, s.H, s.K, s.R, s.R, 0, 0};
     p.stride_h = p.stride_w = s.stride;
@@ -130,7 +131,8 @@ std::vector<BenchResult> op_benchmarks(const BenchOptions& o, Device device) {
     const Tensor x = randn({s.N, s.C, s.H, s.H}, on), w = randn({s.K, s.C, s.R, s.R}, on);
     const Tensor y = empty({s.N, s.K, p.P, p.Q}, on), dx = empty_like(x), dw = empty_like(w);
     const double flops = 2.0 * double(s.N * s.K * p.P * p.Q * s.C * s.R * s.R);
-    const std::string tag = fmt::format("{}/c{}_k{}_{}x{}_r{}_s{}", s.model, s.C, s.K, s.H, s.H, s.R, s.stride);
+    const std::string tag =
+        fmt::format("{}/c{}_k{}_{}x{}_r{}_s{}", s.model, s.C, s.K, s.H, s.H, s.R, s.stride);
     auto add = [&](const char* what, const std::function<void()>& fn) {
       BenchResult r = time_it(fmt::format("conv2d_{}/{}", what, tag), device, 2, o.repeats, fn);
       r.gflop_per_s = flops / (r.ms_median * 1e6);
@@ -151,18 +153,22 @@ std::vector<BenchResult> op_benchmarks(const BenchOptions& o, Device device) {
   }
   {
     const Tensor x = randn({n, 64, 32, 32}, on), y = empty_like(x), dx = empty_like(x);
-    const Tensor weight = ones({64}, on), bias = zeros({64}, on), mean = zeros({64}, on), var = ones({64}, on);
-    const Tensor save_mean = empty({64}, on), save_invstd = empty({64}, on), dw = empty({64}, on), db = empty({64}, on);
+    const Tensor weight = ones({64}, on), bias = zeros({64}, on), mean = zeros({64}, on),
+                 var = ones({64}, on);
+    const Tensor save_mean = empty({64}, on), save_invstd = empty({64}, on), dw = empty({64}, on),
+                 db = empty({64}, on);
     results.push_back(time_it("batch_norm_fwd_train/64x32x32", device, 2, o.repeats, [&] {
       be.batch_norm_fwd_train(y, save_mean, save_invstd, mean, var, x, weight, bias, 0.1f, 1e-5f);
     }));
-    results.push_back(time_it("batch_norm_bwd/64x32x32", device, 2, o.repeats, [&] {
-      be.batch_norm_bwd(dx, dw, db, y, x, weight, save_mean, save_invstd);
-    }));
+    results.push_back(time_it("batch_norm_bwd/64x32x32", device, 2, o.repeats,
+                              [&] { be.batch_norm_bwd(dx, dw, db, y, x, weight, save_mean, save_invstd); }));
     Pool2dParams pp{n, 64, 32, 32, 16, 16, 2, 2, 2, 2};
-    const Tensor py = empty({n, 64, 16, 16}, on), idx = empty({n, 64, 16, 16}, TensorOptions{on}.with_dtype(DType::i64));
-    results.push_back(time_it("max_pool2d_fwd/64x32x32_k2", device, 2, o.repeats, [&] { be.max_pool2d_fwd(pp, py, idx, x); }));
-    results.push_back(time_it("max_pool2d_bwd/64x32x32_k2", device, 2, o.repeats, [&] { be.max_pool2d_bwd(pp, dx, py, idx); }));
+    const Tensor py = empty({n, 64, 16, 16}, on),
+                 idx = empty({n, 64, 16, 16}, TensorOptions{on}.with_dtype(DType::i64));
+    results.push_back(time_it("max_pool2d_fwd/64x32x32_k2", device, 2, o.repeats,
+                              [&] { be.max_pool2d_fwd(pp, py, idx, x); }));
+    results.push_back(time_it("max_pool2d_bwd/64x32x32_k2", device, 2, o.repeats,
+                              [&] { be.max_pool2d_bwd(pp, dx, py, idx); }));
   }
   for (const LossBenchResult& l : bench_losses({}, {}, device, o.repeats)) {
     BenchResult r;
@@ -216,7 +222,9 @@ nlohmann::json BenchResult::to_json() const {
 Command add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   app.add_option("--model", o->model, "model of the end-to-end training step")->capture_default_str();
-  app.add_option("--batch-size", o->batch_size, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch-size", o->batch_size, "batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--device", o->device, "cpu, cuda or all")
       ->check(CLI::IsMember({"cpu", "cuda", "all"}))
       ->capture_default_str();

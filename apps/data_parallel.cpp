@@ -30,14 +30,15 @@ void check_same_config(dist::Communicator& world, const TrainConfig& c) {
   for (size_t k = 0; k < keys.size(); ++k)
     if (root_hashes[k] != hashes[k]) first_differing = std::min(first_differing, int64_t(k));
   Tensor worst = from_vector(std::vector<int64_t>{-first_differing}, {1});
-  world.all_reduce_max(worst);   // the smallest differing index over all ranks
+  world.all_reduce_max(worst);  // the smallest differing index over all ranks
   const int64_t differing = -worst.item<int64_t>();
   if (differing == int64_t(keys.size())) return;
   std::string option = "--" + keys[size_t(differing)];
   std::replace(option.begin(), option.end(), '_', '-');
-  throw UsageError(fmt::format("{} differs between the ranks (rank {} has {}): every rank must be given the "
-                               "same flags",
-                               option, world.rank(), j.at(keys[size_t(differing)]).dump()));
+  throw UsageError(
+      fmt::format("{} differs between the ranks (rank {} has {}): every rank must be given the "
+                  "same flags",
+                  option, world.rank(), j.at(keys[size_t(differing)]).dump()));
 }
 
 }  // namespace
@@ -47,9 +48,10 @@ DataParallel::DataParallel(const TrainConfig& requested) : world_(dist::world())
   if (world_.size() == 1) return;
   check_same_config(world_, requested);
   if (requested.data.batch_size % world_.size() != 0)
-    throw UsageError(fmt::format("--batch-size {} does not split evenly over {} ranks: it is the global "
-                                 "batch, each rank takes an equal share",
-                                 requested.data.batch_size, world_.size()));
+    throw UsageError(
+        fmt::format("--batch-size {} does not split evenly over {} ranks: it is the global "
+                    "batch, each rank takes an equal share",
+                    requested.data.batch_size, world_.size()));
   if (requested.data.device == "cuda" && !std::getenv("CUDA_VISIBLE_DEVICES"))
     if (const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK"))
       setenv("CUDA_VISIBLE_DEVICES", local_rank, 1);
@@ -64,9 +66,10 @@ void DataParallel::shard(data::LoaderOptions& options, int64_t dataset_size) con
   options.world_size = world_.size();
   const int64_t last = dataset_size % options.batch_size;
   if (last > 0 && last < world_.size())
-    throw UsageError(fmt::format("the last batch holds {} of {} samples, fewer than the {} ranks: change "
-                                 "--batch-size or --limit-train",
-                                 last, dataset_size, world_.size()));
+    throw UsageError(
+        fmt::format("the last batch holds {} of {} samples, fewer than the {} ranks: change "
+                    "--batch-size or --limit-train",
+                    last, dataset_size, world_.size()));
 }
 
 void DataParallel::attach(Module& model, Device device) {
@@ -86,7 +89,7 @@ double DataParallel::global_loss(const Tensor& local_loss, int64_t local_count, 
                                  int64_t step) {
   const double local = local_loss.item<float>();
   if (world_.size() == 1) return local;
-  world_.set_step(step + 1);   // 1-based in messages: the step being taken
+  world_.set_step(step + 1);  // 1-based in messages: the step being taken
   device_comm_->set_step(step + 1);
   Tensor weighted = full({1}, local * double(local_count) / double(global_count));
   world_.all_reduce(weighted);

@@ -34,15 +34,19 @@ Command add_eval(CLI::App& app) {
     KINDLING_CHECK(!info.model.empty(), FileError,
                    "checkpoint {}: no model name in its metadata (was it written by kindling train?)",
                    flags->checkpoint);
-    std::shared_ptr<Module> model = make_model(info.model, test_set.channels, test_set.num_classes, test_set.height);
+    std::shared_ptr<Module> model =
+        make_model(info.model, test_set.channels, test_set.num_classes, test_set.height);
     // A checkpoint for another model or class count fails here, naming the first tensor that differs.
     load_checkpoint(flags->checkpoint, model->state_dict());
     model->to(device);
-    const EvalResult r = evaluate(*model, test_set, flags->data.batch_size, device, nullptr, flags->data.workers);
-    if (dist::world().rank() != 0) return 0;   // under mpirun: every rank evaluated a share; rank 0 reports
+    const EvalResult r =
+        evaluate(*model, test_set, flags->data.batch_size, device, nullptr, flags->data.workers);
+    if (dist::world().rank() != 0) return 0;  // under mpirun: every rank evaluated a share; rank 0 reports
     if (flags->json) {
-      fmt::print("{}\n", nlohmann::json{{"accuracy", r.metrics.top1}, {"nll", r.metrics.nll},
-                                         {"ece", r.metrics.ece15}, {"samples", r.metrics.count}}
+      fmt::print("{}\n", nlohmann::json{{"accuracy", r.metrics.top1},
+                                        {"nll", r.metrics.nll},
+                                        {"ece", r.metrics.ece15},
+                                        {"samples", r.metrics.count}}
                              .dump());
     } else {
       fmt::print("{} on {} test ({} samples): accuracy {:.2f}%  top-5 {:.2f}%  nll {:.4f}  ece {:.4f}\n",
@@ -52,6 +56,5 @@ Command add_eval(CLI::App& app) {
     return 0;
   };
 }
-
 
 }  // namespace kindling::app

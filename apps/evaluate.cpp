@@ -10,8 +10,8 @@
 
 namespace kindling::app {
 
-EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t batch_size,
-                    Device device, const Loss* loss, int workers) {
+EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t batch_size, Device device,
+                    const Loss* loss, int workers) {
   NoGradGuard no_grad;
   dist::Communicator& world = dist::world();
   const bool was_training = model.is_training();
@@ -32,8 +32,8 @@ EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t ba
     KINDLING_CHECK(batch_logits.dim() == 2 && batch_logits.size(1) == dataset.num_classes, ShapeError,
                    "evaluate: the model gives logits {} for {} classes of {}", batch_logits.describe(),
                    dataset.num_classes, dataset.name);
-    const int64_t first = batch->index * batch_size +
-                          data::batch_share(batch->global_size, world.rank(), world.size()).begin;
+    const int64_t first =
+        batch->index * batch_size + data::batch_share(batch->global_size, world.rank(), world.size()).begin;
     logits.narrow(0, first, rows).copy_(batch_logits);
   }
   model.train(was_training);

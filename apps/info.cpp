@@ -1,9 +1,9 @@
 // `kindling info` and `kindling losses`.
 #include "apps/commands.h"
-#include "ops/device_info.h"
 #include "core/parallel.h"
 #include "dist/communicator.h"
 #include "losses/registry.h"
+#include "ops/device_info.h"
 
 #include <fmt/core.h>
 
@@ -26,8 +26,8 @@ Command add_info(CLI::App& app) {
 #endif
     fmt::print("build: {} ({}), sanitizers {}\n", KINDLING_BUILD_TYPE, KINDLING_CXX_COMPILER, sanitize);
     const BlasInfo blas = blas_info();
-    fmt::print("cpu: {} threads (KINDLING_NUM_THREADS), OpenBLAS core {} ({} BLAS thread)\n",
-               num_threads(), blas.core, blas.blas_threads);
+    fmt::print("cpu: {} threads (KINDLING_NUM_THREADS), OpenBLAS core {} ({} BLAS thread)\n", num_threads(),
+               blas.core, blas.blas_threads);
     fmt::print("openblas: {}\n", blas.config);
     const dist::Communicator& world = dist::world();
     fmt::print("mpi: {}\nnccl: {}\n", dist::mpi_version(), dist::nccl_version());

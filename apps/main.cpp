@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return dist::finish(run());
   } catch (const UsageError& e) {
     fmt::print(stderr, "kindling: {}\n", e.what());
-    return dist::finish(2);   // under mpirun: aborts the other ranks instead of leaving them waiting
+    return dist::finish(2);  // under mpirun: aborts the other ranks instead of leaving them waiting
   } catch (const std::exception& e) {
     fmt::print(stderr, "kindling: error: {}\n", e.what());
     return dist::finish(1);

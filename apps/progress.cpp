@@ -14,8 +14,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 Progress::Progress(std::string label, int64_t total_batches, bool quiet)
-    : label_(std::move(label)), total_(total_batches), draw_(!quiet && isatty(fileno(stdout))),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      total_(total_batches),
+      draw_(!quiet && isatty(fileno(stdout))),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 void Progress::update(int64_t done, int64_t images_done, double mean_loss, double accuracy) {
   images_ = images_done;

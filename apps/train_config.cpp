@@ -74,7 +74,9 @@ void add_data_flags(CLI::App& app, DataFlags& f) {
   app.add_option("--batch-size", f.batch_size, "batch size")
       ->check(in_range(kPositiveCount))
       ->capture_default_str();
-  app.add_option("--device", f.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  app.add_option("--device", f.device, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   app.add_option("--threads", f.threads,
                  "CPU threads, 0 to 256 (0: KINDLING_NUM_THREADS or all cores; more than the cores "
                  "oversubscribes them and is slower)")
@@ -84,12 +86,14 @@ void add_data_flags(CLI::App& app, DataFlags& f) {
 
 void add_train_flags(CLI::App& app, TrainConfig& c) {
   add_data_flags(app, c.data);
-  app.add_option("--model", c.model,
-                 "resnet20, resnet32, resnet44, resnet56, resnet110, resnet18, resnet34, resnet50, vgg11, vgg16")
+  app.add_option(
+         "--model", c.model,
+         "resnet20, resnet32, resnet44, resnet56, resnet110, resnet18, resnet34, resnet50, vgg11, vgg16")
       ->check(CLI::IsMember({"resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18",
                              "resnet34", "resnet50", "vgg11", "vgg16"}))
       ->capture_default_str();
-  app.add_option("--loss", c.loss, "loss spec name[:key=value,...] (see kindling losses)")->capture_default_str();
+  app.add_option("--loss", c.loss, "loss spec name[:key=value,...] (see kindling losses)")
+      ->capture_default_str();
   app.add_option("--epochs", c.epochs, "epochs")->check(in_range(kPositiveCount))->capture_default_str();
   app.add_option("--lr", c.lr, "peak learning rate")->check(in_range(kPositive))->capture_default_str();
   app.add_option("--momentum", c.momentum, "SGD momentum, 0 to 1")
@@ -99,7 +103,9 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
   app.add_option("--weight-decay", c.weight_decay, "weight decay (SGD: coupled; AdamW: decoupled)")
       ->check(in_range(kNonNegative))
       ->capture_default_str();
-  app.add_option("--optimizer", c.optimizer, "sgd or adamw")->check(CLI::IsMember({"sgd", "adamw"}))->capture_default_str();
+  app.add_option("--optimizer", c.optimizer, "sgd or adamw")
+      ->check(CLI::IsMember({"sgd", "adamw"}))
+      ->capture_default_str();
   app.add_option("--schedule", c.schedule, "step, multistep, cosine, onecycle or constant")
       ->check(CLI::IsMember({"step", "multistep", "cosine", "onecycle", "constant"}))
       ->capture_default_str();
@@ -144,21 +150,41 @@ void add_train_flags(CLI::App& app, TrainConfig& c) {
 void validate(const TrainConfig& c) {
   const auto names = data::dataset_names();
   if (std::find(names.begin(), names.end(), c.data.data) == names.end())
-    throw UsageError(fmt::format("--data: unknown dataset '{}'; valid: {}", c.data.data, fmt::join(names, ", ")));
+    throw UsageError(
+        fmt::format("--data: unknown dataset '{}'; valid: {}", c.data.data, fmt::join(names, ", ")));
   if (c.schedule == "multistep" && c.milestones.empty())
     throw UsageError("--schedule multistep needs --milestones, e.g. --milestones 100,150");
 }
 
 nlohmann::json to_json(const TrainConfig& c) {
-  return {{"data", c.data.data}, {"data_dir", c.data.data_dir}, {"limit_test", c.data.limit_test},
-          {"batch_size", c.data.batch_size}, {"device", c.data.device}, {"threads", c.data.threads},
-          {"workers", c.data.workers}, {"model", c.model}, {"loss", c.loss}, {"epochs", c.epochs},
-          {"lr", c.lr}, {"momentum", c.momentum}, {"nesterov", c.nesterov},
-          {"weight_decay", c.weight_decay}, {"optimizer", c.optimizer}, {"schedule", c.schedule},
-          {"milestones", c.milestones}, {"step_size", c.step_size}, {"gamma", c.gamma},
-          {"warmup", c.warmup}, {"clip_grad_norm", c.clip_grad_norm}, {"seed", c.seed},
-          {"val_split", c.val_split}, {"limit_train", c.limit_train}, {"augment", c.augment},
-          {"crop_padding", c.crop_padding}, {"deterministic", c.deterministic}, {"sync_bn", c.sync_bn},
+  return {{"data", c.data.data},
+          {"data_dir", c.data.data_dir},
+          {"limit_test", c.data.limit_test},
+          {"batch_size", c.data.batch_size},
+          {"device", c.data.device},
+          {"threads", c.data.threads},
+          {"workers", c.data.workers},
+          {"model", c.model},
+          {"loss", c.loss},
+          {"epochs", c.epochs},
+          {"lr", c.lr},
+          {"momentum", c.momentum},
+          {"nesterov", c.nesterov},
+          {"weight_decay", c.weight_decay},
+          {"optimizer", c.optimizer},
+          {"schedule", c.schedule},
+          {"milestones", c.milestones},
+          {"step_size", c.step_size},
+          {"gamma", c.gamma},
+          {"warmup", c.warmup},
+          {"clip_grad_norm", c.clip_grad_norm},
+          {"seed", c.seed},
+          {"val_split", c.val_split},
+          {"limit_train", c.limit_train},
+          {"augment", c.augment},
+          {"crop_padding", c.crop_padding},
+          {"deterministic", c.deterministic},
+          {"sync_bn", c.sync_bn},
           {"dist_timeout", c.dist_timeout}};
 }
 
@@ -167,16 +193,35 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   auto get = [&](const char* key, auto& field) {
     if (j.contains(key)) j.at(key).get_to(field);
   };
-  get("data", c.data.data); get("data_dir", c.data.data_dir); get("limit_test", c.data.limit_test);
-  get("batch_size", c.data.batch_size); get("device", c.data.device); get("threads", c.data.threads);
-  get("workers", c.data.workers); get("model", c.model); get("loss", c.loss); get("epochs", c.epochs);
-  get("lr", c.lr); get("momentum", c.momentum); get("nesterov", c.nesterov);
-  get("weight_decay", c.weight_decay); get("optimizer", c.optimizer); get("schedule", c.schedule);
-  get("milestones", c.milestones); get("step_size", c.step_size); get("gamma", c.gamma);
-  get("warmup", c.warmup); get("clip_grad_norm", c.clip_grad_norm); get("seed", c.seed);
-  get("val_split", c.val_split); get("limit_train", c.limit_train); get("augment", c.augment);
-  get("crop_padding", c.crop_padding); get("deterministic", c.deterministic);
-  get("sync_bn", c.sync_bn); get("dist_timeout", c.dist_timeout);
+  get("data", c.data.data);
+  get("data_dir", c.data.data_dir);
+  get("limit_test", c.data.limit_test);
+  get("batch_size", c.data.batch_size);
+  get("device", c.data.device);
+  get("threads", c.data.threads);
+  get("workers", c.data.workers);
+  get("model", c.model);
+  get("loss", c.loss);
+  get("epochs", c.epochs);
+  get("lr", c.lr);
+  get("momentum", c.momentum);
+  get("nesterov", c.nesterov);
+  get("weight_decay", c.weight_decay);
+  get("optimizer", c.optimizer);
+  get("schedule", c.schedule);
+  get("milestones", c.milestones);
+  get("step_size", c.step_size);
+  get("gamma", c.gamma);
+  get("warmup", c.warmup);
+  get("clip_grad_norm", c.clip_grad_norm);
+  get("seed", c.seed);
+  get("val_split", c.val_split);
+  get("limit_train", c.limit_train);
+  get("augment", c.augment);
+  get("crop_padding", c.crop_padding);
+  get("deterministic", c.deterministic);
+  get("sync_bn", c.sync_bn);
+  get("dist_timeout", c.dist_timeout);
   return c;
 }
 

@@ -13,11 +13,11 @@ namespace kindling::app {
 struct DataFlags {
   std::string data = "fashion-mnist";
   std::string data_dir;
-  int64_t limit_test = 0;      // 0: the whole test set
+  int64_t limit_test = 0;  // 0: the whole test set
   int64_t batch_size = 128;
   std::string device = "cpu";
-  int threads = 0;             // 0: KINDLING_NUM_THREADS or the core count
-  int workers = 1;             // prefetch threads of the loader
+  int threads = 0;  // 0: KINDLING_NUM_THREADS or the core count
+  int workers = 1;  // prefetch threads of the loader
 };
 
 struct TrainConfig {
@@ -31,27 +31,27 @@ struct TrainConfig {
   double weight_decay = 5e-4;
   std::string optimizer = "sgd";
   std::string schedule = "cosine";
-  std::vector<int64_t> milestones;   // multistep: epochs at which the lr is multiplied by gamma
-  int64_t step_size = 30;            // step: every step_size epochs
+  std::vector<int64_t> milestones;  // multistep: epochs at which the lr is multiplied by gamma
+  int64_t step_size = 30;           // step: every step_size epochs
   double gamma = 0.1;
-  double warmup = 0;                 // linear warm-up, in epochs (fractions allowed)
-  double clip_grad_norm = 0;         // 0: off
+  double warmup = 0;          // linear warm-up, in epochs (fractions allowed)
+  double clip_grad_norm = 0;  // 0: off
   uint64_t seed = 0;
   // Fraction of the training set (after --limit-train) held out for validation, in [0, 1): 0 holds
   // nothing out; otherwise round(fraction * size) samples drawn from --seed (data::split_validation)
   // and both parts non-empty. The validation set's logits fit the temperature (losses/temperature.h).
   double val_split = 0;
-  int64_t limit_train = 0;           // 0: the whole training set
-  int augment = -1;                  // -1: the dataset's default, 0 off, 1 on
-  int64_t crop_padding = 4;          // augmentation's random crop: zero pixels padded on each side
+  int64_t limit_train = 0;   // 0: the whole training set
+  int augment = -1;          // -1: the dataset's default, 0 off, 1 on
+  int64_t crop_padding = 4;  // augmentation's random crop: zero pixels padded on each side
   std::string out;
   std::string resume;
-  int64_t stop_after_epochs = 0;    // run at most this many epochs now (0: to --epochs); resume later
+  int64_t stop_after_epochs = 0;  // run at most this many epochs now (0: to --epochs); resume later
   bool deterministic = false;
   bool quiet = false;
   // Data-parallel runs (mpirun -np N kindling train): see docs/distributed.md.
-  bool sync_bn = false;          // BatchNorm statistics over the global batch instead of each rank's
-  double dist_timeout = 600;     // seconds a collective may wait before the job aborts
+  bool sync_bn = false;       // BatchNorm statistics over the global batch instead of each rank's
+  double dist_timeout = 600;  // seconds a collective may wait before the job aborts
 };
 
 // The values a numeric flag takes: [low, high] (low excluded when low_open, high when high_open),

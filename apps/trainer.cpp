@@ -41,16 +41,11 @@ nlohmann::json reliability_json(const std::vector<ReliabilityBin>& diagram) {
 }  // namespace
 
 nlohmann::json EpochMetrics::to_json() const {
-  nlohmann::json j = {{"epoch", epoch},
-                      {"lr", lr},
-                      {"train_loss", train_loss},
-                      {"train_accuracy", train_accuracy},
-                      {"test_loss", test_loss},
-                      {"test_accuracy", test_accuracy},
-                      {"test_nll", test_nll},
-                      {"test_ece", test_ece},
-                      {"test_ece10", test_ece10},
-                      {"images_per_s", images_per_s},
+  nlohmann::json j = {{"epoch", epoch},           {"lr", lr},
+                      {"train_loss", train_loss}, {"train_accuracy", train_accuracy},
+                      {"test_loss", test_loss},   {"test_accuracy", test_accuracy},
+                      {"test_nll", test_nll},     {"test_ece", test_ece},
+                      {"test_ece10", test_ece10}, {"images_per_s", images_per_s},
                       {"seconds", seconds}};
   if (!test_reliability.empty()) j["test_reliability"] = reliability_json(test_reliability);
   if (has_validation) {
@@ -75,7 +70,8 @@ namespace {
 std::string schedule_spec(const TrainConfig& c) {
   std::string spec = c.schedule;
   if (c.schedule == "step") spec += fmt::format(":size={},gamma={}", c.step_size, c.gamma);
-  if (c.schedule == "multistep") spec += fmt::format(":milestones={},gamma={}", fmt::join(c.milestones, "/"), c.gamma);
+  if (c.schedule == "multistep")
+    spec += fmt::format(":milestones={},gamma={}", fmt::join(c.milestones, "/"), c.gamma);
   if (c.warmup > 0 && c.schedule != "onecycle")
     spec += fmt::format("{}warmup={}", spec.find(':') == std::string::npos ? ":" : ",", c.warmup);
   return spec;
@@ -150,7 +146,7 @@ struct Run {
   int64_t epochs_done = 0, step = 0;
   double best_accuracy = -1;
   int64_t best_epoch = 0;
-  std::string last_checkpoint;  // the newest complete checkpoint ("" before the first)
+  std::string last_checkpoint;            // the newest complete checkpoint ("" before the first)
   DataParallel* data_parallel = nullptr;  // this rank's part of the job (one rank without mpirun)
 };
 
@@ -335,8 +331,7 @@ void print_epoch(const TrainConfig& c, const EpochMetrics& m) {
           ? fmt::format("  val acc {:.2f}%  T {:.3f}: test nll {:.4f} ece {:.4f}", 100 * m.val_accuracy,
                         m.temperature, m.test_nll_scaled, m.test_ece_scaled)
           : "",
-      m.images_per_s,
-      m.seconds);
+      m.images_per_s, m.seconds);
   std::fflush(stdout);
 }
 
@@ -385,7 +380,8 @@ RunResult run_training(const TrainConfig& requested) {
   RunResult result;
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t start_epoch = run.epochs_done;
-  const int64_t end_epoch = c.stop_after_epochs > 0 ? std::min(c.epochs, start_epoch + c.stop_after_epochs) : c.epochs;
+  const int64_t end_epoch =
+      c.stop_after_epochs > 0 ? std::min(c.epochs, start_epoch + c.stop_after_epochs) : c.epochs;
   for (int64_t epoch = start_epoch; epoch < end_epoch; ++epoch) {
     const EpochMetrics m = train_epoch(run, epoch);
     save_epoch(run, m);

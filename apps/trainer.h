@@ -16,11 +16,11 @@
 namespace kindling::app {
 
 struct EpochMetrics {
-  int64_t epoch = 0;   // 1-based: epochs completed
+  int64_t epoch = 0;  // 1-based: epochs completed
   double lr = 0, train_loss = 0, train_accuracy = 0;
   double test_loss = 0, test_accuracy = 0, test_nll = 0, test_ece = 0, test_ece10 = 0;
   double images_per_s = 0, seconds = 0;
-  std::vector<ReliabilityBin> test_reliability;   // 15 bins, those of test_ece
+  std::vector<ReliabilityBin> test_reliability;  // 15 bins, those of test_ece
   // Only with --val-split: the validation set's figures, the temperature T fitted on its logits
   // (losses/temperature.h), and the test set's NLL, ECE and reliability diagram at T.
   bool has_validation = false;
@@ -31,7 +31,7 @@ struct EpochMetrics {
 };
 
 struct RunResult {
-  std::vector<EpochMetrics> epochs;   // those run by this call (after a resume: the later ones)
+  std::vector<EpochMetrics> epochs;  // those run by this call (after a resume: the later ones)
   double total_seconds = 0;
 };
 
@@ -46,9 +46,9 @@ RunResult run_training(const TrainConfig& config);
 struct EvalResult {
   ClassificationMetrics metrics;
   double mean_loss = 0;
-  Tensor logits;   // [size, classes] f32 on the host, in dataset order
+  Tensor logits;  // [size, classes] f32 on the host, in dataset order
 };
-EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t batch_size,
-                    Device device, const Loss* loss, int workers);
+EvalResult evaluate(Module& model, const data::ImageDataset& dataset, int64_t batch_size, Device device,
+                    const Loss* loss, int workers);
 
 }  // namespace kindling::app

@@ -6,9 +6,9 @@
 #include "ops/conv.h"
 
 #include <algorithm>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <vector>
@@ -46,12 +46,15 @@ int main(int argc, char** argv) {
   const int64_t N = argc > 1 ? std::atoll(argv[1]) : 128;
   const int reps = argc > 2 ? std::atoi(argv[2]) : 10;
   const std::string model = argc > 3 ? argv[3] : "resnet20";
-  struct Shape4 { int64_t C, K, H, stride, R; };
+  struct Shape4 {
+    int64_t C, K, H, stride, R;
+  };
   const std::vector<Shape4> shapes =
       model == "resnet18"
-          ? std::vector<Shape4>{{64, 64, 32, 1, 3},  {64, 128, 32, 2, 3},  {128, 128, 16, 1, 3}, {128, 256, 16, 2, 3},
-                                {256, 256, 8, 1, 3}, {256, 512, 8, 2, 3},  {512, 512, 4, 1, 3},  {64, 128, 32, 2, 1},
-                                {128, 256, 16, 2, 1}, {256, 512, 8, 2, 1}}
+          ? std::vector<Shape4>{{64, 64, 32, 1, 3},   {64, 128, 32, 2, 3}, {128, 128, 16, 1, 3},
+                                {128, 256, 16, 2, 3}, {256, 256, 8, 1, 3}, {256, 512, 8, 2, 3},
+                                {512, 512, 4, 1, 3},  {64, 128, 32, 2, 1}, {128, 256, 16, 2, 1},
+                                {256, 512, 8, 2, 1}}
           : std::vector<Shape4>{{3, 16, 32, 1, 3},  {16, 16, 32, 1, 3}, {16, 32, 32, 2, 3},
                                 {32, 32, 16, 1, 3}, {32, 64, 16, 2, 3}, {64, 64, 8, 1, 3}};
   Backend& be = cpu_backend();
@@ -66,10 +69,11 @@ int main(int argc, char** argv) {
     const double fwd = best_ms([&] { be.conv2d_fwd(p, y, x, w, {}); }, reps);
     const double bwd_data = best_ms([&] { be.conv2d_bwd_data(p, dx, dy, w); }, reps);
     const double bwd_weight = best_ms([&] { be.conv2d_bwd_weight(p, dw, {}, x, dy); }, reps);
-    std::printf("C=%-3ld K=%-3ld H=%-3ld s=%ld: fwd %7.2f ms %6.1f GF/s | bwd_data %7.2f ms %6.1f GF/s | "
-                "bwd_weight %7.2f ms %6.1f GF/s\n",
-                long(s.C), long(s.K), long(s.H), long(s.stride), fwd, gflop / fwd * 1e3, bwd_data,
-                gflop / bwd_data * 1e3, bwd_weight, gflop / bwd_weight * 1e3);
+    std::printf(
+        "C=%-3ld K=%-3ld H=%-3ld s=%ld: fwd %7.2f ms %6.1f GF/s | bwd_data %7.2f ms %6.1f GF/s | "
+        "bwd_weight %7.2f ms %6.1f GF/s\n",
+        long(s.C), long(s.K), long(s.H), long(s.stride), fwd, gflop / fwd * 1e3, bwd_data,
+        gflop / bwd_data * 1e3, bwd_weight, gflop / bwd_weight * 1e3);
     total_ms[0] += fwd, total_ms[1] += bwd_data, total_ms[2] += bwd_weight;
   }
   std::printf("sum over the shapes: fwd %.2f ms, bwd_data %.2f ms, bwd_weight %.2f ms\n", total_ms[0],
@@ -81,13 +85,12 @@ int main(int argc, char** argv) {
     Tensor weight = ones({C}), bias = zeros({C}), mean = zeros({C}), var = ones({C});
     Tensor save_mean = empty({C}), save_invstd = empty({C}), dweight = empty({C}), dbias = empty({C});
     const double gb = double(x.numel()) * 4 / 1e9;
-    const double fwd = best_ms([&] {
-      be.batch_norm_fwd_train(y, save_mean, save_invstd, mean, var, x, weight, bias, 0.1f, 1e-5f);
-    }, reps);
-    const double bwd = best_ms([&] {
-      be.batch_norm_bwd(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd);
-    }, reps);
-    std::printf("batch_norm [%ld,%ld,%ld,%ld]: fwd_train %.2f ms (%.1f GB/s of x) | bwd %.2f ms\n", long(N), long(C),
-                long(H), long(H), fwd, gb / fwd * 1e3, bwd);
+    const double fwd = best_ms(
+        [&] { be.batch_norm_fwd_train(y, save_mean, save_invstd, mean, var, x, weight, bias, 0.1f, 1e-5f); },
+        reps);
+    const double bwd =
+        best_ms([&] { be.batch_norm_bwd(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd); }, reps);
+    std::printf("batch_norm [%ld,%ld,%ld,%ld]: fwd_train %.2f ms (%.1f GB/s of x) | bwd %.2f ms\n", long(N),
+                long(C), long(H), long(H), fwd, gb / fwd * 1e3, bwd);
   }
 }

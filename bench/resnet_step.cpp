@@ -62,10 +62,12 @@ int main(int argc, char** argv) {
   set_parallel_wait_profiling(false);
   for (auto* v : {&ms, &cpu_ms, &dedicated_ms}) std::sort(v->begin(), v->end());
   auto rate = [&](double step_ms) { return 1e3 * double(batch) / step_ms; };
-  std::printf("%s batch %ld, %d threads: wall best %.1f ms (%.0f img/s), median %.1f ms (%.0f img/s); "
-              "CPU time best %.1f ms, median %.1f ms per step; dedicated-core estimate best %.1f ms (%.0f img/s), "
-              "median %.1f ms (%.0f img/s)\n", name.c_str(), long(batch), num_threads(), ms.front(), rate(ms.front()),
-              ms[ms.size() / 2], rate(ms[ms.size() / 2]), cpu_ms.front(), cpu_ms[cpu_ms.size() / 2],
-              dedicated_ms.front(), rate(dedicated_ms.front()), dedicated_ms[dedicated_ms.size() / 2],
-              rate(dedicated_ms[dedicated_ms.size() / 2]));
+  std::printf(
+      "%s batch %ld, %d threads: wall best %.1f ms (%.0f img/s), median %.1f ms (%.0f img/s); "
+      "CPU time best %.1f ms, median %.1f ms per step; dedicated-core estimate best %.1f ms (%.0f img/s), "
+      "median %.1f ms (%.0f img/s)\n",
+      name.c_str(), long(batch), num_threads(), ms.front(), rate(ms.front()), ms[ms.size() / 2],
+      rate(ms[ms.size() / 2]), cpu_ms.front(), cpu_ms[cpu_ms.size() / 2], dedicated_ms.front(),
+      rate(dedicated_ms.front()), dedicated_ms[dedicated_ms.size() / 2],
+      rate(dedicated_ms[dedicated_ms.size() / 2]));
 }

@@ -7,7 +7,8 @@ include_guard(GLOBAL)
 
 if(NOT TARGET kindling_layer_check)
   add_custom_target(kindling_layer_check
-    COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -P ${PROJECT_SOURCE_DIR}/cmake/check_layers.cmake
+    COMMAND ${CMAKE_COMMAND} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+            -P ${PROJECT_SOURCE_DIR}/cmake/check_layers.cmake
     COMMENT "Checking that every include points down the layers" VERBATIM)
 endif()
 

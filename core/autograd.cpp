@@ -81,7 +81,7 @@ Edge gradient_edge(const Tensor& t) {
 class NodeTasks {
  public:
   NodeTasks() : slots_(std::exchange(spare(), {})) {
-    if (slots_.empty()) slots_.resize(32);   // a power of two
+    if (slots_.empty()) slots_.resize(32);  // a power of two
   }
   ~NodeTasks() {
     for (Task& task : slots_) {
@@ -90,17 +90,17 @@ class NodeTasks {
       task.visited = task.queued = false;
       task.grads.clear();
     }
-    if (spare().empty()) spare() = std::move(slots_);   // a nested backward's table is dropped
+    if (spare().empty()) spare() = std::move(slots_);  // a nested backward's table is dropped
   }
   NodeTasks(const NodeTasks&) = delete;
   NodeTasks& operator=(const NodeTasks&) = delete;
 
   struct Task {
     Node* node = nullptr;
-    int dependencies = 0;        // edges from nodes not yet run
-    bool visited = false;        // reached by the dependency count
-    bool queued = false;         // pushed to the ready queue
-    std::vector<Tensor> grads;   // one per output of node, as gradients arrive
+    int dependencies = 0;       // edges from nodes not yet run
+    bool visited = false;       // reached by the dependency count
+    bool queued = false;        // pushed to the ready queue
+    std::vector<Tensor> grads;  // one per output of node, as gradients arrive
   };
 
   // The task of `node`, created on first use. References stay valid until the next creation.
@@ -193,7 +193,7 @@ void record(const char* name, const std::vector<Tensor>& inputs, const std::vect
 
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& root_grads,
                   bool retain_graph) {
-  NoGradGuard no_grad;   // backward formulas do not record
+  NoGradGuard no_grad;  // backward formulas do not record
   NodeTasks tasks;
   std::vector<std::shared_ptr<Node>> root_nodes;
 
@@ -201,15 +201,15 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     Node* node = edge.node.get();
     const OutputMeta& meta = node->outputs[edge.output_nr];
     KINDLING_CHECK(grad.shape() == meta.shape, AutogradError,
-                   "backward: {} received a gradient of shape {} for an output of shape {}",
-                   node->name(), shape_str(grad.shape()), shape_str(meta.shape));
+                   "backward: {} received a gradient of shape {} for an output of shape {}", node->name(),
+                   shape_str(grad.shape()), shape_str(meta.shape));
     std::vector<Tensor>& grads = tasks.get(node).grads;
     if (grads.empty()) grads.resize(node->outputs.size());
     Tensor& slot = grads[edge.output_nr];
     if (!slot.defined()) {
       slot = std::move(grad);
     } else {
-      Tensor sum = slot.clone();   // never update a gradient that another node may still hold
+      Tensor sum = slot.clone();  // never update a gradient that another node may still hold
       sum.add_(grad);
       slot = sum;
     }
@@ -218,8 +218,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
   for (size_t i = 0; i < roots.size(); ++i) {
     const Tensor& root = roots[i];
     KINDLING_CHECK(root.requires_grad(), AutogradError,
-                   "backward: the tensor ({}) does not require grad and has no grad_fn",
-                   root.describe());
+                   "backward: the tensor ({}) does not require grad and has no grad_fn", root.describe());
     Tensor grad = i < root_grads.size() ? root_grads[i] : Tensor();
     if (!grad.defined()) {
       KINDLING_CHECK(root.numel() == 1, AutogradError,
@@ -229,8 +228,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
       grad = ones_like(root);
     }
     KINDLING_CHECK(grad.shape() == root.shape(), ShapeError,
-                   "backward: gradient {} does not match the output {}", grad.describe(),
-                   root.describe());
+                   "backward: gradient {} does not match the output {}", grad.describe(), root.describe());
     Edge edge = gradient_edge(root);
     accumulate(edge, grad.detach());
     root_nodes.push_back(edge.node);
@@ -262,8 +260,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
   auto later_first = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
     return a->sequence_nr < b->sequence_nr;
   };
-  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(later_first)>
-      ready(later_first);
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, decltype(later_first)> ready(
+      later_first);
   auto queue_if_ready = [&](const std::shared_ptr<Node>& node) {
     NodeTasks::Task& task = tasks.get(node.get());
     if (task.dependencies == 0 && !task.queued) {

@@ -14,8 +14,8 @@
 namespace kindling {
 
 struct Edge {
-  std::shared_ptr<Node> node;   // null: this input needs no gradient
-  uint32_t output_nr = 0;       // which output of `node` the tensor was (TensorImpl::output_nr)
+  std::shared_ptr<Node> node;  // null: this input needs no gradient
+  uint32_t output_nr = 0;      // which output of `node` the tensor was (TensorImpl::output_nr)
   bool valid() const { return node != nullptr; }
 };
 
@@ -37,7 +37,7 @@ class Node {
 
   std::vector<Edge> next_edges;
   std::vector<OutputMeta> outputs;
-  uint64_t sequence_nr = 0;   // creation order: later nodes run first among ready ones
+  uint64_t sequence_nr = 0;  // creation order: later nodes run first among ready ones
 };
 
 // A tensor kept for backward. It keeps a detached alias (no grad_fn, so no reference cycle when an
@@ -77,8 +77,7 @@ inline void record(const char* name, const std::vector<Tensor>& inputs, const Te
 }
 
 // The engine: accumulates d(roots)/d(leaf) · root_grads into every reachable leaf's grad.
-void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& root_grads,
-                  bool retain_graph);
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& root_grads, bool retain_graph);
 
 // Runs hook(leaf.grad) each time a backward has accumulated into the leaf's grad, once per backward
 // (after every use of the leaf in the graph has been summed). Data-parallel training launches its

@@ -10,7 +10,7 @@
 namespace kindling {
 namespace {
 
-constexpr size_t kDeviceTypes = 2;   // DeviceType::CPU, DeviceType::CUDA
+constexpr size_t kDeviceTypes = 2;  // DeviceType::CPU, DeviceType::CUDA
 
 struct Slot {
   BackendProvider provider;
@@ -20,7 +20,7 @@ struct Slot {
 };
 
 std::array<Slot, kDeviceTypes>& slots() {
-  static std::array<Slot, kDeviceTypes> table;   // function-local: ready for registrations at start-up
+  static std::array<Slot, kDeviceTypes> table;  // function-local: ready for registrations at start-up
   return table;
 }
 
@@ -45,8 +45,7 @@ Slot& made_slot(DeviceType type) {
 }  // namespace
 
 void register_backend(DeviceType type, BackendProvider provider) {
-  KINDLING_CHECK(provider.make != nullptr, ValueError, "register_backend({}): no factory",
-                 type_name(type));
+  KINDLING_CHECK(provider.make != nullptr, ValueError, "register_backend({}): no factory", type_name(type));
   Slot& slot = slots()[size_t(type)];
   KINDLING_CHECK(slot.provider.make == nullptr, ValueError,
                  "register_backend({}): a backend is already registered", type_name(type));
@@ -69,8 +68,7 @@ std::string cuda_unavailable_reason() { return made_slot(DeviceType::CUDA).why_n
 bool cuda_available() {
   const Slot& slot = made_slot(DeviceType::CUDA);
   if (slot.backend == nullptr && cuda_required())
-    throw DeviceError(
-        fmt::format("KINDLING_REQUIRE_CUDA is set but CUDA is unavailable: {}", slot.why_not));
+    throw DeviceError(fmt::format("KINDLING_REQUIRE_CUDA is set but CUDA is unavailable: {}", slot.why_not));
   return slot.backend != nullptr;
 }
 
@@ -83,8 +81,8 @@ Backend& backend(Device device) {
   if (device.is_cpu()) return cpu_backend();
   const Slot& slot = made_slot(DeviceType::CUDA);
   if (slot.backend == nullptr)
-    throw DeviceError(fmt::format("device {} requested, but no CUDA GPU is available: {}",
-                                  device.str(), slot.why_not));
+    throw DeviceError(
+        fmt::format("device {} requested, but no CUDA GPU is available: {}", device.str(), slot.why_not));
   return *slot.backend;
 }
 

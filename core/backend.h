@@ -13,16 +13,40 @@
 namespace kindling {
 
 enum class UnaryOp {
-  Neg, Exp, Log, Sqrt, Rsqrt, Abs, Sign, Relu, Sigmoid, Tanh, Sin, Cos, Square, Reciprocal,
-  PowScalar,   // x^alpha
-  Clamp,       // min(max(x, alpha), beta)
-  Affine,      // alpha * x + beta
+  Neg,
+  Exp,
+  Log,
+  Sqrt,
+  Rsqrt,
+  Abs,
+  Sign,
+  Relu,
+  Sigmoid,
+  Tanh,
+  Sin,
+  Cos,
+  Square,
+  Reciprocal,
+  PowScalar,  // x^alpha
+  Clamp,      // min(max(x, alpha), beta)
+  Affine,     // alpha * x + beta
 };
 
 enum class BinaryOp {
-  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
-  Eq, Ne, Lt, Le, Gt, Ge,          // 1.0f or 0.0f
-  ReluBackward,                    // a * (b > 0): gradient of relu given its output b
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Pow,
+  Maximum,
+  Minimum,
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,            // 1.0f or 0.0f
+  ReluBackward,  // a * (b > 0): gradient of relu given its output b
 };
 
 enum class ReduceOp { Sum, Mean, Max, Min, ArgMax, ArgMin, SumSquares };
@@ -38,7 +62,7 @@ struct Conv2dParams {
 struct Pool2dParams {
   int64_t N, C, H, W, P, Q, R, S;
   int64_t stride_h, stride_w, pad_h = 0, pad_w = 0;
-  bool count_include_pad = true;   // avg pool: divide by R*S (true) or by the in-bounds count
+  bool count_include_pad = true;  // avg pool: divide by R*S (true) or by the in-bounds count
 };
 
 // SGD as PyTorch couples it: g = grad + wd*p; buf = momentum*buf + (1-dampening)*g (buf = g on the
@@ -52,7 +76,7 @@ struct SgdArgs {
 // p -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
 struct AdamWArgs {
   float lr, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
-  int64_t step = 1;   // t, starting at 1
+  int64_t step = 1;  // t, starting at 1
 };
 
 class Backend {
@@ -79,22 +103,20 @@ class Backend {
 
   // ---- reductions (ops/<dev>/reduce): in contiguous f32 viewed as [outer, reduce, inner] ->
   // out [outer, inner] contiguous, f32 (i64 for ArgMax/ArgMin). Sums accumulate in double on CPU.
-  virtual void reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer,
-                      int64_t reduce, int64_t inner) = 0;
+  virtual void reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer, int64_t reduce,
+                      int64_t inner) = 0;
 
   // ---- matmul (ops/<dev>/matmul): column-major-free, row-major BLAS semantics:
   // C[b] = alpha * op(A[b]) · op(B[b]) + beta * C[b], op(A) [M,K], op(B) [K,N], C [M,N],
   // leading dimensions and batch strides in elements, raw device pointers to f32.
-  virtual void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
-                    int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
-                    int64_t batch) = 0;
+  virtual void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
+                    float* C, int64_t ldc, int64_t stride_c, int64_t batch) = 0;
 
   // ---- softmax (ops/<dev>/softmax): contiguous [rows, C], over the last dim ----
   virtual void softmax_fwd(const Tensor& out, const Tensor& in, bool log) = 0;
   // grad_in = log ? g - exp(out)*sum(g) : out*(g - sum(g*out))
-  virtual void softmax_bwd(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out,
-                           bool log) = 0;
+  virtual void softmax_bwd(const Tensor& grad_in, const Tensor& grad_out, const Tensor& out, bool log) = 0;
   // out [N, C] f32 = one_hot(labels [N] i64); labels already range-checked.
   virtual void one_hot(const Tensor& out, const Tensor& labels) = 0;
 
@@ -119,31 +141,26 @@ class Backend {
   // Training: batch statistics (accumulated in double on CPU); save_mean, save_invstd [C] are
   // written for backward; running_mean/var (may be undefined) updated in place by momentum with
   // the unbiased variance, as PyTorch does.
-  virtual void batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
-                                    const Tensor& save_invstd, const Tensor& running_mean,
-                                    const Tensor& running_var, const Tensor& x,
-                                    const Tensor& weight, const Tensor& bias, float momentum,
-                                    float eps) = 0;
-  virtual void batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
-                                   const Tensor& bias, const Tensor& running_mean,
-                                   const Tensor& running_var, float eps) = 0;
+  virtual void batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                                    const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
+                                    const Tensor& weight, const Tensor& bias, float momentum, float eps) = 0;
+  virtual void batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   const Tensor& running_mean, const Tensor& running_var, float eps) = 0;
   // dx, dweight, dbias overwritten (dweight/dbias may be undefined); training-mode formula.
-  virtual void batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
-                              const Tensor& dy, const Tensor& x, const Tensor& weight,
-                              const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  virtual void batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
+                              const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                              const Tensor& save_invstd) = 0;
   // Fused with a residual add and a ReLU: y = max(0, batch_norm(x) + residual), residual
   // (contiguous like x, may be undefined: 0) added to the normalised value as batch_norm's output
   // would be, then ReLU as relu() computes it (NaN becomes 0). Same statistics and running-stat
   // update as the unfused methods.
-  virtual void batch_norm_relu_fwd_train(const Tensor& y, const Tensor& save_mean,
-                                         const Tensor& save_invstd, const Tensor& running_mean,
-                                         const Tensor& running_var, const Tensor& x,
-                                         const Tensor& weight, const Tensor& bias,
+  virtual void batch_norm_relu_fwd_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                                         const Tensor& running_mean, const Tensor& running_var,
+                                         const Tensor& x, const Tensor& weight, const Tensor& bias,
                                          const Tensor& residual, float momentum, float eps) = 0;
   virtual void batch_norm_relu_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
                                         const Tensor& bias, const Tensor& residual,
-                                        const Tensor& running_mean, const Tensor& running_var,
-                                        float eps) = 0;
+                                        const Tensor& running_mean, const Tensor& running_var, float eps) = 0;
   // Training-mode gradients of the fused op from dy and its output y: g = dy where y > 0, else 0,
   // goes through batch_norm_bwd's formula, and dresidual = g. dx, dweight, dbias, dresidual may
   // each be undefined (not wanted).

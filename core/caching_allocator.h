@@ -19,7 +19,7 @@ class CachingAllocator : public Allocator {
       : small_limit_(small_limit), small_granule_(small_granule) {}
 
   void* allocate(size_t bytes) final;
-  void deallocate(void* ptr, size_t bytes) final;   // never throws: called from Storage's destructor
+  void deallocate(void* ptr, size_t bytes) final;  // never throws: called from Storage's destructor
   AllocatorStats stats() const final;
   void reset_peak() final;
   void empty_cache() final;

@@ -11,8 +11,8 @@ namespace kindling {
 
 namespace {
 const char* const kOptimizerPrefix = "optimizer.";
-const char* const kReservedKeys[] = {"format", "format_version", "model", "model_config", "loss",
-                                     "epoch", "step", "rng_seed", "rng_counter"};
+const char* const kReservedKeys[] = {"format", "format_version", "model",    "model_config", "loss",
+                                     "epoch",  "step",           "rng_seed", "rng_counter"};
 
 uint64_t parse_unsigned(const std::string& path, const std::string& key, const std::string& text) {
   size_t used = 0;
@@ -70,16 +70,15 @@ void check_expected(const SafetensorsFile& file, const std::string& name, const 
 
 void save_checkpoint(const std::string& path, const NamedTensors& model_state,
                      const NamedTensors& optimizer_state, const CheckpointInfo& info) {
-  std::map<std::string, std::string> metadata = {
-      {"format", "kindling"},
-      {"format_version", std::to_string(kCheckpointFormatVersion)},
-      {"model", info.model},
-      {"model_config", info.model_config},
-      {"loss", info.loss},
-      {"epoch", std::to_string(info.epoch)},
-      {"step", std::to_string(info.step)},
-      {"rng_seed", std::to_string(info.rng.seed)},
-      {"rng_counter", std::to_string(info.rng.counter)}};
+  std::map<std::string, std::string> metadata = {{"format", "kindling"},
+                                                 {"format_version", std::to_string(kCheckpointFormatVersion)},
+                                                 {"model", info.model},
+                                                 {"model_config", info.model_config},
+                                                 {"loss", info.loss},
+                                                 {"epoch", std::to_string(info.epoch)},
+                                                 {"step", std::to_string(info.step)},
+                                                 {"rng_seed", std::to_string(info.rng.seed)},
+                                                 {"rng_counter", std::to_string(info.rng.counter)}};
   for (const auto& [key, value] : info.extra)
     if (!metadata.emplace(key, value).second)
       throw_checkpoint_error(path, "extra metadata key {} is reserved", key);

@@ -16,13 +16,13 @@ namespace kindling {
 inline constexpr int kCheckpointFormatVersion = 1;
 
 struct CheckpointInfo {
-  std::string model;          // "resnet20"
-  std::string model_config;   // JSON text, e.g. {"in_channels":3,"num_classes":10,"input_size":32}
-  std::string loss;           // loss spec, e.g. "ce"
-  int64_t epoch = 0;          // epochs completed
-  int64_t step = 0;           // optimizer steps taken
-  GeneratorState rng;         // the generator to restore for an exact resume
-  std::map<std::string, std::string> extra;   // anything else (optimizer, schedule, ...)
+  std::string model;         // "resnet20"
+  std::string model_config;  // JSON text, e.g. {"in_channels":3,"num_classes":10,"input_size":32}
+  std::string loss;          // loss spec, e.g. "ce"
+  int64_t epoch = 0;         // epochs completed
+  int64_t step = 0;          // optimizer steps taken
+  GeneratorState rng;        // the generator to restore for an exact resume
+  std::map<std::string, std::string> extra;  // anything else (optimizer, schedule, ...)
 };
 
 // Writes model_state, then optimizer_state under "optimizer.", and `info` into __metadata__ (keys

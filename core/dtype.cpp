@@ -6,20 +6,28 @@ namespace kindling {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::f32: return 4;
-    case DType::i64: return 8;
-    case DType::u8: return 1;
-    case DType::bf16: return 2;
+    case DType::f32:
+      return 4;
+    case DType::i64:
+      return 8;
+    case DType::u8:
+      return 1;
+    case DType::bf16:
+      return 2;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "f32";
-    case DType::i64: return "i64";
-    case DType::u8: return "u8";
-    case DType::bf16: return "bf16";
+    case DType::f32:
+      return "f32";
+    case DType::i64:
+      return "i64";
+    case DType::u8:
+      return "u8";
+    case DType::bf16:
+      return "bf16";
   }
   return "?";
 }
@@ -43,7 +51,7 @@ std::string Device::str() const {
 std::string shape_str(const Shape& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ',';   // appending separately avoids a GCC 12 -Wrestrict false positive
+    if (i > 0) s += ',';  // appending separately avoids a GCC 12 -Wrestrict false positive
     s += std::to_string(shape[i]);
   }
   return s + "]";

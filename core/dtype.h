@@ -13,10 +13,20 @@ enum class DType : uint8_t { f32, i64, u8, bf16 };
 size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
 
-template <typename T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::f32; }
-template <> constexpr DType dtype_of<int64_t>() { return DType::i64; }
-template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
+template <typename T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::f32;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::i64;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::u8;
+}
 
 enum class DeviceType : uint8_t { CPU, CUDA };
 
@@ -35,7 +45,7 @@ struct Device {
 };
 
 using Shape = std::vector<int64_t>;
-std::string shape_str(const Shape& shape);   // "[2,3,4]"
+std::string shape_str(const Shape& shape);  // "[2,3,4]"
 int64_t shape_numel(const Shape& shape);
 
 }  // namespace kindling

@@ -4,14 +4,14 @@
 
 #include <cblas.h>
 
+#include <sched.h>
 #include <algorithm>
 #include <atomic>
-#include <ctime>
 #include <condition_variable>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <mutex>
-#include <sched.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,7 +58,7 @@ class ThreadPool {
   }
 
   void run(int64_t begin, int64_t end, int chunks, const std::function<void(int64_t, int64_t)>& fn) {
-    std::unique_lock call_lock(call_mutex_);   // one parallel_for at a time from outside the pool
+    std::unique_lock call_lock(call_mutex_);  // one parallel_for at a time from outside the pool
     const int64_t total = end - begin;
     auto chunk_range = [&](int c) {
       return std::pair{begin + total * c / chunks, begin + total * (c + 1) / chunks};
@@ -93,8 +93,7 @@ class ThreadPool {
     done_.wait(lock, [&] { return pending_ == 0; });
     task_ = nullptr;
     lock.unlock();
-    if (profile)
-      wait_ns += *std::max_element(chunk_cpu_ns.begin(), chunk_cpu_ns.end()) - chunk_cpu_ns[0];
+    if (profile) wait_ns += *std::max_element(chunk_cpu_ns.begin(), chunk_cpu_ns.end()) - chunk_cpu_ns[0];
     if (first_error) std::rethrow_exception(first_error);
   }
 
@@ -144,7 +143,7 @@ class ThreadPool {
 
 ThreadPool& pool() {
   static ThreadPool* instance = [] {
-    openblas_set_num_threads(1);   // one level of threads: ours
+    openblas_set_num_threads(1);  // one level of threads: ours
     return new ThreadPool(default_threads());
   }();
   return *instance;

@@ -15,8 +15,7 @@ void set_num_threads(int n);
 // Calls fn(chunk_begin, chunk_end) over [begin, end) on up to num_threads() threads, the caller
 // included; serial when end - begin <= grain or when already inside a pool thread. Exceptions thrown
 // by fn are rethrown in the caller (the first one wins).
-void parallel_for(int64_t begin, int64_t end, int64_t grain,
-                  const std::function<void(int64_t, int64_t)>& fn);
+void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 bool in_parallel_region();
 
 // For profiling on a shared machine, where wall time measures the neighbours: while enabled, each
@@ -24,6 +23,6 @@ bool in_parallel_region();
 // CPU time. The caller thread's CPU time plus this sum estimates the wall time on dedicated cores,
 // load imbalance and serial sections included (bench/resnet_step reports it).
 void set_parallel_wait_profiling(bool enabled);
-int64_t parallel_wait_ns();   // summed since profiling was last enabled
+int64_t parallel_wait_ns();  // summed since profiling was last enabled
 
 }  // namespace kindling

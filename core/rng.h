@@ -11,7 +11,8 @@ namespace kindling {
 #if defined(__CUDACC__)
 __host__ __device__
 #endif
-inline uint64_t mix64(uint64_t x) {
+    inline uint64_t
+    mix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
@@ -21,12 +22,18 @@ inline uint64_t mix64(uint64_t x) {
 #if defined(__CUDACC__)
 __host__ __device__
 #endif
-inline uint64_t random_bits(uint64_t seed, uint64_t k) { return mix64(mix64(seed) ^ k); }
+    inline uint64_t
+    random_bits(uint64_t seed, uint64_t k) {
+  return mix64(mix64(seed) ^ k);
+}
 // Uniform float in [0, 1) with 24 random bits.
 #if defined(__CUDACC__)
 __host__ __device__
 #endif
-inline float bits_to_unit_float(uint64_t bits) { return float(bits >> 40) * (1.0f / 16777216.0f); }
+    inline float
+    bits_to_unit_float(uint64_t bits) {
+  return float(bits >> 40) * (1.0f / 16777216.0f);
+}
 
 struct GeneratorState {
   uint64_t seed = 0;
@@ -38,13 +45,20 @@ class Generator {
   explicit Generator(uint64_t seed = 0) { state_.seed = seed; }
   void manual_seed(uint64_t seed) { state_ = {seed, 0}; }
   uint64_t next_u64() { return random_bits(state_.seed, state_.counter++); }
-  double uniform();                  // [0, 1), 53 bits
-  double normal();                   // standard normal (Box-Muller, both values used in turn)
-  int64_t randint(int64_t n);        // [0, n), unbiased
+  double uniform();            // [0, 1), 53 bits
+  double normal();             // standard normal (Box-Muller, both values used in turn)
+  int64_t randint(int64_t n);  // [0, n), unbiased
   // Reserves `count` counter values for a kernel that generates them itself; returns the first.
-  uint64_t reserve(uint64_t count) { uint64_t first = state_.counter; state_.counter += count; return first; }
+  uint64_t reserve(uint64_t count) {
+    uint64_t first = state_.counter;
+    state_.counter += count;
+    return first;
+  }
   GeneratorState state() const { return state_; }
-  void set_state(GeneratorState s) { state_ = s; has_spare_normal_ = false; }
+  void set_state(GeneratorState s) {
+    state_ = s;
+    has_spare_normal_ = false;
+  }
 
  private:
   GeneratorState state_;

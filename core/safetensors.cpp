@@ -20,10 +20,14 @@ static_assert(std::endian::native == std::endian::little,
 
 const char* safetensors_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::f32: return "F32";
-    case DType::i64: return "I64";
-    case DType::u8: return "U8";
-    case DType::bf16: return "BF16";
+    case DType::f32:
+      return "F32";
+    case DType::i64:
+      return "I64";
+    case DType::u8:
+      return "U8";
+    case DType::bf16:
+      return "BF16";
   }
   return "?";
 }
@@ -60,8 +64,8 @@ std::vector<char> read_whole_file(const std::string& path) {
   return bytes;
 }
 
-SafetensorsEntry parse_entry(const std::string& path, const std::string& name,
-                             const nlohmann::json& info, uint64_t data_size) {
+SafetensorsEntry parse_entry(const std::string& path, const std::string& name, const nlohmann::json& info,
+                             uint64_t data_size) {
   SafetensorsEntry entry;
   entry.name = name;
   if (!info.is_object()) fail(path, "header entry {} is not an object", name);
@@ -71,8 +75,7 @@ SafetensorsEntry parse_entry(const std::string& path, const std::string& name,
   if (!parse_dtype(dtype, entry.dtype))
     fail(path, "tensor {} has dtype {}; kindling reads F32, I64, U8 and BF16", name, dtype);
 
-  if (!info.contains("shape") || !info["shape"].is_array())
-    fail(path, "tensor {} has no shape array", name);
+  if (!info.contains("shape") || !info["shape"].is_array()) fail(path, "tensor {} has no shape array", name);
   uint64_t numel = 1;
   for (const auto& dim : info["shape"]) {
     if (!dim.is_number_unsigned())
@@ -106,13 +109,14 @@ SafetensorsEntry parse_entry(const std::string& path, const std::string& name,
 // ---- SafetensorsFile ----
 SafetensorsFile SafetensorsFile::read(const std::string& path) {
   std::vector<char> bytes = read_whole_file(path);
-  if (bytes.size() < 8)
-    fail(path, "file is {} bytes, too short for the 8-byte header length", bytes.size());
+  if (bytes.size() < 8) fail(path, "file is {} bytes, too short for the 8-byte header length", bytes.size());
   uint64_t header_size = 0;
   std::memcpy(&header_size, bytes.data(), 8);
   if (header_size > bytes.size() - 8)
-    fail(path, "header length {} exceeds the {} bytes that follow it (truncated or not a safetensors "
-         "file)", header_size, bytes.size() - 8);
+    fail(path,
+         "header length {} exceeds the {} bytes that follow it (truncated or not a safetensors "
+         "file)",
+         header_size, bytes.size() - 8);
 
   nlohmann::json header;
   try {
@@ -142,8 +146,10 @@ SafetensorsFile SafetensorsFile::read(const std::string& path) {
   uint64_t expected_begin = 0;
   for (const SafetensorsEntry& e : file.entries_) {
     if (e.begin != expected_begin)
-      fail(path, "tensor {} starts at byte {} of the data, expected {} (tensors must not overlap or "
-           "leave gaps)", e.name, e.begin, expected_begin);
+      fail(path,
+           "tensor {} starts at byte {} of the data, expected {} (tensors must not overlap or "
+           "leave gaps)",
+           e.name, e.begin, expected_begin);
     expected_begin = e.end;
   }
   if (expected_begin != data_size)
@@ -188,7 +194,7 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
     offset += size;
   }
   std::string header_text = header.dump();
-  header_text.append((8 - header_text.size() % 8) % 8, ' ');   // aligns the data to 8 bytes
+  header_text.append((8 - header_text.size() % 8) % 8, ' ');  // aligns the data to 8 bytes
   const uint64_t header_size = header_text.size();
 
   AtomicFile file(path, "checkpoint " + path);

@@ -27,7 +27,7 @@ struct SafetensorsEntry {
   std::string name;
   DType dtype;
   Shape shape;
-  uint64_t begin = 0, end = 0;   // byte range in the data section
+  uint64_t begin = 0, end = 0;  // byte range in the data section
 };
 
 class SafetensorsFile {
@@ -41,7 +41,7 @@ class SafetensorsFile {
 
   const std::string& path() const { return path_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  const std::vector<SafetensorsEntry>& entries() const { return entries_; }   // in data order
+  const std::vector<SafetensorsEntry>& entries() const { return entries_; }  // in data order
   const SafetensorsEntry* find(const std::string& name) const;
   // The tensor `name` as a new CPU tensor; FileError when the file has no such tensor.
   Tensor tensor(const std::string& name) const;
@@ -50,8 +50,8 @@ class SafetensorsFile {
   std::string path_;
   std::map<std::string, std::string> metadata_;
   std::vector<SafetensorsEntry> entries_;
-  std::vector<char> bytes_;     // the whole file
-  uint64_t data_offset_ = 0;    // where the data section starts in bytes_
+  std::vector<char> bytes_;   // the whole file
+  uint64_t data_offset_ = 0;  // where the data section starts in bytes_
 };
 
 // Writes `tensors` (any device, f32/i64/u8, unique names) and `metadata` atomically to `path`.
@@ -68,8 +68,7 @@ const char* safetensors_dtype_name(DType dtype);
 template <typename... Args>
 [[noreturn]] void throw_checkpoint_error(const std::string& path, fmt::format_string<Args...> format,
                                          Args&&... args) {
-  throw FileError(
-      fmt::format("checkpoint {}: {}", path, fmt::format(format, std::forward<Args>(args)...)));
+  throw FileError(fmt::format("checkpoint {}: {}", path, fmt::format(format, std::forward<Args>(args)...)));
 }
 
 }  // namespace kindling

@@ -26,7 +26,7 @@ const std::shared_ptr<Storage>& Tensor::storage() const { return impl_->storage;
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
   for (int64_t d = dim() - 1; d >= 0; --d) {
-    if (impl_->shape[d] == 1) continue;   // a size-1 dim's stride never matters
+    if (impl_->shape[d] == 1) continue;  // a size-1 dim's stride never matters
     if (impl_->strides[d] != expected) return false;
     expected *= impl_->shape[d];
   }
@@ -62,8 +62,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
     KINDLING_CHECK(da == db || da == 1 || db == 1, ShapeError,
-                   "{}: shapes {} and {} cannot be broadcast together (dim {}: {} vs {})", op,
-                   shape_str(a), shape_str(b), i, da, db);
+                   "{}: shapes {} and {} cannot be broadcast together (dim {}: {} vs {})", op, shape_str(a),
+                   shape_str(b), i, da, db);
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -77,8 +77,8 @@ Tensor broadcast_view(const Tensor& t, const Shape& shape) {
   Shape strides(shape.size(), 0);
   for (size_t i = 0; i < size_t(t.dim()); ++i) {
     const int64_t from = t.shape()[i], to = shape[lead + i];
-    KINDLING_CHECK(from == to || from == 1, ShapeError, "cannot broadcast {} to {}",
-                   shape_str(t.shape()), shape_str(shape));
+    KINDLING_CHECK(from == to || from == 1, ShapeError, "cannot broadcast {} to {}", shape_str(t.shape()),
+                   shape_str(shape));
     strides[lead + i] = from == to ? t.strides()[i] : 0;
   }
   return as_strided(t, shape, strides, t.offset());
@@ -91,8 +91,10 @@ Tensor as_strided(const Tensor& base, const Shape& shape, const Shape& strides, 
   int64_t last = offset;
   bool empty = false;
   for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] == 0) empty = true;
-    else last += (shape[i] - 1) * strides[i];
+    if (shape[i] == 0)
+      empty = true;
+    else
+      last += (shape[i] - 1) * strides[i];
   }
   const int64_t capacity = int64_t(base.storage()->nbytes() / dtype_size(base.dtype()));
   KINDLING_CHECK(empty || (offset >= 0 && last < capacity), ShapeError,
@@ -136,8 +138,8 @@ T Tensor::item() const {
   return to_vector<T>()[0];
 }
 
-#define KINDLING_INSTANTIATE_DATA(T)                   \
-  template T* Tensor::data<T>() const;                 \
+#define KINDLING_INSTANTIATE_DATA(T)                    \
+  template T* Tensor::data<T>() const;                  \
   template std::vector<T> Tensor::to_vector<T>() const; \
   template T Tensor::item<T>() const;
 KINDLING_INSTANTIATE_DATA(float)
@@ -166,7 +168,7 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  return dense_copy(*this, target);   // not differentiable: only f32 carries gradients
+  return dense_copy(*this, target);  // not differentiable: only f32 carries gradients
 }
 
 Tensor Tensor::to(Device target) const {
@@ -175,14 +177,16 @@ Tensor Tensor::to(Device target) const {
   Tensor out = empty(shape(), TensorOptions{}.with_dtype(dtype()).with_device(target));
   const size_t bytes = size_t(numel()) * dtype_size(dtype());
   if (bytes > 0) {
-    if (device().is_cpu()) backend(target).copy_from_host(out.data_ptr(), src.data_ptr(), bytes);
-    else if (target.is_cpu()) backend(device()).copy_to_host(out.data_ptr(), src.data_ptr(), bytes);
-    else return to(Device::cpu()).to(target);
+    if (device().is_cpu())
+      backend(target).copy_from_host(out.data_ptr(), src.data_ptr(), bytes);
+    else if (target.is_cpu())
+      backend(device()).copy_to_host(out.data_ptr(), src.data_ptr(), bytes);
+    else
+      return to(Device::cpu()).to(target);
   }
   if (needs_grad({*this})) {
-    record("ToDeviceBackward", {*this}, out, [source = device()](const GradOutputs& g) {
-      return std::vector<Tensor>{g[0].to(source)};
-    });
+    record("ToDeviceBackward", {*this}, out,
+           [source = device()](const GradOutputs& g) { return std::vector<Tensor>{g[0].to(source)}; });
   }
   return out;
 }
@@ -277,11 +281,11 @@ Tensor& Tensor::mul_(double value) {
 
 // ---- printing ----
 namespace {
-void print_level(std::ostringstream& os, const std::vector<double>& values, const Shape& shape,
-                 size_t dim, int64_t base, int64_t stride_product, bool is_float, int indent) {
+void print_level(std::ostringstream& os, const std::vector<double>& values, const Shape& shape, size_t dim,
+                 int64_t base, int64_t stride_product, bool is_float, int indent) {
   const int64_t n = shape[dim];
   const int64_t inner = stride_product / std::max<int64_t>(n, 1);
-  constexpr int64_t kEdge = 3;   // elements shown at each end of a long dim
+  constexpr int64_t kEdge = 3;  // elements shown at each end of a long dim
   const bool elide = n > 2 * kEdge + 1;
   os << "[";
   for (int64_t i = 0; i < n; ++i) {
@@ -308,17 +312,28 @@ std::string Tensor::str() const {
   Tensor host = detach().cpu().contiguous();
   for (int64_t i = 0; i < numel(); ++i) {
     switch (dtype()) {
-      case DType::f32: values.push_back(host.data<float>()[i]); break;
-      case DType::i64: values.push_back(double(host.data<int64_t>()[i])); break;
-      case DType::u8: values.push_back(host.data<uint8_t>()[i]); break;
-      case DType::bf16: values.push_back(0.0); break;
+      case DType::f32:
+        values.push_back(host.data<float>()[i]);
+        break;
+      case DType::i64:
+        values.push_back(double(host.data<int64_t>()[i]));
+        break;
+      case DType::u8:
+        values.push_back(host.data<uint8_t>()[i]);
+        break;
+      case DType::bf16:
+        values.push_back(0.0);
+        break;
     }
   }
   std::ostringstream os;
   os << "tensor(";
-  if (dim() == 0) os << (dtype() == DType::f32 ? fmt::format("{:.4f}", values[0]) : fmt::format("{}", int64_t(values[0])));
-  else if (numel() == 0) os << "[]";
-  else print_level(os, values, shape(), 0, 0, numel(), dtype() == DType::f32, 7);
+  if (dim() == 0)
+    os << (dtype() == DType::f32 ? fmt::format("{:.4f}", values[0]) : fmt::format("{}", int64_t(values[0])));
+  else if (numel() == 0)
+    os << "[]";
+  else
+    print_level(os, values, shape(), 0, 0, numel(), dtype() == DType::f32, 7);
   os << ", shape=" << shape_str(shape()) << ", dtype=" << dtype_name(dtype());
   if (!device().is_cpu()) os << ", device=" << device().str();
   if (requires_grad()) os << ", requires_grad";

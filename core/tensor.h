@@ -24,8 +24,14 @@ struct TensorOptions {
   DType dtype = DType::f32;
   Device device = Device::cpu();
   bool requires_grad = false;
-  TensorOptions& with_dtype(DType d) { dtype = d; return *this; }
-  TensorOptions& with_device(Device d) { device = d; return *this; }
+  TensorOptions& with_dtype(DType d) {
+    dtype = d;
+    return *this;
+  }
+  TensorOptions& with_device(Device d) {
+    device = d;
+    return *this;
+  }
 };
 
 class Tensor {
@@ -40,25 +46,28 @@ class Tensor {
 
   // ---- metadata ----
   const Shape& shape() const;
-  const Shape& strides() const;   // in elements
+  const Shape& strides() const;  // in elements
   int64_t dim() const;
-  int64_t size(int64_t dim) const;   // negative dims count from the end
+  int64_t size(int64_t dim) const;  // negative dims count from the end
   int64_t stride(int64_t dim) const;
   int64_t numel() const;
-  int64_t offset() const;          // in elements, into storage
+  int64_t offset() const;  // in elements, into storage
   DType dtype() const;
   Device device() const;
   bool is_contiguous() const;
   const std::shared_ptr<Storage>& storage() const;
-  std::string describe() const;    // "f32[2,3] on cpu", for error messages
+  std::string describe() const;  // "f32[2,3] on cpu", for error messages
 
   // ---- data ----
   // Pointer to this view's first element on its device. data<T>() checks T against dtype().
   void* data_ptr() const;
-  template <typename T> T* data() const;
+  template <typename T>
+  T* data() const;
   // Copies to the host. item() requires numel() == 1; to_vector() returns elements in logical order.
-  template <typename T> T item() const;
-  template <typename T> std::vector<T> to_vector() const;
+  template <typename T>
+  T item() const;
+  template <typename T>
+  std::vector<T> to_vector() const;
 
   // ---- copies and conversions (differentiable where it makes sense) ----
   Tensor to(Device device) const;
@@ -68,15 +77,15 @@ class Tensor {
   Tensor contiguous() const;
 
   // ---- views: share storage, differentiable ----
-  Tensor reshape(const Shape& shape) const;   // a view when the strides allow it, else a copy
-  Tensor view(const Shape& shape) const;      // must be a view; one dim may be -1
+  Tensor reshape(const Shape& shape) const;  // a view when the strides allow it, else a copy
+  Tensor view(const Shape& shape) const;     // must be a view; one dim may be -1
   Tensor permute(const std::vector<int64_t>& dims) const;
   Tensor transpose(int64_t dim0, int64_t dim1) const;
   Tensor t() const { return transpose(0, 1); }
   Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
-  Tensor select(int64_t dim, int64_t index) const;   // drops dim
-  Tensor expand(const Shape& shape) const;            // stride 0 on broadcast dims; -1 keeps a size
+  Tensor select(int64_t dim, int64_t index) const;  // drops dim
+  Tensor expand(const Shape& shape) const;          // stride 0 on broadcast dims; -1 keeps a size
   Tensor squeeze() const;
   Tensor squeeze(int64_t dim) const;
   Tensor unsqueeze(int64_t dim) const;
@@ -86,7 +95,7 @@ class Tensor {
   bool requires_grad() const;
   // Only leaves (tensors with no grad_fn) may have requires_grad changed. Returns *this.
   Tensor& set_requires_grad(bool requires_grad);
-  const Tensor& grad() const;      // undefined until a backward reaches this leaf
+  const Tensor& grad() const;  // undefined until a backward reaches this leaf
   void set_grad(const Tensor& grad);
   std::shared_ptr<Node> grad_fn() const;
   bool is_leaf() const;
@@ -100,7 +109,7 @@ class Tensor {
   // mode is on (use NoGradGuard, as optimizers do). ----
   Tensor& zero_();
   Tensor& fill_(double value);
-  Tensor& copy_(const Tensor& src);                      // src broadcast to this shape, any device
+  Tensor& copy_(const Tensor& src);                       // src broadcast to this shape, any device
   Tensor& add_(const Tensor& other, double alpha = 1.0);  // this += alpha * other
   Tensor& mul_(double value);
 
@@ -119,8 +128,8 @@ struct TensorImpl {
   // autograd
   bool requires_grad = false;
   Tensor grad;
-  std::shared_ptr<Node> grad_fn;   // set on outputs of recorded ops
-  uint32_t output_nr = 0;          // which output of grad_fn this is
+  std::shared_ptr<Node> grad_fn;         // set on outputs of recorded ops
+  uint32_t output_nr = 0;                // which output of grad_fn this is
   std::weak_ptr<Node> grad_accumulator;  // leaves: the AccumulateGrad node, shared by all uses
   // leaves: run, in order, each time backward has added into grad (register_post_accumulate_grad_hook)
   std::vector<std::function<void(const Tensor& grad)>> post_accumulate_grad_hooks;
@@ -141,8 +150,8 @@ Tensor full(const Shape& shape, double value, TensorOptions options = {});
 Tensor arange(int64_t end, TensorOptions options = {});
 Tensor arange(double start, double end, double step, TensorOptions options = {});
 // Uniform in [low, high) and normal(mean, std); drawn on the CPU so every device sees the same values.
-Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* generator = nullptr,
-            double low = 0.0, double high = 1.0);
+Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* generator = nullptr, double low = 0.0,
+            double high = 1.0);
 Tensor randn(const Shape& shape, TensorOptions options = {}, Generator* generator = nullptr,
              double mean = 0.0, double std = 1.0);
 // Copies values (row-major) into a new tensor of T's dtype (options.dtype is not consulted);

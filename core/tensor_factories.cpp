@@ -15,8 +15,8 @@ Tensor empty(const Shape& shape, TensorOptions options) {
   for (int64_t d : shape)
     KINDLING_CHECK(d >= 0, ShapeError, "empty: negative dimension in shape {}", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(options.dtype),
-                                            options.device);
+  impl->storage =
+      std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(options.dtype), options.device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = options.dtype;
@@ -84,8 +84,8 @@ Tensor randn(const Shape& shape, TensorOptions options, Generator* generator, do
 template <typename T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions options) {
   KINDLING_CHECK(int64_t(values.size()) == shape_numel(shape), ShapeError,
-                 "from_vector: {} values do not fill shape {} ({} elements)", values.size(),
-                 shape_str(shape), shape_numel(shape));
+                 "from_vector: {} values do not fill shape {} ({} elements)", values.size(), shape_str(shape),
+                 shape_numel(shape));
   const bool requires_grad = options.requires_grad;
   Tensor host = empty(shape, TensorOptions{}.with_dtype(dtype_of<T>()));
   if (!values.empty()) std::memcpy(host.data_ptr(), values.data(), values.size() * sizeof(T));

@@ -26,8 +26,8 @@ CropFlip draw_crop_flip(uint64_t bits, int64_t padding, bool random_crop, bool r
   return crop;
 }
 
-ImageTransform::ImageTransform(int64_t channels, int64_t height, int64_t width, const std::vector<float>& mean,
-                               const std::vector<float>& std, bool normalize)
+ImageTransform::ImageTransform(int64_t channels, int64_t height, int64_t width,
+                               const std::vector<float>& mean, const std::vector<float>& std, bool normalize)
     : channels_(channels), height_(height), width_(width), table_(channels * 256) {
   KINDLING_CHECK(!normalize || (static_cast<int64_t>(mean.size()) == channels &&
                                 static_cast<int64_t>(std.size()) == channels),

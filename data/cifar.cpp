@@ -22,9 +22,12 @@ int64_t cifar_record_bytes(CifarFormat format) {
 
 int64_t cifar_num_classes(CifarFormat format) {
   switch (format) {
-    case CifarFormat::cifar10: return 10;
-    case CifarFormat::cifar100_fine: return 100;
-    case CifarFormat::cifar100_coarse: return 20;
+    case CifarFormat::cifar10:
+      return 10;
+    case CifarFormat::cifar100_fine:
+      return 100;
+    case CifarFormat::cifar100_coarse:
+      return 20;
   }
   return 0;
 }
@@ -47,7 +50,8 @@ void parse_cifar_into(const std::string& name, std::span<const uint8_t> bytes, C
     const uint8_t* record = bytes.data() + i * record_bytes;
     if (format == CifarFormat::cifar10) {
       KINDLING_CHECK(record[0] < 10, FileError,
-                     "{}: record {} has label {}: expected 0..9 (a CIFAR-10 binary file)", name, i, record[0]);
+                     "{}: record {} has label {}: expected 0..9 (a CIFAR-10 binary file)", name, i,
+                     record[0]);
     } else {
       KINDLING_CHECK(record[0] < 20, FileError,
                      "{}: record {} has coarse label {}: expected 0..19 (a CIFAR-100 binary file)", name, i,
@@ -57,9 +61,10 @@ void parse_cifar_into(const std::string& name, std::span<const uint8_t> bytes, C
                      record[1]);
     }
   }
-  KINDLING_CHECK(dataset.size() == 0 || (dataset.channels == 3 && dataset.height == 32 && dataset.width == 32),
-                 ValueError, "{}: cannot append CIFAR images to a dataset of {}x{}x{} images", name,
-                 dataset.channels, dataset.height, dataset.width);
+  KINDLING_CHECK(
+      dataset.size() == 0 || (dataset.channels == 3 && dataset.height == 32 && dataset.width == 32),
+      ValueError, "{}: cannot append CIFAR images to a dataset of {}x{}x{} images", name, dataset.channels,
+      dataset.height, dataset.width);
   dataset.channels = 3;
   dataset.height = 32;
   dataset.width = 32;

@@ -21,8 +21,8 @@ enum class CifarFormat {
 };
 
 constexpr int64_t kCifarImageBytes = 3 * 32 * 32;
-int64_t cifar_record_bytes(CifarFormat format);   // 3073 or 3074
-int64_t cifar_num_classes(CifarFormat format);    // 10, 100 or 20
+int64_t cifar_record_bytes(CifarFormat format);  // 3073 or 3074
+int64_t cifar_num_classes(CifarFormat format);   // 10, 100 or 20
 
 // Appends every record of one file to `dataset` (which must be empty or already hold 3x32x32
 // images). Throws FileError naming `name` when the file is empty, its size is not a whole number of

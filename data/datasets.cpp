@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kEmnistSplits = {"byclass", "bymerge", "balanced", "letters", "digits", "mnist"};
+const std::vector<std::string> kEmnistSplits = {"byclass", "bymerge", "balanced",
+                                                "letters", "digits",  "mnist"};
 
 std::string join(const std::vector<std::string>& items, const std::string& separator) {
   std::string text;
@@ -92,12 +93,13 @@ DatasetInfo dataset_info(const std::string& name) {
       if (split != known) continue;
       const std::vector<std::string> classes = emnist_class_names(split);
       // The constants of the balanced split; the other splits differ in the third decimal.
-      DatasetInfo info = idx_info(name, static_cast<int64_t>(classes.size()), 0.1751f, 0.3332f, classes,
-                                  {"emnist", "gzip", "emnist/gzip"},
-                                  "download the EMNIST binary archive (gzip.zip) from "
-                                  "https://www.nist.gov/itl/products-and-services/emnist-dataset, unzip it and "
-                                  "give its gzip folder, which holds emnist-" + split +
-                                  "-train-images-idx3-ubyte.gz and the other files, with --data-dir");
+      DatasetInfo info =
+          idx_info(name, static_cast<int64_t>(classes.size()), 0.1751f, 0.3332f, classes,
+                   {"emnist", "gzip", "emnist/gzip"},
+                   "download the EMNIST binary archive (gzip.zip) from "
+                   "https://www.nist.gov/itl/products-and-services/emnist-dataset, unzip it and "
+                   "give its gzip folder, which holds emnist-" +
+                       split + "-train-images-idx3-ubyte.gz and the other files, with --data-dir");
       info.idx_prefix = "emnist-" + split + "-";
       info.idx_layout.transposed = true;
       info.idx_layout.first_label = split == "letters" ? 1 : 0;
@@ -121,13 +123,15 @@ DatasetInfo dataset_info(const std::string& name) {
                       "extract it and give the folder holding train.bin and test.bin (or its parent) "
                       "with --data-dir");
   }
-  throw ValueError(fmt::format("unknown dataset '{}': expected one of {}", name, join(dataset_names(), ", ")));
+  throw ValueError(
+      fmt::format("unknown dataset '{}': expected one of {}", name, join(dataset_names(), ", ")));
 }
 
 std::vector<std::string> dataset_file_names(const DatasetInfo& info, bool train) {
   if (info.is_cifar && info.cifar_format == CifarFormat::cifar10) {
     if (!train) return {"test_batch.bin"};
-    return {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"};
+    return {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+            "data_batch_5.bin"};
   }
   if (info.is_cifar) return {train ? "train.bin" : "test.bin"};
   // MNIST names its test files t10k-*; EMNIST uses test-*.
@@ -163,13 +167,16 @@ ImageDataset load_dataset(const std::string& name, bool train, const std::string
     std::vector<std::string> missing;
     files.clear();
     for (const auto& file_name : file_names) {
-      if (auto file = find_file(dir, file_name)) files.push_back(*file);
-      else missing.push_back(file_name);
+      if (auto file = find_file(dir, file_name))
+        files.push_back(*file);
+      else
+        missing.push_back(file_name);
     }
     if (missing.empty()) break;
     // A folder with some of the files is a broken copy: say so rather than look elsewhere.
     KINDLING_CHECK(files.empty(), FileError, "{} ({}): {} holds {} but not {}[.gz]", name,
-                   train ? "train" : "test", dir.string(), files.front().filename().string(), join(missing, ", "));
+                   train ? "train" : "test", dir.string(), files.front().filename().string(),
+                   join(missing, ", "));
   }
   if (files.empty()) {
     std::vector<std::string> searched;

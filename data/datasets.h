@@ -17,16 +17,16 @@ namespace kindling::data {
 inline constexpr const char* kDebianFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
 struct DatasetInfo {
-  std::string name;                       // canonical registry name
-  bool is_cifar = false;                  // CIFAR binary records, else an IDX image/label pair
-  IdxLayout idx_layout;                   // IDX datasets
-  std::string idx_prefix;                 // "" or "emnist-<split>-" before train-images-idx3-ubyte
+  std::string name;                                 // canonical registry name
+  bool is_cifar = false;                            // CIFAR binary records, else an IDX image/label pair
+  IdxLayout idx_layout;                             // IDX datasets
+  std::string idx_prefix;                           // "" or "emnist-<split>-" before train-images-idx3-ubyte
   CifarFormat cifar_format = CifarFormat::cifar10;  // CIFAR datasets
-  std::vector<float> mean, std;           // per channel, of pixel / 255
+  std::vector<float> mean, std;                     // per channel, of pixel / 255
   bool augment_by_default = false;
   std::vector<std::string> class_names;
-  std::vector<std::string> folders;       // sub-folders of a data dir that may hold the files
-  std::string how_to_get;                 // one sentence for the "not found" error
+  std::vector<std::string> folders;  // sub-folders of a data dir that may hold the files
+  std::string how_to_get;            // one sentence for the "not found" error
 };
 
 std::vector<std::string> dataset_names();

@@ -25,8 +25,8 @@ struct Inflater {
   explicit Inflater(const std::string& name) {
     // 16 + MAX_WBITS: expect the gzip wrapper and check its CRC-32 and length trailer.
     int status = inflateInit2(&stream, 16 + MAX_WBITS);
-    KINDLING_CHECK(status == Z_OK, FileError, "{}: cannot start gzip decompression (zlib error {})",
-                   name, status);
+    KINDLING_CHECK(status == Z_OK, FileError, "{}: cannot start gzip decompression (zlib error {})", name,
+                   status);
   }
   ~Inflater() { inflateEnd(&stream); }
   Inflater(const Inflater&) = delete;
@@ -35,8 +35,7 @@ struct Inflater {
 
 }  // namespace
 
-std::vector<uint8_t> gunzip(const std::string& name, std::span<const uint8_t> compressed,
-                            size_t max_bytes) {
+std::vector<uint8_t> gunzip(const std::string& name, std::span<const uint8_t> compressed, size_t max_bytes) {
   KINDLING_CHECK(is_gzip(compressed), FileError,
                  "{}: not a gzip stream: expected magic 1f 8b, found {} bytes that do not start with it",
                  name, compressed.size());
@@ -49,8 +48,8 @@ std::vector<uint8_t> gunzip(const std::string& name, std::span<const uint8_t> co
   for (;;) {
     if (out_pos == out.size()) {
       KINDLING_CHECK(out.size() < max_bytes, FileError,
-                     "{}: gzip data decompresses to more than the {} bytes allowed for a data file",
-                     name, max_bytes);
+                     "{}: gzip data decompresses to more than the {} bytes allowed for a data file", name,
+                     max_bytes);
       out.resize(std::min(max_bytes, out.size() * 2));
     }
     // zlib counts in 32-bit uInt, so huge buffers are fed in slices.
@@ -68,7 +67,8 @@ std::vector<uint8_t> gunzip(const std::string& name, std::span<const uint8_t> co
       // Concatenated members are valid gzip; anything else after the end is not.
       KINDLING_CHECK(is_gzip(compressed.subspan(in_pos)), FileError,
                      "{}: corrupt gzip data: expected end of file after gzip member {}, found {} "
-                     "trailing bytes", name, members, compressed.size() - in_pos);
+                     "trailing bytes",
+                     name, members, compressed.size() - in_pos);
       KINDLING_CHECK(inflateReset(&zs) == Z_OK, FileError, "{}: cannot restart gzip decompression", name);
       ++members;
       continue;
@@ -76,9 +76,10 @@ std::vector<uint8_t> gunzip(const std::string& name, std::span<const uint8_t> co
     if (status == Z_OK) continue;
     if (status == Z_BUF_ERROR && zs.avail_out == 0) continue;  // only needs more output space
     if (status == Z_BUF_ERROR && in_pos == compressed.size()) {
-      throw FileError(fmt::format(
-          "{}: truncated gzip data: the stream ended after {} compressed bytes without its end "
-          "marker and checksum (expected more data)", name, compressed.size()));
+      throw FileError(
+          fmt::format("{}: truncated gzip data: the stream ended after {} compressed bytes without its end "
+                      "marker and checksum (expected more data)",
+                      name, compressed.size()));
     }
     throw FileError(fmt::format("{}: corrupt gzip data at compressed byte {}: {} (zlib error {})", name,
                                 in_pos, zs.msg ? zs.msg : "invalid stream", status));
@@ -110,8 +111,8 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& path, size_t m
   file.seekg(0, std::ios::beg);
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
   file.read(reinterpret_cast<char*>(bytes.data()), size);
-  KINDLING_CHECK(file.gcount() == size, FileError, "{}: read error: expected {} bytes, read {}", name,
-                 size, file.gcount());
+  KINDLING_CHECK(file.gcount() == size, FileError, "{}: read error: expected {} bytes, read {}", name, size,
+                 file.gcount());
   return decode_file_bytes(name, std::move(bytes), max_bytes);
 }
 

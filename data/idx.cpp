@@ -6,7 +6,6 @@
 
 #include <algorithm>
 
-
 namespace kindling::data {
 
 namespace {
@@ -61,11 +60,12 @@ IdxView parse_idx(const std::string& name, std::span<const uint8_t> bytes) {
     exceeds = declared > data_bytes;
   }
   KINDLING_CHECK(!exceeds, FileError,
-                 "{}: truncated IDX data: the header declares {} elements, more than the {} data bytes found", name,
-                 dims_str(view.dims), data_bytes);
-  KINDLING_CHECK(declared == data_bytes, FileError,
-                 "{}: IDX size mismatch: the header declares {} = {} data bytes, found {} ({} trailing bytes)",
-                 name, dims_str(view.dims), declared, data_bytes, data_bytes - declared);
+                 "{}: truncated IDX data: the header declares {} elements, more than the {} data bytes found",
+                 name, dims_str(view.dims), data_bytes);
+  KINDLING_CHECK(
+      declared == data_bytes, FileError,
+      "{}: IDX size mismatch: the header declares {} = {} data bytes, found {} ({} trailing bytes)", name,
+      dims_str(view.dims), declared, data_bytes, data_bytes - declared);
   view.values = bytes.subspan(header_bytes);
   return view;
 }

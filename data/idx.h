@@ -16,7 +16,7 @@ namespace kindling::data {
 // A parsed IDX array: its dimensions and a view of its elements inside the parsed buffer.
 struct IdxView {
   std::vector<int64_t> dims;
-  std::span<const uint8_t> values;   // exactly product(dims) bytes
+  std::span<const uint8_t> values;  // exactly product(dims) bytes
 };
 
 // Requires nothing of `bytes`. Ensures values.size() == product(dims) == the bytes after the header.
@@ -26,10 +26,10 @@ IdxView parse_idx(const std::string& name, std::span<const uint8_t> bytes);
 
 // How an IDX image/label pair becomes an ImageDataset.
 struct IdxLayout {
-  int64_t rows = 28, cols = 28;      // expected image size; 0 accepts any
+  int64_t rows = 28, cols = 28;  // expected image size; 0 accepts any
   int64_t num_classes = 10;
-  int64_t first_label = 0;           // stored labels run first_label..first_label+num_classes-1
-  bool transposed = false;           // EMNIST stores each image column-major: transpose on load
+  int64_t first_label = 0;  // stored labels run first_label..first_label+num_classes-1
+  bool transposed = false;  // EMNIST stores each image column-major: transpose on load
 };
 
 // Parses an images file ([count, rows, cols]) and a labels file ([count]) into a dataset with

@@ -20,8 +20,8 @@ ImageDataset subset(const ImageDataset& dataset, std::span<const int64_t> indice
   for (size_t i = 0; i < indices.size(); ++i) {
     const int64_t index = indices[i];
     KINDLING_CHECK(index >= 0 && index < dataset.size(), ValueError,
-                   "subset of {}: expected sample indices in [0, {}), found {}", dataset.name,
-                   dataset.size(), index);
+                   "subset of {}: expected sample indices in [0, {}), found {}", dataset.name, dataset.size(),
+                   index);
     std::memcpy(out.images.data() + i * numel, dataset.image(index).data(), numel);
     out.labels[i] = dataset.labels[index];
   }
@@ -47,8 +47,8 @@ int64_t validation_count(const ImageDataset& dataset, double fraction) {
   const auto count = static_cast<int64_t>(std::llround(fraction * dataset.size()));
   KINDLING_CHECK(count > 0 && count < dataset.size(), ValueError,
                  "validation split of {}: a fraction of {} of {} samples leaves {} for validation and {} "
-                 "for training; expected both to be non-empty", dataset.name, fraction, dataset.size(),
-                 count, dataset.size() - count);
+                 "for training; expected both to be non-empty",
+                 dataset.name, fraction, dataset.size(), count, dataset.size() - count);
   return count;
 }
 
@@ -119,16 +119,17 @@ void check_consistent(const ImageDataset& dataset) {
                    "dataset {}: label {} of sample {} is out of range: expected 0..{}", name,
                    dataset.labels[i], i, dataset.num_classes - 1);
   }
-  KINDLING_CHECK(dataset.class_names.empty() ||
-                     static_cast<int64_t>(dataset.class_names.size()) == dataset.num_classes,
-                 ValueError, "dataset {}: expected {} class names, found {}", name, dataset.num_classes,
-                 dataset.class_names.size());
+  KINDLING_CHECK(
+      dataset.class_names.empty() || static_cast<int64_t>(dataset.class_names.size()) == dataset.num_classes,
+      ValueError, "dataset {}: expected {} class names, found {}", name, dataset.num_classes,
+      dataset.class_names.size());
   KINDLING_CHECK(static_cast<int64_t>(dataset.mean.size()) == dataset.channels &&
                      static_cast<int64_t>(dataset.std.size()) == dataset.channels,
                  ValueError, "dataset {}: expected {} normalisation means and stds, found {} and {}", name,
                  dataset.channels, dataset.mean.size(), dataset.std.size());
   for (float s : dataset.std)
-    KINDLING_CHECK(s > 0.0f, ValueError, "dataset {}: expected positive normalisation stds, found {}", name, s);
+    KINDLING_CHECK(s > 0.0f, ValueError, "dataset {}: expected positive normalisation stds, found {}", name,
+                   s);
 }
 
 }  // namespace kindling::data

@@ -10,12 +10,12 @@
 namespace kindling::data {
 
 struct ImageDataset {
-  std::string name;        // registry name, e.g. "cifar10", "emnist-letters"
-  bool train = true;       // training or test split of the published data
+  std::string name;   // registry name, e.g. "cifar10", "emnist-letters"
+  bool train = true;  // training or test split of the published data
   int64_t channels = 0, height = 0, width = 0;
   int64_t num_classes = 0;
-  std::vector<uint8_t> images;   // [N, C, H, W] row-major, upright (EMNIST already transposed)
-  std::vector<int64_t> labels;   // [N], each in [0, num_classes)
+  std::vector<uint8_t> images;           // [N, C, H, W] row-major, upright (EMNIST already transposed)
+  std::vector<int64_t> labels;           // [N], each in [0, num_classes)
   std::vector<std::string> class_names;  // num_classes names, or empty when unknown
   // Per-channel statistics of pixel / 255 used for normalisation: x = (pixel / 255 - mean) / std.
   std::vector<float> mean, std;

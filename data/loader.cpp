@@ -25,7 +25,8 @@ const LoaderOptions& checked(const LoaderOptions& options, const ImageDataset& d
   KINDLING_CHECK(options.crop_padding >= 0, ValueError, "loader for {}: expected crop_padding >= 0, found {}",
                  dataset.name, options.crop_padding);
   KINDLING_CHECK(options.prefetch_batches > 0, ValueError,
-                 "loader for {}: expected prefetch_batches > 0, found {}", dataset.name, options.prefetch_batches);
+                 "loader for {}: expected prefetch_batches > 0, found {}", dataset.name,
+                 options.prefetch_batches);
   KINDLING_CHECK(options.world_size > 0 && options.rank >= 0 && options.rank < options.world_size, ValueError,
                  "loader for {}: rank {} out of range for world_size {}", dataset.name, options.rank,
                  options.world_size);
@@ -43,7 +44,8 @@ Loader::Loader(const ImageDataset& dataset, LoaderOptions options)
     : dataset_(dataset),
       options_(checked(options, dataset)),
       augment_(options.augment.value_or(dataset.augment_by_default)),
-      transform_(dataset.channels, dataset.height, dataset.width, dataset.mean, dataset.std, options.normalize),
+      transform_(dataset.channels, dataset.height, dataset.width, dataset.mean, dataset.std,
+                 options.normalize),
       num_batches_(options.drop_last ? dataset.size() / options.batch_size
                                      : (dataset.size() + options.batch_size - 1) / options.batch_size),
       slots_(std::max<int64_t>(options.prefetch_batches, options.num_workers)) {}

@@ -23,10 +23,10 @@
 namespace kindling::data {
 
 struct Batch {
-  Tensor images;   // f32 [N, C, H, W], normalised (and augmented when enabled), on the CPU
-  Tensor labels;   // i64 [N]
-  int64_t index = 0;  // position of this batch in the epoch
-  int64_t global_size = 0;   // samples of the whole batch over all ranks (N when world_size is 1)
+  Tensor images;            // f32 [N, C, H, W], normalised (and augmented when enabled), on the CPU
+  Tensor labels;            // i64 [N]
+  int64_t index = 0;        // position of this batch in the epoch
+  int64_t global_size = 0;  // samples of the whole batch over all ranks (N when world_size is 1)
 };
 
 // The share [begin, end) of a batch of `count` samples that rank `rank` of `world_size` takes:
@@ -38,15 +38,15 @@ ShareRange batch_share(int64_t count, int rank, int world_size);
 
 struct LoaderOptions {
   int64_t batch_size = 128;
-  bool shuffle = true;        // a fresh permutation every epoch; false keeps the dataset order
-  bool drop_last = false;     // drop the final batch when it is smaller than batch_size
+  bool shuffle = true;     // a fresh permutation every epoch; false keeps the dataset order
+  bool drop_last = false;  // drop the final batch when it is smaller than batch_size
   uint64_t seed = 0;
   // Random crop (from the image padded by crop_padding zero pixels) and horizontal flip. Unset
   // means the dataset's default: on for CIFAR, off for the MNIST family. Turn it off for evaluation.
   std::optional<bool> augment;
   int64_t crop_padding = 4;
-  bool normalize = true;      // (pixel / 255 - mean) / std with the dataset's constants; else pixel / 255
-  int num_workers = 1;        // prefetch threads; 0 builds each batch inside next()
+  bool normalize = true;         // (pixel / 255 - mean) / std with the dataset's constants; else pixel / 255
+  int num_workers = 1;           // prefetch threads; 0 builds each batch inside next()
   int64_t prefetch_batches = 4;  // batches prepared ahead of the consumer (at least num_workers)
   // Data-parallel sharding: each batch_size batch of the shared (seed, epoch) order is cut into
   // world_size contiguous shares and this loader yields share `rank`. batch_size stays global, so
@@ -61,7 +61,7 @@ class Loader {
   // (batch_size > 0, num_workers >= 0, crop_padding >= 0, prefetch_batches > 0), else ValueError.
   Loader(const ImageDataset& dataset, LoaderOptions options = {});
   Loader(ImageDataset&&, LoaderOptions = {}) = delete;  // would dangle: keep the dataset alive
-  ~Loader();  // stops and joins the workers, even mid-epoch
+  ~Loader();                                            // stops and joins the workers, even mid-epoch
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
@@ -83,7 +83,7 @@ class Loader {
 
  private:
   struct Slot {
-    int64_t index = -1;   // which batch the slot holds; -1 when empty
+    int64_t index = -1;  // which batch the slot holds; -1 when empty
     std::optional<Batch> batch;
     std::exception_ptr error;
   };

@@ -27,7 +27,8 @@ LoaderBenchResult bench_augmented_cifar_loader(int64_t num_images, int64_t batch
   Generator generator(1234);
   for (size_t i = 0; i < dataset.images.size(); i += 8) {
     const uint64_t bits = generator.next_u64();
-    for (size_t k = 0; k < 8 && i + k < dataset.images.size(); ++k) dataset.images[i + k] = uint8_t(bits >> (8 * k));
+    for (size_t k = 0; k < 8 && i + k < dataset.images.size(); ++k)
+      dataset.images[i + k] = uint8_t(bits >> (8 * k));
   }
   for (auto& label : dataset.labels) label = static_cast<int64_t>(generator.next_u64() % 10);
 
@@ -51,7 +52,8 @@ LoaderBenchResult bench_augmented_cifar_loader(int64_t num_images, int64_t batch
   return result;
 }
 
-double augmented_cifar_images_per_second(int64_t num_images, int64_t batch_size, int num_workers, int epochs) {
+double augmented_cifar_images_per_second(int64_t num_images, int64_t batch_size, int num_workers,
+                                         int epochs) {
   return bench_augmented_cifar_loader(num_images, batch_size, num_workers, epochs).images_per_second;
 }
 

@@ -7,8 +7,8 @@ namespace kindling::data {
 
 struct LoaderBenchResult {
   double images_per_second = 0;
-  int64_t images = 0;      // images delivered in the timed epochs
-  double seconds = 0;      // wall time of the timed epochs
+  int64_t images = 0;  // images delivered in the timed epochs
+  double seconds = 0;  // wall time of the timed epochs
 };
 
 // Builds `num_images` random 3x32x32 images, then times `epochs` full epochs of a shuffling,

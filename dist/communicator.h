@@ -14,7 +14,9 @@
 #include <string>
 
 namespace kindling {
-struct DistError : Error { using Error::Error; };   // a collective failed, timed out or disagreed
+struct DistError : Error {
+  using Error::Error;
+};  // a collective failed, timed out or disagreed
 }  // namespace kindling
 
 namespace kindling::dist {
@@ -33,7 +35,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual std::string name() const = 0;   // "single", "mpi", "nccl"
+  virtual std::string name() const = 0;  // "single", "mpi", "nccl"
 
   // In place over all ranks: t = sum of every rank's t (max for all_reduce_max). Requires a
   // contiguous f32 or i64 tensor of the same shape on every rank; empty tensors are allowed.
@@ -66,7 +68,7 @@ class Communicator {
 // The process group this process belongs to: MPI's world when a launcher (mpirun, mpiexec, srun)
 // started it and MPI is compiled in; else one rank. Initialises MPI on first call.
 Communicator& world();
-bool launched_by_mpi();   // a launcher's environment is present (without initialising anything)
+bool launched_by_mpi();  // a launcher's environment is present (without initialising anything)
 
 // The communicator for tensors on `device`: NCCL over the world's ranks for CUDA when compiled in,
 // else the world itself. Created on first call; the same object afterwards.

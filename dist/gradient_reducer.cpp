@@ -47,7 +47,7 @@ void GradientReducer::prepare() {
 }
 
 void GradientReducer::on_ready(size_t parameter) {
-  if (!active_ || arrived_[parameter]) return;   // a backward outside a step, or a second one
+  if (!active_ || arrived_[parameter]) return;  // a backward outside a step, or a second one
   arrived_[parameter] = 1;
   ++buckets_[bucket_of_[parameter]].ready;
   while (next_to_launch_ < buckets_.size() &&
@@ -84,7 +84,7 @@ void GradientReducer::finish() {
       if (grad.defined()) {
         grad.copy_(sum);
       } else {
-        p.set_grad(sum.clone());   // unused here, used on another rank
+        p.set_grad(sum.clone());  // unused here, used on another rank
       }
     }
   }
@@ -106,7 +106,7 @@ void broadcast_tensors(Communicator& comm, const std::vector<Tensor>& tensors, i
 void average_tensors(Communicator& comm, const std::vector<Tensor>& tensors) {
   NoGradGuard no_grad;
   for (const Tensor& t : tensors) {
-    if (t.dtype() != DType::f32) continue;   // counters stay rank 0's
+    if (t.dtype() != DType::f32) continue;  // counters stay rank 0's
     Tensor sum = t.contiguous().clone();
     comm.all_reduce(sum);
     Tensor(t).copy_(sum.mul_(1.0 / comm.size()));

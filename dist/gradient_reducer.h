@@ -20,12 +20,12 @@ class GradientReducer {
  public:
   // Requires: parameters that require grad, on one device, f32. Registers the hooks.
   GradientReducer(Communicator& comm, std::vector<Tensor> parameters, int64_t bucket_bytes = 512 * 1024);
-  ~GradientReducer();   // removes the hooks
+  ~GradientReducer();  // removes the hooks
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
 
-  void prepare();   // before backward: every bucket pending
-  void finish();    // after backward: every gradient holds the sum over ranks
+  void prepare();  // before backward: every bucket pending
+  void finish();   // after backward: every gradient holds the sum over ranks
   int64_t num_buckets() const { return int64_t(buckets_.size()); }
 
  private:
@@ -42,8 +42,8 @@ class GradientReducer {
   Communicator& comm_;
   std::vector<Tensor> parameters_;
   std::vector<Bucket> buckets_;
-  std::vector<size_t> bucket_of_;    // per parameter
-  std::vector<uint8_t> arrived_;     // per parameter, this step
+  std::vector<size_t> bucket_of_;  // per parameter
+  std::vector<uint8_t> arrived_;   // per parameter, this step
   size_t next_to_launch_ = 0;
   bool active_ = false;
 };

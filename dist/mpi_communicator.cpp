@@ -11,9 +11,12 @@ namespace {
 
 MPI_Datatype mpi_type(DType dtype) {
   switch (dtype) {
-    case DType::f32: return MPI_FLOAT;
-    case DType::i64: return MPI_INT64_T;
-    default: return MPI_BYTE;
+    case DType::f32:
+      return MPI_FLOAT;
+    case DType::i64:
+      return MPI_INT64_T;
+    default:
+      return MPI_BYTE;
   }
 }
 

@@ -24,9 +24,12 @@ void check(cudaError_t status, const char* call) {
 
 ncclDataType_t nccl_type(DType dtype) {
   switch (dtype) {
-    case DType::f32: return ncclFloat32;
-    case DType::i64: return ncclInt64;
-    default: return ncclUint8;
+    case DType::f32:
+      return ncclFloat32;
+    case DType::i64:
+      return ncclInt64;
+    default:
+      return ncclUint8;
   }
 }
 
@@ -42,7 +45,7 @@ class NcclWork final : public Work {
  private:
   NcclCommunicator& owner_;
   const char* collective_;
-  Tensor tensor_;   // kept alive until NCCL has finished with its memory
+  Tensor tensor_;  // kept alive until NCCL has finished with its memory
   cudaEvent_t done_;
   bool waited_ = false;
 };
@@ -56,7 +59,7 @@ class NcclCommunicator final : public Communicator {
     std::memcpy(id_bytes.data_ptr(), &id, sizeof(id));
     world.broadcast(id_bytes, 0);
     std::memcpy(&id, id_bytes.data_ptr(), sizeof(id));
-    cuda::stream();   // selects the device before NCCL binds to it
+    cuda::stream();  // selects the device before NCCL binds to it
     check(ncclCommInitRank(&comm_, world.size(), id, world.rank()), "ncclCommInitRank");
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   }
@@ -108,7 +111,7 @@ class NcclCommunicator final : public Communicator {
         return true;
       });
     } catch (const DistError&) {
-      ncclCommAbort(comm_);   // frees the stream's pending kernels so the process can exit
+      ncclCommAbort(comm_);  // frees the stream's pending kernels so the process can exit
       comm_ = nullptr;
       throw;
     }

@@ -14,21 +14,26 @@ Tensor composed_loss(const LossDesc& desc, const Tensor& logits, const Tensor& l
   const int64_t C = logits.size(1);
   const double P0 = desc.params[0], P1 = desc.params[1];
   const Tensor log_p = log_softmax(logits, 1);
-  const Tensor target = one_hot(labels, C);                  // e
-  const Tensor log_q = sum(mul(log_p, target), 1);          // lp_y [N]
+  const Tensor target = one_hot(labels, C);         // e
+  const Tensor log_q = sum(mul(log_p, target), 1);  // lp_y [N]
   auto q = [&] { return exp(log_q); };
   auto entropy = [&] { return neg(sum(mul(exp(log_p), log_p), 1)); };
   auto wrong_squares = [&] { return sum(mul(square(logits), sub(1.0, target)), 1); };
   switch (desc.kind) {
-    case LossKind::ce: return mean(neg(log_q));
+    case LossKind::ce:
+      return mean(neg(log_q));
     case LossKind::label_smoothing: {
       const Tensor smoothed = add(mul(target, 1.0 - P0), P0 / double(C));
       return mean(neg(sum(mul(smoothed, log_p), 1)));
     }
-    case LossKind::lace: return mean(neg(mul(sub(1.0, q()), log_q)));
-    case LossKind::expectation: return mean(sub(1.0, q()));
-    case LossKind::ce_expectation_mix: return mean(add(mul(neg(log_q), P0), mul(sub(1.0, q()), P1)));
-    case LossKind::min_ent: return mean(add(mul(neg(log_q), P0), mul(entropy(), P1)));
+    case LossKind::lace:
+      return mean(neg(mul(sub(1.0, q()), log_q)));
+    case LossKind::expectation:
+      return mean(sub(1.0, q()));
+    case LossKind::ce_expectation_mix:
+      return mean(add(mul(neg(log_q), P0), mul(sub(1.0, q()), P1)));
+    case LossKind::min_ent:
+      return mean(add(mul(neg(log_q), P0), mul(entropy(), P1)));
     case LossKind::mix_ent: {
       // CE(p, e) = -sum_j p_j ln(e_j + d), straight from its definition; the desc holds
       // K = ln((1 + d) / d), so d = 1 / (e^K - 1).
@@ -36,7 +41,8 @@ Tensor composed_loss(const LossDesc& desc, const Tensor& logits, const Tensor& l
       const Tensor swapped = neg(sum(mul(exp(log_p), log(add(target, floor))), 1));
       return mean(add(mul(neg(log_q), P0), mul(swapped, P1)));
     }
-    case LossKind::squentropy: return mean(add(neg(log_q), div(wrong_squares(), double(C - 1))));
+    case LossKind::squentropy:
+      return mean(add(neg(log_q), div(wrong_squares(), double(C - 1))));
     case LossKind::square: {
       // (1/C) sum_j (1 + (k - 1) e_j) (z_j - M e_j)^2
       const Tensor weight = add(mul(target, P0 - 1.0), 1.0);
@@ -49,7 +55,8 @@ Tensor composed_loss(const LossDesc& desc, const Tensor& logits, const Tensor& l
     }
     case LossKind::focal:
       return mean(mul(neg(mul(pow(sub(1.0, q()), P0), log_q)), P1));
-    case LossKind::poly1: return mean(add(neg(log_q), mul(sub(1.0, q()), P0)));
+    case LossKind::poly1:
+      return mean(add(neg(log_q), mul(sub(1.0, q()), P0)));
   }
   return Tensor();
 }

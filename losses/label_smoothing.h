@@ -10,14 +10,18 @@ namespace kindling {
 struct LabelSmoothingRow : LossRowDefaults {
   static constexpr bool uses_zsum = true;
   static constexpr bool uses_extra = true;
-  template <typename T> KINDLING_HD static T z_term(const LossDesc&, T z, bool) { return z; }
-  template <typename T> KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static T z_term(const LossDesc&, T z, bool) {
+    return z;
+  }
+  template <typename T>
+  KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
     const T eps = T(d.params[0]);
     RowCoef<T> c;
     c.value = -(T(1) - eps) * s.lp_y + eps * (s.lse - s.zsum / s.C);
     c.p_coef = T(1);
     c.y_coef = -(T(1) - eps);
-    c.c0 = -eps / s.C;   // every class's share of the smoothing mass
+    c.c0 = -eps / s.C;  // every class's share of the smoothing mass
     return c;
   }
   template <typename T>

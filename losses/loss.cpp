@@ -28,14 +28,16 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
                  "loss {}: logits and labels must both be defined tensors", name());
   KINDLING_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0) &&
                      logits.size(0) >= 1 && logits.size(1) >= 1,
-                 ShapeError, "loss {}: needs logits [N,C] and labels [N] with N, C >= 1; got logits {} "
-                 "and labels {}", name(), logits.describe(), labels.describe());
+                 ShapeError,
+                 "loss {}: needs logits [N,C] and labels [N] with N, C >= 1; got logits {} "
+                 "and labels {}",
+                 name(), logits.describe(), labels.describe());
   KINDLING_CHECK(logits.dtype() == DType::f32 && labels.dtype() == DType::i64, DTypeError,
                  "loss {}: needs logits f32 and labels i64; got logits {} and labels {}", name(),
                  logits.describe(), labels.describe());
   KINDLING_CHECK(logits.device() == labels.device(), DeviceError,
-                 "loss {}: logits and labels must be on one device; got logits {} and labels {}",
-                 name(), logits.describe(), labels.describe());
+                 "loss {}: logits and labels must be on one device; got logits {} and labels {}", name(),
+                 logits.describe(), labels.describe());
   const int64_t N = logits.size(0), C = logits.size(1);
   KINDLING_CHECK(kind_ != LossKind::squentropy || C >= 2, ShapeError,
                  "loss squentropy: needs at least 2 classes; got logits {}", logits.describe());
@@ -56,7 +58,7 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
     record(backward_name(kind_), {logits}, out, [grad](const GradOutputs& g) {
       // Only the saved gradient is captured: std::function keeps a closure this small inline.
       const Tensor& upstream = g[0];
-      const bool per_row = upstream.dim() == 1;   // reduction none: row n scales by upstream[n]
+      const bool per_row = upstream.dim() == 1;  // reduction none: row n scales by upstream[n]
       // loss.backward() seeds 1: the saved gradient is the answer, no multiply. A detached alias
       // counts as a second owner of the buffer while this closure lives, so AccumulateGrad copies
       // it under retain_graph and adopts it otherwise (the engine releases the closure first). On a
@@ -66,8 +68,8 @@ Tensor Loss::forward(const Tensor& logits, const Tensor& labels) const {
       const int64_t N = grad.size(0), C = grad.size(1);
       const Shape strides = per_row ? Shape{upstream.stride(0), 0} : Shape{0, 0};
       Tensor logits_grad = empty({N, C}, TensorOptions{}.with_device(grad.device()));
-      backend(grad.device()).binary(BinaryOp::Mul, logits_grad, grad,
-                                    as_strided(upstream, {N, C}, strides, upstream.offset()));
+      backend(grad.device())
+          .binary(BinaryOp::Mul, logits_grad, grad, as_strided(upstream, {N, C}, strides, upstream.offset()));
       return std::vector<Tensor>{logits_grad};
     });
   }

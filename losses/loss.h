@@ -43,10 +43,10 @@ class Loss {
   Tensor operator()(const Tensor& logits, const Tensor& labels) const { return forward(logits, labels); }
 
  private:
-  double number(const char* key) const;   // a numeric hyperparameter's value (NaN for auto)
+  double number(const char* key) const;  // a numeric hyperparameter's value (NaN for auto)
 
   LossKind kind_ = LossKind::ce;
-  std::vector<std::pair<std::string, std::vector<double>>> values_;   // key -> value(s)
+  std::vector<std::pair<std::string, std::vector<double>>> values_;  // key -> value(s)
   Reduction reduction_ = Reduction::mean;
   int64_t epoch_ = 0, total_epochs_ = 0;
 };

@@ -34,9 +34,8 @@ double median_ms(const std::function<void()>& step, Device device, int repeats) 
 
 }  // namespace
 
-std::vector<LossBenchResult> bench_losses(std::vector<std::string> specs,
-                                          std::vector<LossBenchSize> sizes, Device device,
-                                          int repeats) {
+std::vector<LossBenchResult> bench_losses(std::vector<std::string> specs, std::vector<LossBenchSize> sizes,
+                                          Device device, int repeats) {
   if (specs.empty())
     for (const LossInfo& info : loss_registry()) specs.emplace_back(info.name);
   if (sizes.empty()) sizes = {{128, 10}, {1024, 1000}};
@@ -48,8 +47,8 @@ std::vector<LossBenchResult> bench_losses(std::vector<std::string> specs,
     logits.set_requires_grad(true);
     std::vector<int64_t> label_values(static_cast<size_t>(size.N));
     for (int64_t& label : label_values) label = generator.randint(size.C);
-    const Tensor labels = from_vector<int64_t>(
-        label_values, {size.N}, TensorOptions{}.with_dtype(DType::i64).with_device(device));
+    const Tensor labels = from_vector<int64_t>(label_values, {size.N},
+                                               TensorOptions{}.with_dtype(DType::i64).with_device(device));
     for (const std::string& spec : specs) {
       const Loss loss(spec);
       const LossDesc desc = loss.desc(size.C);
@@ -62,8 +61,8 @@ std::vector<LossBenchResult> bench_losses(std::vector<std::string> specs,
       result.N = size.N;
       result.C = size.C;
       result.fused_ms = median_ms([&] { run([&] { return loss(logits, labels); }); }, device, repeats);
-      result.composed_ms = median_ms([&] { run([&] { return composed_loss(desc, logits, labels); }); },
-                                     device, repeats);
+      result.composed_ms =
+          median_ms([&] { run([&] { return composed_loss(desc, logits, labels); }); }, device, repeats);
       results.push_back(result);
     }
   }
@@ -71,11 +70,11 @@ std::vector<LossBenchResult> bench_losses(std::vector<std::string> specs,
 }
 
 std::string format_loss_bench(const std::vector<LossBenchResult>& results) {
-  std::string text = fmt::format("{:<20} {:>6} {:>6} {:>10} {:>12} {:>8}\n", "loss", "N", "C",
-                                 "fused ms", "composed ms", "speedup");
+  std::string text = fmt::format("{:<20} {:>6} {:>6} {:>10} {:>12} {:>8}\n", "loss", "N", "C", "fused ms",
+                                 "composed ms", "speedup");
   for (const LossBenchResult& r : results)
-    text += fmt::format("{:<20} {:>6} {:>6} {:>10.4f} {:>12.4f} {:>7.1f}x\n", r.loss, r.N, r.C,
-                        r.fused_ms, r.composed_ms, r.speedup());
+    text += fmt::format("{:<20} {:>6} {:>6} {:>10.4f} {:>12.4f} {:>7.1f}x\n", r.loss, r.N, r.C, r.fused_ms,
+                        r.composed_ms, r.speedup());
   return text;
 }
 

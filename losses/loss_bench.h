@@ -11,9 +11,9 @@
 namespace kindling {
 
 struct LossBenchResult {
-  std::string loss;          // the spec
+  std::string loss;  // the spec
   int64_t N = 0, C = 0;
-  double fused_ms = 0;       // median of the repeats, forward + backward
+  double fused_ms = 0;  // median of the repeats, forward + backward
   double composed_ms = 0;
   double speedup() const { return fused_ms > 0 ? composed_ms / fused_ms : 0.0; }
 };

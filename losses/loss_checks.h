@@ -10,8 +10,7 @@
 namespace kindling {
 
 // ValueError "loss focal: labels[1] = 4 is outside [0, 4) for logits f32[3,4] on cpu".
-[[noreturn]] void throw_label_out_of_range(LossKind kind, int64_t row, int64_t label,
-                                           const Tensor& logits);
+[[noreturn]] void throw_label_out_of_range(LossKind kind, int64_t row, int64_t label, const Tensor& logits);
 // The same, for logits of C classes described as `logits_description` (Tensor::describe()'s words).
 [[noreturn]] void throw_label_out_of_range(LossKind kind, int64_t row, int64_t label, int64_t C,
                                            const std::string& logits_description);

@@ -19,11 +19,21 @@ namespace kindling {
 // Every loss, once, in the order of docs/losses.md: X(kind, row-maths struct). The enum, the names
 // and the count below and the kernels' dispatch (visit_loss in losses/loss_rows.h) are generated
 // from this list; the registry (losses/registry.cpp) describes each kind for users.
-#define KINDLING_LOSS_KINDS(X)                                                                    \
-  X(ce, CeRow) X(label_smoothing, LabelSmoothingRow) X(lace, LaceRow) X(expectation, ExpectationRow) \
-  X(ce_expectation_mix, CeExpectationMixRow) X(min_ent, MinEntRow) X(mix_ent, MixEntRow)          \
-  X(squentropy, SquentropyRow) X(square, SquareRow) X(ngl, NglRow) X(focal, FocalRow)             \
+// clang-format off
+#define KINDLING_LOSS_KINDS(X)                    \
+  X(ce, CeRow)                                    \
+  X(label_smoothing, LabelSmoothingRow)           \
+  X(lace, LaceRow)                                \
+  X(expectation, ExpectationRow)                  \
+  X(ce_expectation_mix, CeExpectationMixRow)      \
+  X(min_ent, MinEntRow)                           \
+  X(mix_ent, MixEntRow)                           \
+  X(squentropy, SquentropyRow)                    \
+  X(square, SquareRow)                            \
+  X(ngl, NglRow)                                  \
+  X(focal, FocalRow)                              \
   X(poly1, Poly1Row)
+// clang-format on
 
 #define KINDLING_LOSS_ENUM(kind, Row) kind,
 enum class LossKind : int32_t { KINDLING_LOSS_KINDS(KINDLING_LOSS_ENUM) };
@@ -52,7 +62,7 @@ enum class Reduction : int32_t { mean, sum, none };
 struct LossDesc {
   LossKind kind = LossKind::ce;
   float params[kMaxLossParams] = {};
-  Reduction reduction = Reduction::mean;   // the kernels reduce the rows themselves
+  Reduction reduction = Reduction::mean;  // the kernels reduce the rows themselves
 };
 
 // ---- scalar maths for float and double, callable from host and device code ----
@@ -63,7 +73,7 @@ struct LossDesc {
 // it vectorize without -ffast-math; relative error about 1e-7, like expf. Exactly 0 below -87 (no
 // denormals), and capped at e^88 above 88 (losses only take exp of values <= 2.41).
 inline float exp_poly(float x) {
-  const float clamped = !(x >= -87.0f) ? -87.0f : x > 88.0f ? 88.0f : x;   // NaN -> -87
+  const float clamped = !(x >= -87.0f) ? -87.0f : x > 88.0f ? 88.0f : x;  // NaN -> -87
   // n = round(x / ln 2) by the 1.5 * 2^23 trick: std::floor would not vectorize.
   const float n = (clamped * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;
@@ -83,7 +93,7 @@ inline float exp_poly(float x) {
 inline float log_poly(float x) {
   const int32_t bits = std::bit_cast<int32_t>(x);
   float n = float(((bits >> 23) & 0xff) - 126);
-  float f = std::bit_cast<float>((bits & 0x007fffff) | 0x3f000000);   // in [0.5, 1)
+  float f = std::bit_cast<float>((bits & 0x007fffff) | 0x3f000000);  // in [0.5, 1)
   const bool low = f < 0.707106781186547524f;
   n = low ? n - 1.0f : n;
   f = (low ? f + f : f) - 1.0f;
@@ -117,7 +127,10 @@ KINDLING_HD inline double k_log1p(double x) { return ::log1p(x); }
 KINDLING_HD inline float k_pow(float x, float y) { return ::powf(x, y); }
 KINDLING_HD inline double k_pow(double x, double y) { return ::pow(x, y); }
 // x - x is 0 for finite x and NaN for ±Inf and NaN; no <cmath> classification needed on device.
-template <typename T> KINDLING_HD inline bool k_isfinite(T x) { return x - x == T(0); }
+template <typename T>
+KINDLING_HD inline bool k_isfinite(T x) {
+  return x - x == T(0);
+}
 
 // ---- the pieces of one row that every loss is written in ----
 // A row is z [C] with label y. The generic driver (loss_rows.h) makes up to four passes over it:
@@ -127,7 +140,8 @@ template <typename T> KINDLING_HD inline bool k_isfinite(T x) { return x - x == 
 //   4. dl/dz_j = p_coef * p_j + y_coef * [j == y] + extra(z_j, lp_j, p_j, j == y, p_terms_j)
 // Each loss supplies the terms and `finish`, which turns the row sums into the value and the
 // gradient coefficients. Losses say which passes they need with the static flags.
-template <typename T> struct RowSums {
+template <typename T>
+struct RowSums {
   T s0 = 0, s1 = 0;
   KINDLING_HD RowSums& operator+=(const RowSums& other) {
     s0 += other.s0;
@@ -135,38 +149,45 @@ template <typename T> struct RowSums {
     return *this;
   }
 };
-template <typename T> struct RowStats {
-  T C;       // class count
-  T z_y;     // the true class's logit
-  T lse;     // log-sum-exp of the row (0 when the loss needs no softmax)
-  T lp_y;    // z_y - lse
-  T q;       // p_y
-  T one_minus_q;   // 1 - p_y, computed without cancelling (losses/row_weight.h)
-  T zsum;    // pass 2's loss-specific sum
-  RowSums<T> psum;   // pass 3's loss-specific sums
+template <typename T>
+struct RowStats {
+  T C;              // class count
+  T z_y;            // the true class's logit
+  T lse;            // log-sum-exp of the row (0 when the loss needs no softmax)
+  T lp_y;           // z_y - lse
+  T q;              // p_y
+  T one_minus_q;    // 1 - p_y, computed without cancelling (losses/row_weight.h)
+  T zsum;           // pass 2's loss-specific sum
+  RowSums<T> psum;  // pass 3's loss-specific sums
 };
-template <typename T> struct RowCoef {
-  T value = 0;    // the row's loss
-  T p_coef = 0;   // coefficient of p_j in dl/dz_j
-  T y_coef = 0;   // added to dl/dz_y
-  T c0 = 0;       // a constant the loss's extra() may use
+template <typename T>
+struct RowCoef {
+  T value = 0;   // the row's loss
+  T p_coef = 0;  // coefficient of p_j in dl/dz_j
+  T y_coef = 0;  // added to dl/dz_y
+  T c0 = 0;      // a constant the loss's extra() may use
 };
 
 // Class j of a row as pass 4 sees it.
-template <typename T> struct RowElem {
-  T z, lp, p;          // logit, log-probability, probability (lp = p = 0 without a softmax)
+template <typename T>
+struct RowElem {
+  T z, lp, p;  // logit, log-probability, probability (lp = p = 0 without a softmax)
   bool is_y;
-  RowSums<T> terms;    // the loss's p_terms at j, for losses that use them (saves recomputing)
+  RowSums<T> terms;  // the loss's p_terms at j, for losses that use them (saves recomputing)
 };
 
 // Defaults for the hooks a loss leaves out. Loss structs derive from this and hide what they use.
 struct LossRowDefaults {
-  static constexpr bool uses_softmax = true;   // pass 2 computes lse
-  static constexpr bool uses_zsum = false;     // pass 2 calls z_term
-  static constexpr bool uses_psum = false;     // pass 3 runs
-  static constexpr bool uses_extra = false;    // pass 4 calls extra
-  template <typename T> KINDLING_HD static T z_term(const LossDesc&, T, bool) { return T(0); }
-  template <typename T> KINDLING_HD static RowSums<T> p_terms(const LossDesc&, T, T, bool) {
+  static constexpr bool uses_softmax = true;  // pass 2 computes lse
+  static constexpr bool uses_zsum = false;    // pass 2 calls z_term
+  static constexpr bool uses_psum = false;    // pass 3 runs
+  static constexpr bool uses_extra = false;   // pass 4 calls extra
+  template <typename T>
+  KINDLING_HD static T z_term(const LossDesc&, T, bool) {
+    return T(0);
+  }
+  template <typename T>
+  KINDLING_HD static RowSums<T> p_terms(const LossDesc&, T, T, bool) {
     return {};
   }
   template <typename T>

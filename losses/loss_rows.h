@@ -19,22 +19,25 @@
 namespace kindling {
 
 // Calls visit(RowStruct{}) with the row-maths struct of `kind` (host code: the kernels' launchers).
-template <class Visitor> decltype(auto) visit_loss(LossKind kind, Visitor&& visit) {
+template <class Visitor>
+decltype(auto) visit_loss(LossKind kind, Visitor&& visit) {
   switch (kind) {
 #define KINDLING_LOSS_CASE(kind, Row) \
-  case LossKind::kind: return visit(Row{});
+  case LossKind::kind:                \
+    return visit(Row{});
     KINDLING_LOSS_KINDS(KINDLING_LOSS_CASE)
 #undef KINDLING_LOSS_CASE
   }
-  return visit(CeRow{});   // unreachable: the switch covers KINDLING_LOSS_KINDS
+  return visit(CeRow{});  // unreachable: the switch covers KINDLING_LOSS_KINDS
 }
 
 // Sums term(j) over j in [0, n) in `Sum` with kRowLanes independent partial sums. One running sum
 // is a chain of dependent adds that the compiler may not reorder without -ffast-math, so it would
 // not vectorize; the lanes fix an order that vectorizes (the same order on every call).
 inline constexpr int kRowLanes = 8;
-template <typename Sum, class Term> Sum lane_sum(int64_t n, Term term) {
-  if (n < 2 * kRowLanes) {   // short rows (C = 10): setting up the lanes costs more than it saves
+template <typename Sum, class Term>
+Sum lane_sum(int64_t n, Term term) {
+  if (n < 2 * kRowLanes) {  // short rows (C = 10): setting up the lanes costs more than it saves
     Sum total{};
     for (int64_t j = 0; j < n; ++j) total += term(j);
     return total;
@@ -50,7 +53,8 @@ template <typename Sum, class Term> Sum lane_sum(int64_t n, Term term) {
 }
 
 // max_j z[j], and whether every z[j] is finite (sum_j 0 * z[j] is 0 exactly then, NaN otherwise).
-template <typename T> bool row_max_if_finite(const T* z, int64_t n, T* max_out) {
+template <typename T>
+bool row_max_if_finite(const T* z, int64_t n, T* max_out) {
   if (n < 2 * kRowLanes) {
     T m = z[0], zero_sum = 0;
     for (int64_t j = 0; j < n; ++j) {
@@ -73,7 +77,8 @@ template <typename T> bool row_max_if_finite(const T* z, int64_t n, T* max_out) 
 }
 
 // A per-thread buffer of at least `count` elements, reused from row to row.
-template <typename T> T* row_scratch(int64_t count) {
+template <typename T>
+T* row_scratch(int64_t count) {
   thread_local std::vector<T> scratch;
   if (scratch.size() < size_t(count)) scratch.resize(size_t(count));
   return scratch.data();
@@ -85,8 +90,7 @@ template <typename T> T* row_scratch(int64_t count) {
 // reference <double, double>. grad may be null (no gradient wanted); else it doubles as scratch
 // for exp(z_j - m) and must not alias z. Host code only (the CUDA kernel has its own passes).
 template <class Row, typename T, typename Acc>
-bool loss_row(const LossDesc& desc, const T* z, int64_t C, int64_t y, T* grad, Acc scale,
-              Acc* value) {
+bool loss_row(const LossDesc& desc, const T* z, int64_t C, int64_t y, T* grad, Acc scale, Acc* value) {
   // pass 1: the max, and whether every logit is finite (an Inf would turn the max into NaN maths)
   T m;
   if (!row_max_if_finite(z, C, &m)) return false;
@@ -107,7 +111,7 @@ bool loss_row(const LossDesc& desc, const T* z, int64_t C, int64_t y, T* grad, A
   if constexpr (Row::uses_softmax) {
     for (int64_t j = 0; j < C; ++j) grad[j] = k_exp(z[j] - m);
     sum_exp = lane_sum<Acc>(C, [&](int64_t j) { return Acc(grad[j]); });
-    log_sum_exp = Acc(k_log(T(sum_exp)));   // S is in [1, C]: T's log is accurate enough
+    log_sum_exp = Acc(k_log(T(sum_exp)));  // S is in [1, C]: T's log is accurate enough
     stats.lse = Acc(m) + log_sum_exp;
     stats.lp_y = (stats.z_y - Acc(m)) - log_sum_exp;
     // S - e_y is the double sum of the other classes' exp, up to rounding of a double: no

@@ -39,19 +39,19 @@ double parse_number(const LossInfo& info, const HyperParam& param, const std::st
     const std::optional<double> parsed = parse_finite(text);
     value = parsed.value_or(0.0);
     KINDLING_CHECK(parsed.has_value(), ValueError, "loss {}: {} must be a {}, got '{}'", info.name, param.key,
-                   param.type == ParamType::base ? "number or e"
-                   : param.type == ParamType::number_or_auto ? "number or auto" : "number",
+                   param.type == ParamType::base             ? "number or e"
+                   : param.type == ParamType::number_or_auto ? "number or auto"
+                                                             : "number",
                    text);
   }
-  const bool in_range = (param.min_open ? value > param.min : value >= param.min) &&
-                        value <= param.max && !(param.type == ParamType::base && value == 1.0);
+  const bool in_range = (param.min_open ? value > param.min : value >= param.min) && value <= param.max &&
+                        !(param.type == ParamType::base && value == 1.0);
   KINDLING_CHECK(in_range, ValueError, "loss {}: {} must be {}, got {}", info.name, param.key,
                  range_text(param), text);
   return value;
 }
 
-std::vector<double> parse_value(const LossInfo& info, const HyperParam& param,
-                                const std::string& text) {
+std::vector<double> parse_value(const LossInfo& info, const HyperParam& param, const std::string& text) {
   if (param.type != ParamType::number_list) return {parse_number(info, param, text)};
   std::vector<double> values;
   for (const std::string& item : split_list(text)) values.push_back(parse_number(info, param, item));
@@ -67,9 +67,12 @@ Reduction parse_reduction(const LossInfo& info, const std::string& text) {
 
 const char* reduction_name(Reduction reduction) {
   switch (reduction) {
-    case Reduction::sum: return "sum";
-    case Reduction::none: return "none";
-    case Reduction::mean: break;
+    case Reduction::sum:
+      return "sum";
+    case Reduction::none:
+      return "none";
+    case Reduction::mean:
+      break;
   }
   return "mean";
 }
@@ -91,8 +94,7 @@ Loss::Loss(const std::string& spec) {
     size_t index = 0;
     while (index < info.params.size() && key != info.params[index].key) ++index;
     KINDLING_CHECK(index < info.params.size(), ValueError,
-                   "loss {} has no hyperparameter '{}'; valid keys: {}", info.name, key,
-                   valid_keys(info));
+                   "loss {} has no hyperparameter '{}'; valid keys: {}", info.name, key, valid_keys(info));
     values_[index].second = parse_value(info, info.params[index], text);
   }
 }
@@ -124,8 +126,8 @@ double Loss::number(const char* key) const {
 
 void Loss::set_progress(int64_t epoch, int64_t total_epochs) {
   KINDLING_CHECK(epoch >= 0 && total_epochs >= 1, ValueError,
-                 "loss {}: set_progress needs epoch >= 0 and total_epochs >= 1, got {} of {}",
-                 name(), epoch, total_epochs);
+                 "loss {}: set_progress needs epoch >= 0 and total_epochs >= 1, got {} of {}", name(), epoch,
+                 total_epochs);
   epoch_ = epoch;
   total_epochs_ = total_epochs;
 }
@@ -151,7 +153,9 @@ LossDesc Loss::desc(int64_t num_classes) const {
   desc.reduction = reduction_;
   float* params = desc.params;
   switch (kind_) {
-    case LossKind::label_smoothing: params[0] = float(number("eps")); break;
+    case LossKind::label_smoothing:
+      params[0] = float(number("eps"));
+      break;
     case LossKind::ce_expectation_mix: {
       const auto [alpha, beta] = mix_weights(values_.at(0).second, number("h"), epoch_, total_epochs_);
       params[0] = float(alpha);
@@ -163,7 +167,7 @@ LossDesc Loss::desc(int64_t num_classes) const {
       params[0] = float(number("w1") / std::log(number("b1")));
       params[1] = float(number("w2") / std::log(number("b2")));
       if (kind_ == LossKind::mix_ent) {
-        params[2] = float(std::log1p(1.0 / number("d")));   // K = ln((1 + d) / d)
+        params[2] = float(std::log1p(1.0 / number("d")));  // K = ln((1 + d) / d)
         params[3] = float(std::log1p(number("d")));
       }
       break;
@@ -177,12 +181,15 @@ LossDesc Loss::desc(int64_t num_classes) const {
       params[0] = float(number("gamma"));
       params[1] = float(number("alpha"));
       break;
-    case LossKind::poly1: params[0] = float(number("eps")); break;
+    case LossKind::poly1:
+      params[0] = float(number("eps"));
+      break;
     case LossKind::ce:
     case LossKind::lace:
     case LossKind::expectation:
     case LossKind::squentropy:
-    case LossKind::ngl: break;
+    case LossKind::ngl:
+      break;
   }
   return desc;
 }

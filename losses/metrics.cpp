@@ -16,8 +16,8 @@ void MetricsAccumulator::add(const Tensor& logits, const Tensor& labels) {
                  logits.defined() ? logits.describe() : "undefined",
                  labels.defined() ? labels.describe() : "undefined");
   KINDLING_CHECK(logits.dtype() == DType::f32 && labels.dtype() == DType::i64, DTypeError,
-                 "metrics: needs logits f32 and labels i64; got logits {} and labels {}",
-                 logits.describe(), labels.describe());
+                 "metrics: needs logits f32 and labels i64; got logits {} and labels {}", logits.describe(),
+                 labels.describe());
   const int64_t N = logits.size(0), C = logits.size(1);
   const std::vector<float> z = logits.to_vector<float>();
   const std::vector<int64_t> y = labels.to_vector<int64_t>();
@@ -44,14 +44,14 @@ void MetricsAccumulator::add(const Tensor& logits, const Tensor& labels) {
         beaten_by += row[j] > z_y || (row[j] == z_y && j < label);
         has_nan |= std::isnan(row[j]);
       }
-      if (has_nan) {   // a NaN row is never correct; its NLL and confidence are NaN
+      if (has_nan) {  // a NaN row is never correct; its NLL and confidence are NaN
         beaten_by = C;
         m = NAN;
       }
       for (int64_t j = 0; j < C; ++j) sum += std::exp(double(row[j]) - m);
       rank[size_t(n)] = beaten_by;
       nll[size_t(n)] = m + std::log(sum) - z_y;
-      confidence_[first + size_t(n)] = float(1.0 / sum);   // max_j p_j = exp(m - lse)
+      confidence_[first + size_t(n)] = float(1.0 / sum);  // max_j p_j = exp(m - lse)
       correct_[first + size_t(n)] = beaten_by == 0;
     }
   });
@@ -106,7 +106,7 @@ double MetricsAccumulator::ece(int bins) const {
 }
 
 ClassificationMetrics summarize(const MetricsAccumulator& accumulator) {
-  return {accumulator.count(), accumulator.top1(), accumulator.top5(), accumulator.nll(),
+  return {accumulator.count(), accumulator.top1(),  accumulator.top5(),         accumulator.nll(),
           accumulator.ece(15), accumulator.ece(10), accumulator.reliability(15)};
 }
 

@@ -31,7 +31,7 @@ class MetricsAccumulator {
   // ties going to the lower class index (so top-1 is argmax with the first maximum). C < k: all.
   double top1() const;
   double top5() const;
-  double nll() const;   // mean of -ln p_y (natural log, via log-sum-exp)
+  double nll() const;  // mean of -ln p_y (natural log, via log-sum-exp)
   // sum over bins b of (|b| / count) |accuracy(b) - confidence(b)|, confidence = max_j p_j, bin b
   // = (b/n, (b+1)/n] (the first bin also takes 0).
   double ece(int bins = 15) const;
@@ -41,14 +41,14 @@ class MetricsAccumulator {
  private:
   int64_t count_ = 0, top1_hits_ = 0, top5_hits_ = 0;
   double nll_sum_ = 0;
-  std::vector<float> confidence_;   // per row: max_j p_j
-  std::vector<uint8_t> correct_;    // per row: argmax == label
+  std::vector<float> confidence_;  // per row: max_j p_j
+  std::vector<uint8_t> correct_;   // per row: argmax == label
 };
 
 struct ClassificationMetrics {
   int64_t count = 0;
   double top1 = 0, top5 = 0, nll = 0, ece15 = 0, ece10 = 0;
-  std::vector<ReliabilityBin> reliability;   // 15 bins, those of ece15
+  std::vector<ReliabilityBin> reliability;  // 15 bins, those of ece15
 };
 // All metrics of one batch (or a whole evaluation set held as one tensor).
 // Every metric of what `accumulator` has seen (ECE with 15 and with 10 bins).

@@ -11,10 +11,12 @@ struct MinEntRow : LossRowDefaults {
   static constexpr bool uses_psum = true;
   static constexpr bool uses_extra = true;
   // psum.s0 = H. A p_j that underflowed to 0 contributes 0 * lp_j = 0, the right limit.
-  template <typename T> KINDLING_HD static RowSums<T> p_terms(const LossDesc&, T lp, T p, bool) {
+  template <typename T>
+  KINDLING_HD static RowSums<T> p_terms(const LossDesc&, T lp, T p, bool) {
     return {-p * lp, T(0)};
   }
-  template <typename T> KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
     const T c1 = T(d.params[0]), c2 = T(d.params[1]);
     const T entropy = s.psum.s0;
     RowCoef<T> c;
@@ -26,7 +28,7 @@ struct MinEntRow : LossRowDefaults {
   }
   template <typename T>
   KINDLING_HD static T extra(const LossDesc&, const RowCoef<T>& c, T, const RowElem<T>& e) {
-    return c.c0 * e.terms.s0;   // -c2 p_j lp_j
+    return c.c0 * e.terms.s0;  // -c2 p_j lp_j
   }
 };
 

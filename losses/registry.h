@@ -10,28 +10,28 @@
 namespace kindling {
 
 enum class ParamType {
-  number,           // a real number in [min, max] (min excluded when min_open)
-  base,             // a logarithm base: a number or `e`, > 0 and != 1
-  number_list,      // numbers separated by '/', each in [min, max]
-  number_or_auto,   // a number in range, or `auto` (chosen from the class count)
+  number,          // a real number in [min, max] (min excluded when min_open)
+  base,            // a logarithm base: a number or `e`, > 0 and != 1
+  number_list,     // numbers separated by '/', each in [min, max]
+  number_or_auto,  // a number in range, or `auto` (chosen from the class count)
 };
 
 struct HyperParam {
   const char* key;
   ParamType type;
-  const char* default_text;   // as written in a spec: "2", "e", "0/0.5", "auto"
+  const char* default_text;  // as written in a spec: "2", "e", "0/0.5", "auto"
   double min, max;
-  bool min_open;              // min itself is not allowed
+  bool min_open;  // min itself is not allowed
   const char* help;
 };
 
 struct LossInfo {
   const char* name;
   LossKind kind;
-  const char* formula;        // one line, with the gradient where it is short
+  const char* formula;  // one line, with the gradient where it is short
   std::vector<HyperParam> params;
   const char* source;
-  const char* notes;          // decisions and traits a user must know; may be ""
+  const char* notes;  // decisions and traits a user must know; may be ""
 };
 
 // Every loss, in the order of docs/losses.md.

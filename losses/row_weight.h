@@ -9,14 +9,17 @@
 
 namespace kindling {
 
-template <typename T> struct PhiW {
-  T phi;   // the row's loss
-  T w;     // its weight on (p - e)
+template <typename T>
+struct PhiW {
+  T phi;  // the row's loss
+  T w;    // its weight on (p - e)
 };
 
 // Adapts a struct with `phi_w(desc, stats)` to the generic row interface.
-template <class Rule> struct RowWeightLoss : LossRowDefaults {
-  template <typename T> KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
+template <class Rule>
+struct RowWeightLoss : LossRowDefaults {
+  template <typename T>
+  KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
     const PhiW<T> r = Rule::phi_w(d, s);
     RowCoef<T> c;
     c.value = r.phi;
@@ -28,21 +31,24 @@ template <class Rule> struct RowWeightLoss : LossRowDefaults {
 
 // ce: l = -lp_y, w = 1.
 struct CeRule {
-  template <typename T> KINDLING_HD static PhiW<T> phi_w(const LossDesc&, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static PhiW<T> phi_w(const LossDesc&, const RowStats<T>& s) {
     return {-s.lp_y, T(1)};
   }
 };
 
 // lace (Shim 2025): l = -(1 - q) ln q, w = (1 - q) - q ln q.
 struct LaceRule {
-  template <typename T> KINDLING_HD static PhiW<T> phi_w(const LossDesc&, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static PhiW<T> phi_w(const LossDesc&, const RowStats<T>& s) {
     return {-s.one_minus_q * s.lp_y, s.one_minus_q - s.q * s.lp_y};
   }
 };
 
 // expectation (Battash et al. 2021): l = 1 - q, w = q.
 struct ExpectationRule {
-  template <typename T> KINDLING_HD static PhiW<T> phi_w(const LossDesc&, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static PhiW<T> phi_w(const LossDesc&, const RowStats<T>& s) {
     return {s.one_minus_q, s.q};
   }
 };
@@ -50,7 +56,8 @@ struct ExpectationRule {
 // ce_expectation_mix: l = alpha CE + beta (1 - q), w = alpha + beta q.
 // params: [0] alpha, [1] beta (this epoch's, from the schedule in losses/loss.cpp).
 struct CeExpectationMixRule {
-  template <typename T> KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
     const T alpha = T(d.params[0]), beta = T(d.params[1]);
     return {-alpha * s.lp_y + beta * s.one_minus_q, alpha + beta * s.q};
   }
@@ -60,7 +67,8 @@ struct CeExpectationMixRule {
 // w = c1 + c2 K q. params: [0] c1 = w1 / ln b1, [1] c2 = w2 / ln b2, [2] K, [3] ln(1 + d) (the
 // constants of the floor d, computed once by the front door).
 struct MixEntRule {
-  template <typename T> KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
     const T c1 = T(d.params[0]), c2 = T(d.params[1]), K = T(d.params[2]);
     const T log1p_floor = T(d.params[3]);
     return {-c1 * s.lp_y + c2 * (K * s.one_minus_q - log1p_floor), c1 + c2 * K * s.q};
@@ -72,12 +80,12 @@ struct MixEntRule {
 // 0 * inf for gamma < 1 while its limit is 0, so w is taken as its limit there.
 // params: [0] gamma, [1] alpha.
 struct FocalRule {
-  template <typename T> KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
     const T gamma = T(d.params[0]), alpha = T(d.params[1]);
     if (s.one_minus_q == T(0)) return {T(0), gamma == T(0) ? alpha : T(0)};
     // gamma = 2 (the default) without a pow call
-    const T modulator =
-        gamma == T(2) ? s.one_minus_q * s.one_minus_q : k_pow(s.one_minus_q, gamma);
+    const T modulator = gamma == T(2) ? s.one_minus_q * s.one_minus_q : k_pow(s.one_minus_q, gamma);
     return {-alpha * modulator * s.lp_y,
             alpha * (modulator - gamma * s.q * (modulator / s.one_minus_q) * s.lp_y)};
   }
@@ -85,7 +93,8 @@ struct FocalRule {
 
 // poly1 (Leng et al. 2022): l = -ln q + eps (1 - q), w = 1 + eps q. params: [0] eps.
 struct Poly1Rule {
-  template <typename T> KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static PhiW<T> phi_w(const LossDesc& d, const RowStats<T>& s) {
     const T eps = T(d.params[0]);
     return {-s.lp_y + eps * s.one_minus_q, T(1) + eps * s.q};
   }

@@ -10,10 +10,12 @@ struct SquareRow : LossRowDefaults {
   static constexpr bool uses_softmax = false;
   static constexpr bool uses_zsum = true;
   static constexpr bool uses_extra = true;
-  template <typename T> KINDLING_HD static T z_term(const LossDesc&, T z, bool is_y) {
+  template <typename T>
+  KINDLING_HD static T z_term(const LossDesc&, T z, bool is_y) {
     return is_y ? T(0) : z * z;
   }
-  template <typename T> KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static RowCoef<T> finish(const LossDesc& d, const RowStats<T>& s) {
     const T k = T(d.params[0]), M = T(d.params[1]);
     const T true_gap = s.z_y - M;
     RowCoef<T> c;

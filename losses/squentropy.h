@@ -9,10 +9,12 @@ namespace kindling {
 struct SquentropyRow : LossRowDefaults {
   static constexpr bool uses_zsum = true;
   static constexpr bool uses_extra = true;
-  template <typename T> KINDLING_HD static T z_term(const LossDesc&, T z, bool is_y) {
+  template <typename T>
+  KINDLING_HD static T z_term(const LossDesc&, T z, bool is_y) {
     return is_y ? T(0) : z * z;
   }
-  template <typename T> KINDLING_HD static RowCoef<T> finish(const LossDesc&, const RowStats<T>& s) {
+  template <typename T>
+  KINDLING_HD static RowCoef<T> finish(const LossDesc&, const RowStats<T>& s) {
     RowCoef<T> c;
     c.c0 = T(1) / (s.C - T(1));
     c.value = -s.lp_y + s.zsum * c.c0;

@@ -14,7 +14,9 @@
 namespace kindling {
 
 namespace {
-std::string size2_str(Size2 s) { return s.h == s.w ? std::to_string(s.h) : fmt::format("({}, {})", s.h, s.w); }
+std::string size2_str(Size2 s) {
+  return s.h == s.w ? std::to_string(s.h) : fmt::format("({}, {})", s.h, s.w);
+}
 
 void check_positive(int64_t value, const char* layer, const char* what) {
   KINDLING_CHECK(value >= 1, ValueError, "{}: {} must be >= 1, got {}", layer, what, value);
@@ -117,7 +119,8 @@ std::string Conv2d::describe() const {
   std::string text = fmt::format("Conv2d({}, {}, kernel_size={}, stride={}", in_channels_, out_channels_,
                                  size2_str(kernel_size_), size2_str(options_.stride));
   if (options_.padding.h || options_.padding.w) text += ", padding=" + size2_str(options_.padding);
-  if (options_.dilation.h != 1 || options_.dilation.w != 1) text += ", dilation=" + size2_str(options_.dilation);
+  if (options_.dilation.h != 1 || options_.dilation.w != 1)
+    text += ", dilation=" + size2_str(options_.dilation);
   if (options_.groups != 1) text += fmt::format(", groups={}", options_.groups);
   if (!options_.bias) text += ", bias=False";
   return text + ")";
@@ -138,11 +141,11 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum)
 }
 
 Tensor BatchNorm2d::forward(const Tensor& x) {
-  Tensor y = is_training() && sum_over_ranks_
-                 ? sync_batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, momentum_, eps_,
-                                   sum_over_ranks_)
-                 : batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, is_training(), momentum_,
-                              eps_);
+  Tensor y =
+      is_training() && sum_over_ranks_
+          ? sync_batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, momentum_, eps_,
+                            sum_over_ranks_)
+          : batch_norm(x, *weight_, *bias_, *running_mean_, *running_var_, is_training(), momentum_, eps_);
   if (is_training()) ++num_batches_tracked_->data<int64_t>()[0];
   return y;
 }
@@ -188,7 +191,9 @@ std::string MaxPool2d::describe() const {
 }
 
 AvgPool2d::AvgPool2d(Size2 kernel_size, std::optional<Size2> stride, Size2 padding, bool count_include_pad)
-    : kernel_size_(kernel_size), stride_(stride.value_or(kernel_size)), padding_(padding),
+    : kernel_size_(kernel_size),
+      stride_(stride.value_or(kernel_size)),
+      padding_(padding),
       count_include_pad_(count_include_pad) {}
 
 Tensor AvgPool2d::forward(const Tensor& x) {

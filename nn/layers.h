@@ -14,9 +14,9 @@ namespace kindling {
 
 // How a layer's weight is drawn (always on the CPU, from the given generator).
 enum class WeightInit {
-  pytorch_default,          // kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); bias U(±1/sqrt(fan_in))
-  kaiming_normal_fan_out,   // torchvision ResNet/VGG convs: N(0, 2/fan_out); bias 0
-  normal_001,               // torchvision VGG linears: N(0, 0.01²); bias 0
+  pytorch_default,         // kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); bias U(±1/sqrt(fan_in))
+  kaiming_normal_fan_out,  // torchvision ResNet/VGG convs: N(0, 2/fan_out); bias 0
+  normal_001,              // torchvision VGG linears: N(0, 0.01²); bias 0
 };
 
 // Modules run in order; children are named "0", "1", ... as in torch.nn.Sequential. A BatchNorm2d
@@ -63,7 +63,7 @@ class Conv2d final : public Module {
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
   const Tensor& weight() const { return *weight_; }
-  const Tensor& bias() const { return *bias_; }   // undefined when disabled
+  const Tensor& bias() const { return *bias_; }  // undefined when disabled
   const Conv2dOptions& options() const { return options_; }
 
  private:

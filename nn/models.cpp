@@ -30,7 +30,9 @@ std::shared_ptr<Module> make_model(const std::string& name, int64_t in_channels,
 }
 
 std::string model_config_json(int64_t in_channels, int64_t num_classes, int64_t input_size) {
-  return nlohmann::json{{"in_channels", in_channels}, {"num_classes", num_classes}, {"input_size", input_size}}.dump();
+  return nlohmann::json{
+      {"in_channels", in_channels}, {"num_classes", num_classes}, {"input_size", input_size}}
+      .dump();
 }
 
 }  // namespace kindling

@@ -131,7 +131,7 @@ void move_to_device_in_place(const Tensor& t, Device device) {
   KINDLING_CHECK(t.is_leaf(), AutogradError,
                  "move_to_device_in_place: {} is the output of {}, only a leaf tensor can move in place",
                  t.describe(), t.grad_fn()->name());
-  const Tensor moved = t.detach().to(device);   // a contiguous copy
+  const Tensor moved = t.detach().to(device);  // a contiguous copy
   TensorImpl& impl = *t.impl();
   impl.storage = moved.storage();
   impl.strides = moved.strides();

@@ -57,7 +57,7 @@ class Module {
   // does: each tensor keeps its identity, so handles taken before the move (named_parameters(),
   // an optimizer built earlier) see the new device. A no-op for tensors already there.
   void to(Device device);
-  Device device() const;   // the device of the first parameter or device buffer (CPU if none)
+  Device device() const;  // the device of the first parameter or device buffer (CPU if none)
 
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   // The direct child named `name`; ValueError when there is none.
@@ -86,7 +86,7 @@ class Module {
   void collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const;
   void print(std::string& out, const std::string& name, int indent) const;
 
-  std::deque<Entry> parameters_;   // deque: references handed out stay valid on growth
+  std::deque<Entry> parameters_;  // deque: references handed out stay valid on growth
   std::deque<Entry> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;

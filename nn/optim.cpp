@@ -12,8 +12,10 @@ namespace kindling {
 Optimizer::Optimizer(NamedTensors params, double lr) : params_(std::move(params)), lr_(lr) {
   for (const auto& [name, p] : params_) {
     KINDLING_CHECK(p.defined() && p.dtype() == DType::f32 && p.is_contiguous() && p.requires_grad(),
-                   ValueError, "optimizer: parameter {} must be a contiguous f32 tensor that requires "
-                   "grad, got {}", name, p.describe());
+                   ValueError,
+                   "optimizer: parameter {} must be a contiguous f32 tensor that requires "
+                   "grad, got {}",
+                   name, p.describe());
     steps_.push_back(zeros({}, TensorOptions{}.with_dtype(DType::i64)));
     state_.emplace_back(name + ".step", steps_.back());
   }
@@ -43,10 +45,10 @@ namespace {
 Tensor usable_grad(const std::string& name, const Tensor& param) {
   const Tensor& grad = param.grad();
   if (!grad.defined()) return grad;
-  KINDLING_CHECK(grad.shape() == param.shape() && grad.dtype() == DType::f32 &&
-                     grad.device() == param.device(),
-                 ValueError, "optimizer: the gradient of {} is {}, the parameter is {}", name,
-                 grad.describe(), param.describe());
+  KINDLING_CHECK(
+      grad.shape() == param.shape() && grad.dtype() == DType::f32 && grad.device() == param.device(),
+      ValueError, "optimizer: the gradient of {} is {}, the parameter is {}", name, grad.describe(),
+      param.describe());
   return grad.contiguous();
 }
 }  // namespace
@@ -71,8 +73,9 @@ void Sgd::step() {
     const Tensor grad = usable_grad(name, param);
     if (!grad.defined()) continue;
     if (momentum_buffers_[i].defined()) move_to_device_in_place(momentum_buffers_[i], param.device());
-    SgdArgs args{float(lr_), float(options_.momentum), float(options_.dampening),
-                 float(options_.weight_decay), options_.nesterov, step_count(i) == 0};
+    SgdArgs args{
+        float(lr_),        float(options_.momentum), float(options_.dampening), float(options_.weight_decay),
+        options_.nesterov, step_count(i) == 0};
     sgd_step(param, grad, momentum_buffers_[i], args);
     advance(i);
   }
@@ -87,8 +90,8 @@ std::string Sgd::describe() const {
 AdamW::AdamW(NamedTensors params, const AdamWOptions& options)
     : Optimizer(std::move(params), options.lr), options_(options) {
   KINDLING_CHECK(options.lr >= 0 && options.eps >= 0 && options.weight_decay >= 0, ValueError,
-                 "AdamW: lr ({}), eps ({}) and weight_decay ({}) must be >= 0", options.lr,
-                 options.eps, options.weight_decay);
+                 "AdamW: lr ({}), eps ({}) and weight_decay ({}) must be >= 0", options.lr, options.eps,
+                 options.weight_decay);
   KINDLING_CHECK(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1,
                  ValueError, "AdamW: betas must be in [0, 1), got ({}, {})", options.beta1, options.beta2);
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -105,8 +108,8 @@ void AdamW::step() {
     if (!grad.defined()) continue;
     move_to_device_in_place(exp_avgs_[i], param.device());
     move_to_device_in_place(exp_avg_sqs_[i], param.device());
-    AdamWArgs args{float(lr_), float(options_.beta1), float(options_.beta2), float(options_.eps),
-                   float(options_.weight_decay), advance(i)};
+    AdamWArgs args{float(lr_),          float(options_.beta1),        float(options_.beta2),
+                   float(options_.eps), float(options_.weight_decay), advance(i)};
     adamw_step(param, grad, exp_avgs_[i], exp_avg_sqs_[i], args);
   }
 }

@@ -27,7 +27,7 @@ class Optimizer {
   // Drops every parameter's gradient.
   void zero_grad();
   double lr() const { return lr_; }
-  void set_lr(double lr) { lr_ = lr; }   // schedules call this before each step
+  void set_lr(double lr) { lr_ = lr; }  // schedules call this before each step
   const NamedTensors& params() const { return params_; }
 
   // The optimizer's state tensors, named "<param name>.<state>" (momentum_buffer, exp_avg,
@@ -51,7 +51,7 @@ class Optimizer {
 
  private:
   NamedTensors state_;
-  std::vector<Tensor> steps_;   // i64 [] on the CPU, one per parameter
+  std::vector<Tensor> steps_;  // i64 [] on the CPU, one per parameter
 };
 
 struct SgdOptions {

@@ -41,7 +41,8 @@ Tensor CifarBasicBlock::forward(const Tensor& x) {
     // Zero channels on both sides of the subsampled input: [N, before + C + after, H', W'].
     const TensorOptions options = TensorOptions{}.with_device(x.device());
     const int64_t N = shortcut.size(0), H = shortcut.size(2), W = shortcut.size(3);
-    shortcut = cat({zeros({N, pad_before_, H, W}, options), shortcut, zeros({N, pad_after_, H, W}, options)}, 1);
+    shortcut =
+        cat({zeros({N, pad_before_, H, W}, options), shortcut, zeros({N, pad_after_, H, W}, options)}, 1);
   }
   return bn2_->forward_relu(out, shortcut);
 }
@@ -87,7 +88,8 @@ std::shared_ptr<ResNet> ResNet::cifar(int64_t depth, int64_t in_channels, int64_
   KINDLING_CHECK(depth >= 8 && (depth - 2) % 6 == 0, ValueError,
                  "CIFAR ResNet: depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110), got {}", depth);
   KINDLING_CHECK(in_channels >= 1 && num_classes >= 1, ValueError,
-                 "CIFAR ResNet: in_channels ({}) and num_classes ({}) must be >= 1", in_channels, num_classes);
+                 "CIFAR ResNet: in_channels ({}) and num_classes ({}) must be >= 1", in_channels,
+                 num_classes);
   std::shared_ptr<ResNet> net(new ResNet(fmt::format("ResNet{} (CIFAR)", depth)));
   auto& seq = net->sequence_;
   seq.push_back(net->register_module("conv1", conv3x3(in_channels, 16, 1, generator)));
@@ -107,8 +109,8 @@ std::shared_ptr<ResNet> ResNet::cifar(int64_t depth, int64_t in_channels, int64_
   }
   seq.push_back(net->register_module("avgpool", std::make_shared<AdaptiveAvgPool2d>(1)));
   seq.push_back(std::make_shared<Flatten>(1));
-  seq.push_back(net->register_module("fc", std::make_shared<Linear>(64, num_classes, true,
-                                                                    WeightInit::pytorch_default, generator)));
+  seq.push_back(net->register_module(
+      "fc", std::make_shared<Linear>(64, num_classes, true, WeightInit::pytorch_default, generator)));
   return net;
 }
 
@@ -116,10 +118,14 @@ std::shared_ptr<ResNet> ResNet::imagenet_style(int64_t depth, int64_t in_channel
                                                int64_t input_size, Generator& generator) {
   int64_t blocks[4];
   bool bottleneck = false;
-  if (depth == 18) blocks[0] = 2, blocks[1] = 2, blocks[2] = 2, blocks[3] = 2;
-  else if (depth == 34) blocks[0] = 3, blocks[1] = 4, blocks[2] = 6, blocks[3] = 3;
-  else if (depth == 50) blocks[0] = 3, blocks[1] = 4, blocks[2] = 6, blocks[3] = 3, bottleneck = true;
-  else throw ValueError(fmt::format("ResNet: depth must be 18, 34 or 50, got {}", depth));
+  if (depth == 18)
+    blocks[0] = 2, blocks[1] = 2, blocks[2] = 2, blocks[3] = 2;
+  else if (depth == 34)
+    blocks[0] = 3, blocks[1] = 4, blocks[2] = 6, blocks[3] = 3;
+  else if (depth == 50)
+    blocks[0] = 3, blocks[1] = 4, blocks[2] = 6, blocks[3] = 3, bottleneck = true;
+  else
+    throw ValueError(fmt::format("ResNet: depth must be 18, 34 or 50, got {}", depth));
   KINDLING_CHECK(in_channels >= 1 && num_classes >= 1 && input_size >= 1, ValueError,
                  "ResNet-{}: in_channels ({}), num_classes ({}) and input_size ({}) must be >= 1", depth,
                  in_channels, num_classes, input_size);

@@ -40,7 +40,7 @@ class ResidualBlock final : public Module {
  private:
   bool bottleneck_;
   std::vector<std::pair<std::shared_ptr<Conv2d>, std::shared_ptr<BatchNorm2d>>> stages_;
-  std::shared_ptr<Module> downsample_;   // null: identity shortcut
+  std::shared_ptr<Module> downsample_;  // null: identity shortcut
 };
 
 // The network around the blocks: stem, stages, global average pool, classifier.
@@ -51,7 +51,8 @@ class ResNet final : public Module {
                                        Generator& generator = default_generator());
   // ResNet-18, -34 or -50 for square inputs of side input_size.
   static std::shared_ptr<ResNet> imagenet_style(int64_t depth, int64_t in_channels, int64_t num_classes,
-                                                int64_t input_size, Generator& generator = default_generator());
+                                                int64_t input_size,
+                                                Generator& generator = default_generator());
 
   Tensor forward(const Tensor& x) override;
   std::string describe() const override { return name_; }
@@ -59,7 +60,7 @@ class ResNet final : public Module {
  private:
   explicit ResNet(std::string name) : name_(std::move(name)) {}
   std::string name_;
-  std::vector<std::shared_ptr<Module>> sequence_;   // stem, stages, pool, flatten, fc, in order
+  std::vector<std::shared_ptr<Module>> sequence_;  // stem, stages, pool, flatten, fc, in order
 };
 
 }  // namespace kindling

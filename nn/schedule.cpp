@@ -16,8 +16,8 @@ namespace kindling {
 
 namespace {
 void check_position(int64_t epoch, int64_t batch) {
-  KINDLING_CHECK(epoch >= 0 && batch >= 0, ValueError,
-                 "schedule: epoch {} and batch {} must be non-negative", epoch, batch);
+  KINDLING_CHECK(epoch >= 0 && batch >= 0, ValueError, "schedule: epoch {} and batch {} must be non-negative",
+                 epoch, batch);
 }
 double fractional_epoch(int64_t epoch, int64_t batch, int64_t steps_per_epoch) {
   return double(epoch) + double(batch) / double(steps_per_epoch);
@@ -53,8 +53,8 @@ double MultiStepSchedule::lr(int64_t epoch, int64_t batch) const {
   return base_lr_ * std::pow(gamma_, double(passed));
 }
 std::string MultiStepSchedule::describe() const {
-  return fmt::format("multistep(lr={}, milestones=[{}], gamma={})", base_lr_,
-                     fmt::join(milestones_, ","), gamma_);
+  return fmt::format("multistep(lr={}, milestones=[{}], gamma={})", base_lr_, fmt::join(milestones_, ","),
+                     gamma_);
 }
 
 CosineSchedule::CosineSchedule(double base_lr, int64_t epochs, int64_t steps_per_epoch, double min_lr)
@@ -72,9 +72,11 @@ std::string CosineSchedule::describe() const {
   return fmt::format("cosine(lr={}, epochs={}, min_lr={})", base_lr_, epochs_, min_lr_);
 }
 
-WarmupSchedule::WarmupSchedule(std::unique_ptr<Schedule> inner, double warmup_epochs,
-                               int64_t steps_per_epoch, double start_factor)
-    : inner_(std::move(inner)), warmup_epochs_(warmup_epochs), steps_per_epoch_(steps_per_epoch),
+WarmupSchedule::WarmupSchedule(std::unique_ptr<Schedule> inner, double warmup_epochs, int64_t steps_per_epoch,
+                               double start_factor)
+    : inner_(std::move(inner)),
+      warmup_epochs_(warmup_epochs),
+      steps_per_epoch_(steps_per_epoch),
       start_factor_(start_factor) {
   KINDLING_CHECK(inner_ != nullptr, ValueError, "warm-up: no schedule to warm up");
   KINDLING_CHECK(warmup_epochs > 0 && steps_per_epoch >= 1, ValueError,
@@ -88,13 +90,18 @@ double WarmupSchedule::lr(int64_t epoch, int64_t batch) const {
   return inner_->lr(epoch, batch) * (start_factor_ + (1.0 - start_factor_) * progress);
 }
 std::string WarmupSchedule::describe() const {
-  return fmt::format("warmup(epochs={}, start={}) then {}", warmup_epochs_, start_factor_, inner_->describe());
+  return fmt::format("warmup(epochs={}, start={}) then {}", warmup_epochs_, start_factor_,
+                     inner_->describe());
 }
 
-OneCycleSchedule::OneCycleSchedule(double max_lr, int64_t epochs, int64_t steps_per_epoch,
-                                   double pct_start, double div_factor, double final_div_factor)
-    : max_lr_(max_lr), steps_per_epoch_(steps_per_epoch), total_steps_(epochs * steps_per_epoch),
-      pct_start_(pct_start), div_factor_(div_factor), final_div_factor_(final_div_factor) {
+OneCycleSchedule::OneCycleSchedule(double max_lr, int64_t epochs, int64_t steps_per_epoch, double pct_start,
+                                   double div_factor, double final_div_factor)
+    : max_lr_(max_lr),
+      steps_per_epoch_(steps_per_epoch),
+      total_steps_(epochs * steps_per_epoch),
+      pct_start_(pct_start),
+      div_factor_(div_factor),
+      final_div_factor_(final_div_factor) {
   KINDLING_CHECK(epochs >= 1 && steps_per_epoch >= 1, ValueError,
                  "onecycle schedule: epochs ({}) and steps per epoch ({}) must be >= 1", epochs,
                  steps_per_epoch);
@@ -168,11 +175,13 @@ std::unique_ptr<Schedule> make_schedule(const std::string& spec, double base_lr,
   } else if (name == "onecycle") {
     const double pct_start = number("pct_start", "0.3");
     const double div_factor = number("div_factor", "25");
-    schedule = std::make_unique<OneCycleSchedule>(base_lr, epochs, steps_per_epoch, pct_start,
-                                                  div_factor, number("final_div_factor", "1e4"));
+    schedule = std::make_unique<OneCycleSchedule>(base_lr, epochs, steps_per_epoch, pct_start, div_factor,
+                                                  number("final_div_factor", "1e4"));
   } else {
-    throw ValueError(fmt::format("schedule '{}': unknown name '{}' (valid: constant, step, multistep, "
-                                 "cosine, onecycle)", spec, name));
+    throw ValueError(
+        fmt::format("schedule '{}': unknown name '{}' (valid: constant, step, multistep, "
+                    "cosine, onecycle)",
+                    spec, name));
   }
   if (name != "onecycle") {
     const double warmup = number("warmup", "0");

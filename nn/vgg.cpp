@@ -3,10 +3,11 @@
 namespace kindling {
 
 namespace {
-constexpr int64_t kPool = 0;   // a max-pool in a configuration list; other entries are widths
-const std::vector<int64_t> kVgg11 = {64, kPool, 128, kPool, 256, 256, kPool, 512, 512, kPool, 512, 512, kPool};
-const std::vector<int64_t> kVgg16 = {64,  64,  kPool, 128, 128, kPool, 256, 256, 256, kPool,
-                                     512, 512, 512,   kPool, 512, 512, 512, kPool};
+constexpr int64_t kPool = 0;  // a max-pool in a configuration list; other entries are widths
+const std::vector<int64_t> kVgg11 = {64,  kPool, 128,   kPool, 256, 256,  kPool,
+                                     512, 512,   kPool, 512,   512, kPool};
+const std::vector<int64_t> kVgg16 = {64,    64,  kPool, 128, 128,   kPool, 256, 256, 256,
+                                     kPool, 512, 512,   512, kPool, 512,   512, 512, kPool};
 }  // namespace
 
 Vgg::Vgg(int64_t depth, int64_t in_channels, int64_t num_classes, int64_t input_size, Generator& generator)

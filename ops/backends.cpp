@@ -14,7 +14,7 @@
 namespace kindling {
 
 Backend& reference_cpu_backend() {
-  static auto* instance = new ReferenceCpuBackend();   // never destroyed, like the fast one
+  static auto* instance = new ReferenceCpuBackend();  // never destroyed, like the fast one
   return *instance;
 }
 

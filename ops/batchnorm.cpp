@@ -31,12 +31,13 @@ void check_channel_tensor(const char* op, const Tensor& t, const char* what, con
 // Eval-mode gradients: y = x*scale + shift per channel with scale = weight*invstd, so
 // dx = dy*scale, dweight = sum dy*(x - running_mean)*invstd, dbias = sum dy (sums over n, h, w).
 std::vector<Tensor> eval_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
-                                  const Tensor& running_mean, const Tensor& invstd,
-                                  const GradOutputs& g) {
+                                  const Tensor& running_mean, const Tensor& invstd, const GradOutputs& g) {
   Backend& be = backend(dy.device());
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   const Shape per_channel{1, C, 1, 1};
-  auto channel_view = [&](const Tensor& t) { return broadcast_view(as_strided(t, per_channel, {0, 1, 0, 0}, t.offset()), x.shape()); };
+  auto channel_view = [&](const Tensor& t) {
+    return broadcast_view(as_strided(t, per_channel, {0, 1, 0, 0}, t.offset()), x.shape());
+  };
   // sum over n, h, w of t [N,C,H,W] -> [C]
   auto channel_sum = [&](const Tensor& t) {
     Tensor per_sample = empty({N, C}, on(t.device()));
@@ -78,8 +79,8 @@ Tensor relu_masked(const Tensor& dy, const Tensor& y) {
 Tensor normalise(const char* op, const Tensor& input, const Tensor& weight, const Tensor& bias,
                  const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,
                  double eps, bool relu, const Tensor& residual) {
-  KINDLING_CHECK(input.defined() && input.dtype() == DType::f32, DTypeError,
-                 "{}: input must be f32, got {}", op, input.describe());
+  KINDLING_CHECK(input.defined() && input.dtype() == DType::f32, DTypeError, "{}: input must be f32, got {}",
+                 op, input.describe());
   KINDLING_CHECK(input.dim() >= 2 && input.dim() <= 4, ShapeError,
                  "{}: input must be [N,C], [N,C,L] or [N,C,H,W], got {}", op, input.describe());
   const int64_t C = input.size(1);
@@ -96,8 +97,8 @@ Tensor normalise(const char* op, const Tensor& input, const Tensor& weight, cons
     KINDLING_CHECK(residual.shape() == input.shape(), ShapeError,
                    "{}: residual must be shaped like input {}, got {}", op, input.describe(),
                    residual.describe());
-    KINDLING_CHECK(residual.device() == input.device(), DeviceError, "{}: input is {} but residual is {}",
-                   op, input.describe(), residual.describe());
+    KINDLING_CHECK(residual.device() == input.device(), DeviceError, "{}: input is {} but residual is {}", op,
+                   input.describe(), residual.describe());
   }
 
   const Tensor x_in = input.contiguous();
@@ -127,7 +128,7 @@ Tensor normalise(const char* op, const Tensor& input, const Tensor& weight, cons
       else
         be.batch_norm_fwd_train(y, save_mean, save_invstd, running_mean, running_var, x, w, b,
                                 float(momentum), float(eps));
-      if (running_mean.defined()) {   // changed in place, outside autograd
+      if (running_mean.defined()) {  // changed in place, outside autograd
         running_mean.storage()->bump_version();
         running_var.storage()->bump_version();
       }
@@ -176,14 +177,15 @@ Tensor normalise(const char* op, const Tensor& input, const Tensor& weight, cons
     const Tensor mean_now = running_mean.detach().clone();
     SavedTensor saved_x(x_in), saved_y = relu ? SavedTensor(y_out) : SavedTensor();
     record(relu ? "BatchNormReluEvalBackward" : "BatchNormEvalBackward", inputs, y_out,
-           [saved_x, saved_y, weight = weight.defined() ? weight.detach() : Tensor(), mean_now, invstd, relu](
-               const GradOutputs& g) {
+           [saved_x, saved_y, weight = weight.defined() ? weight.detach() : Tensor(), mean_now, invstd,
+            relu](const GradOutputs& g) {
              const Tensor& x_in = saved_x.unpack();
              Tensor dy = g[0].contiguous();
              if (relu) dy = relu_masked(dy, saved_y.unpack());
              std::vector<Tensor> grads =
                  eval_backward(as_nchw(dy), as_nchw(x_in), weight, mean_now, invstd, g);
-             if (grads[0].defined()) grads[0] = as_strided(grads[0], x_in.shape(), contiguous_strides(x_in.shape()), 0);
+             if (grads[0].defined())
+               grads[0] = as_strided(grads[0], x_in.shape(), contiguous_strides(x_in.shape()), 0);
              if (relu) grads.push_back(g.needs(3) ? dy : Tensor());
              return grads;
            });
@@ -193,18 +195,17 @@ Tensor normalise(const char* op, const Tensor& input, const Tensor& weight, cons
 
 }  // namespace
 
-Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
-                  const Tensor& running_mean, const Tensor& running_var, bool training,
-                  double momentum, double eps) {
+Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
   return normalise("batch_norm", input, weight, bias, running_mean, running_var, training, momentum, eps,
                    false, Tensor());
 }
 
 Tensor batch_norm_relu(const Tensor& input, const Tensor& weight, const Tensor& bias,
-                       const Tensor& running_mean, const Tensor& running_var, bool training,
-                       double momentum, double eps, const Tensor& residual) {
-  return normalise("batch_norm_relu", input, weight, bias, running_mean, running_var, training, momentum,
-                   eps, true, residual);
+                       const Tensor& running_mean, const Tensor& running_var, bool training, double momentum,
+                       double eps, const Tensor& residual) {
+  return normalise("batch_norm_relu", input, weight, bias, running_mean, running_var, training, momentum, eps,
+                   true, residual);
 }
 
 // ---- registry cases: training mode, gradients with respect to x, weight and bias ----

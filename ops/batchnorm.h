@@ -18,9 +18,8 @@ namespace kindling {
 //   eval: y = (x - running_mean) / sqrt(running_var + eps) * weight + bias, each sample on its own
 //     (the output does not depend on the rest of the batch).
 // Differentiable in input, weight and bias; training mode through the batch statistics.
-Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias,
-                  const Tensor& running_mean, const Tensor& running_var, bool training,
-                  double momentum = 0.1, double eps = 1e-5);
+Tensor batch_norm(const Tensor& input, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
 // Batch norm fused with a residual add and a ReLU: relu(add(batch_norm(input, ...), residual)), or
 // relu(batch_norm(...)) when residual is undefined, in one pass over the activations each way

@@ -24,8 +24,8 @@ Tensor uniform(Generator& gen, const Shape& shape, double low, double high, bool
   return avoiding(gen, shape, {}, low, high, 0.0, grad);
 }
 
-Tensor avoiding(Generator& gen, const Shape& shape, const std::vector<double>& kinks, double low,
-                double high, double margin, bool grad) {
+Tensor avoiding(Generator& gen, const Shape& shape, const std::vector<double>& kinks, double low, double high,
+                double margin, bool grad) {
   std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
   for (float& v : values) {
     bool near_kink = true;
@@ -70,7 +70,7 @@ Tensor every_other(const Tensor& t, int64_t dim) {
   const int64_t d = wrap_dim(dim, t.dim(), "every_other");
   Shape longer = t.shape();
   longer[d] *= 2;
-  Tensor buffer = full(longer, 7.0);   // the elements in between must never be read
+  Tensor buffer = full(longer, 7.0);  // the elements in between must never be read
   Tensor view = buffer.slice(d, 0, longer[d], 2);
   view.copy_(t.detach());
   return as_leaf(view, t.requires_grad());

@@ -7,20 +7,20 @@
 
 namespace kindling {
 
-Conv2dParams conv2d_params(const Tensor& input, const Tensor& weight, const Tensor& bias,
-                           Size2 stride, Size2 padding, Size2 dilation, int64_t groups) {
+Conv2dParams conv2d_params(const Tensor& input, const Tensor& weight, const Tensor& bias, Size2 stride,
+                           Size2 padding, Size2 dilation, int64_t groups) {
   KINDLING_CHECK(input.defined() && weight.defined(), ValueError, "conv2d: input and weight are required");
   KINDLING_CHECK(input.dtype() == DType::f32 && weight.dtype() == DType::f32, DTypeError,
-                 "conv2d: expected f32 input and weight, got input {} and weight {}",
-                 input.describe(), weight.describe());
+                 "conv2d: expected f32 input and weight, got input {} and weight {}", input.describe(),
+                 weight.describe());
   KINDLING_CHECK(input.dim() == 4, ShapeError, "conv2d: input must be [N,C,H,W], got {}", input.describe());
   KINDLING_CHECK(weight.dim() == 4, ShapeError, "conv2d: weight must be [K,C/groups,R,S], got {}",
                  weight.describe());
-  KINDLING_CHECK(weight.device() == input.device(), DeviceError,
-                 "conv2d: input is {} but weight is {}", input.describe(), weight.describe());
+  KINDLING_CHECK(weight.device() == input.device(), DeviceError, "conv2d: input is {} but weight is {}",
+                 input.describe(), weight.describe());
   KINDLING_CHECK(groups >= 1, ValueError, "conv2d: groups must be >= 1, got {}", groups);
-  KINDLING_CHECK(stride.h >= 1 && stride.w >= 1 && dilation.h >= 1 && dilation.w >= 1 &&
-                     padding.h >= 0 && padding.w >= 0,
+  KINDLING_CHECK(stride.h >= 1 && stride.w >= 1 && dilation.h >= 1 && dilation.w >= 1 && padding.h >= 0 &&
+                     padding.w >= 0,
                  ValueError, "conv2d: stride ({},{}) and dilation ({},{}) must be >= 1, padding ({},{}) >= 0",
                  stride.h, stride.w, dilation.h, dilation.w, padding.h, padding.w);
   Conv2dParams p;
@@ -41,8 +41,8 @@ Conv2dParams conv2d_params(const Tensor& input, const Tensor& weight, const Tens
   p.P = window_output_size(p.H, p.R, p.stride_h, p.pad_h, p.dil_h);
   p.Q = window_output_size(p.W, p.S, p.stride_w, p.pad_w, p.dil_w);
   KINDLING_CHECK(p.P >= 1 && p.Q >= 1, ShapeError,
-                 "conv2d: the {}x{} window (dilation {},{}) does not fit input {} padded by ({},{})",
-                 p.R, p.S, p.dil_h, p.dil_w, input.describe(), p.pad_h, p.pad_w);
+                 "conv2d: the {}x{} window (dilation {},{}) does not fit input {} padded by ({},{})", p.R,
+                 p.S, p.dil_h, p.dil_w, input.describe(), p.pad_h, p.pad_w);
   return p;
 }
 
@@ -50,8 +50,8 @@ double conv2d_flops(const Conv2dParams& p) {
   return 2.0 * double(p.N) * double(p.K) * double(p.P * p.Q) * double(p.C / p.groups * p.R * p.S);
 }
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Size2 stride,
-              Size2 padding, Size2 dilation, int64_t groups) {
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Size2 stride, Size2 padding,
+              Size2 dilation, int64_t groups) {
   const Conv2dParams p = conv2d_params(input, weight, bias, stride, padding, dilation, groups);
   const Tensor x = input.contiguous();
   const Tensor w = weight.contiguous();
@@ -74,7 +74,8 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Siz
       }
       if (g.needs(1) || (has_bias && g.needs(2))) {
         Tensor dw = empty(w.shape(), TensorOptions{}.with_device(w.device()));
-        Tensor dbias = has_bias && g.needs(2) ? empty({p.K}, TensorOptions{}.with_device(w.device())) : Tensor();
+        Tensor dbias =
+            has_bias && g.needs(2) ? empty({p.K}, TensorOptions{}.with_device(w.device())) : Tensor();
         be.conv2d_bwd_weight(p, dw, dbias, x, dy);
         if (g.needs(1)) grads[1] = dw;
         if (dbias.defined()) grads[2] = dbias;
@@ -115,8 +116,8 @@ void add_conv_cases(OpCases& cases) {
       return inputs;
     };
     c.forward = [geo](const std::vector<Tensor>& in) {
-      return conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), geo.stride, geo.padding,
-                    geo.dilation, geo.groups);
+      return conv2d(in[0], in[1], in.size() > 2 ? in[2] : Tensor(), geo.stride, geo.padding, geo.dilation,
+                    geo.groups);
     };
     cases.push_back(std::move(c));
   }

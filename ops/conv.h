@@ -17,8 +17,8 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = {}
               Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
 
 // The kernel geometry conv2d would use; ShapeError (naming the tensors) when they do not fit.
-Conv2dParams conv2d_params(const Tensor& input, const Tensor& weight, const Tensor& bias,
-                           Size2 stride, Size2 padding, Size2 dilation, int64_t groups);
+Conv2dParams conv2d_params(const Tensor& input, const Tensor& weight, const Tensor& bias, Size2 stride,
+                           Size2 padding, Size2 dilation, int64_t groups);
 
 // Multiply-adds times two of one forward convolution (backward costs twice this).
 double conv2d_flops(const Conv2dParams& p);

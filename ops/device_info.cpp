@@ -11,7 +11,7 @@ BlasInfo blas_info() {
   BlasInfo info;
   info.config = openblas_get_config();
   info.core = openblas_get_corename();
-  num_threads();   // makes sure the pool (which pins OpenBLAS to one thread) exists
+  num_threads();  // makes sure the pool (which pins OpenBLAS to one thread) exists
   info.blas_threads = openblas_get_num_threads();
   return info;
 }

@@ -14,8 +14,7 @@ using detail::check_f32;
 using detail::scalar_like;
 
 // ---- kernels behind the front doors ----
-Tensor unary_kernel(const char* op, UnaryOp kind, const Tensor& x, float alpha = 0.0f,
-                    float beta = 0.0f) {
+Tensor unary_kernel(const char* op, UnaryOp kind, const Tensor& x, float alpha = 0.0f, float beta = 0.0f) {
   check_f32(op, x);
   Tensor out = empty(x.shape(), detail::f32_on(x.device()));
   if (out.numel() > 0) backend(x.device()).unary(kind, out, x, alpha, beta);
@@ -40,21 +39,21 @@ void record_unary(const char* name, const Tensor& x, const Tensor& out, GradX gr
 }
 
 template <typename GradA, typename GradB>
-void record_binary(const char* name, const Tensor& a, const Tensor& b, const Tensor& out,
-                   GradA grad_a, GradB grad_b) {
-  record(name, {a, b}, out,
-         [grad_a, grad_b, shape_a = a.shape(), shape_b = b.shape()](const GradOutputs& g) {
-           std::vector<Tensor> grads(2);
-           if (g.needs(0)) grads[0] = sum_to(grad_a(g[0]), shape_a);
-           if (g.needs(1)) grads[1] = sum_to(grad_b(g[0]), shape_b);
-           return grads;
-         });
+void record_binary(const char* name, const Tensor& a, const Tensor& b, const Tensor& out, GradA grad_a,
+                   GradB grad_b) {
+  record(name, {a, b}, out, [grad_a, grad_b, shape_a = a.shape(), shape_b = b.shape()](const GradOutputs& g) {
+    std::vector<Tensor> grads(2);
+    if (g.needs(0)) grads[0] = sum_to(grad_a(g[0]), shape_a);
+    if (g.needs(1)) grads[1] = sum_to(grad_b(g[0]), shape_b);
+    return grads;
+  });
 }
 
 Tensor affine(const char* op, const char* backward_name, const Tensor& x, double alpha, double beta) {
   Tensor out = unary_kernel(op, UnaryOp::Affine, x, float(alpha), float(beta));
   if (needs_grad({x}))
-    record_unary(backward_name, x, out, [alpha](const Tensor& g) { return alpha == 1.0 ? g : mul(g, alpha); });
+    record_unary(backward_name, x, out,
+                 [alpha](const Tensor& g) { return alpha == 1.0 ? g : mul(g, alpha); });
   return out;
 }
 
@@ -71,14 +70,15 @@ Tensor winner_share(const Tensor& a, const Tensor& b, bool is_max) {
   return add(wins, mul(eq(a, b), 0.5));
 }
 
-Tensor extremum(const char* op, const char* backward_name, BinaryOp kind, const Tensor& a,
-                const Tensor& b, bool is_max) {
+Tensor extremum(const char* op, const char* backward_name, BinaryOp kind, const Tensor& a, const Tensor& b,
+                bool is_max) {
   Tensor out = binary_kernel(op, kind, a, b);
   if (needs_grad({a, b})) {
     SavedTensor sa(a), sb(b);
-    record_binary(backward_name, a, b, out,
-                  [sa, sb, is_max](const Tensor& g) { return mul(g, winner_share(sa.unpack(), sb.unpack(), is_max)); },
-                  [sa, sb, is_max](const Tensor& g) { return mul(g, winner_share(sb.unpack(), sa.unpack(), is_max)); });
+    record_binary(
+        backward_name, a, b, out,
+        [sa, sb, is_max](const Tensor& g) { return mul(g, winner_share(sa.unpack(), sb.unpack(), is_max)); },
+        [sa, sb, is_max](const Tensor& g) { return mul(g, winner_share(sb.unpack(), sa.unpack(), is_max)); });
   }
   return out;
 }
@@ -89,14 +89,16 @@ Tensor extremum(const char* op, const char* backward_name, BinaryOp kind, const 
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = binary_kernel("add", BinaryOp::Add, a, b);
   if (needs_grad({a, b}))
-    record_binary("AddBackward", a, b, out, [](const Tensor& g) { return g; }, [](const Tensor& g) { return g; });
+    record_binary(
+        "AddBackward", a, b, out, [](const Tensor& g) { return g; }, [](const Tensor& g) { return g; });
   return out;
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary_kernel("sub", BinaryOp::Sub, a, b);
   if (needs_grad({a, b}))
-    record_binary("SubBackward", a, b, out, [](const Tensor& g) { return g; }, [](const Tensor& g) { return neg(g); });
+    record_binary(
+        "SubBackward", a, b, out, [](const Tensor& g) { return g; }, [](const Tensor& g) { return neg(g); });
   return out;
 }
 
@@ -104,8 +106,9 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_kernel("mul", BinaryOp::Mul, a, b);
   if (needs_grad({a, b})) {
     SavedTensor sa(a), sb(b);
-    record_binary("MulBackward", a, b, out, [sb](const Tensor& g) { return mul(g, sb.unpack()); },
-                  [sa](const Tensor& g) { return mul(g, sa.unpack()); });
+    record_binary(
+        "MulBackward", a, b, out, [sb](const Tensor& g) { return mul(g, sb.unpack()); },
+        [sa](const Tensor& g) { return mul(g, sa.unpack()); });
   }
   return out;
 }
@@ -115,8 +118,9 @@ Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_kernel("div", BinaryOp::Div, a, b);
   if (needs_grad({a, b})) {
     SavedTensor sb(b), so(out);
-    record_binary("DivBackward", a, b, out, [sb](const Tensor& g) { return div(g, sb.unpack()); },
-                  [sb, so](const Tensor& g) { return neg(div(mul(g, so.unpack()), sb.unpack())); });
+    record_binary(
+        "DivBackward", a, b, out, [sb](const Tensor& g) { return div(g, sb.unpack()); },
+        [sb, so](const Tensor& g) { return neg(div(mul(g, so.unpack()), sb.unpack())); });
   }
   return out;
 }
@@ -138,9 +142,12 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   Tensor out = binary_kernel("pow", BinaryOp::Pow, a, b);
   if (needs_grad({a, b})) {
     SavedTensor sa(a), sb(b), so(out);
-    record_binary("PowBackward", a, b, out,
-                  [sa, sb](const Tensor& g) { return mul(g, mul(sb.unpack(), pow(sa.unpack(), sub(sb.unpack(), 1.0)))); },
-                  [sa, so](const Tensor& g) { return mul(g, mul(so.unpack(), log(sa.unpack()))); });
+    record_binary(
+        "PowBackward", a, b, out,
+        [sa, sb](const Tensor& g) {
+          return mul(g, mul(sb.unpack(), pow(sa.unpack(), sub(sb.unpack(), 1.0))));
+        },
+        [sa, so](const Tensor& g) { return mul(g, mul(so.unpack(), log(sa.unpack()))); });
   }
   return out;
 }
@@ -169,14 +176,16 @@ Tensor neg(const Tensor& x) { return affine("neg", "NegBackward", x, -1.0, 0.0);
 Tensor exp(const Tensor& x) {
   Tensor out = unary_kernel("exp", UnaryOp::Exp, x);
   if (needs_grad({x}))
-    record_unary("ExpBackward", x, out, [so = SavedTensor(out)](const Tensor& g) { return mul(g, so.unpack()); });
+    record_unary("ExpBackward", x, out,
+                 [so = SavedTensor(out)](const Tensor& g) { return mul(g, so.unpack()); });
   return out;
 }
 
 Tensor log(const Tensor& x) {
   Tensor out = unary_kernel("log", UnaryOp::Log, x);
   if (needs_grad({x}))
-    record_unary("LogBackward", x, out, [sx = SavedTensor(x)](const Tensor& g) { return div(g, sx.unpack()); });
+    record_unary("LogBackward", x, out,
+                 [sx = SavedTensor(x)](const Tensor& g) { return div(g, sx.unpack()); });
   return out;
 }
 
@@ -184,7 +193,8 @@ Tensor log(const Tensor& x) {
 Tensor sqrt(const Tensor& x) {
   Tensor out = unary_kernel("sqrt", UnaryOp::Sqrt, x);
   if (needs_grad({x}))
-    record_unary("SqrtBackward", x, out, [so = SavedTensor(out)](const Tensor& g) { return div(mul(g, 0.5), so.unpack()); });
+    record_unary("SqrtBackward", x, out,
+                 [so = SavedTensor(out)](const Tensor& g) { return div(mul(g, 0.5), so.unpack()); });
   return out;
 }
 
@@ -192,7 +202,9 @@ Tensor sqrt(const Tensor& x) {
 Tensor rsqrt(const Tensor& x) {
   Tensor out = unary_kernel("rsqrt", UnaryOp::Rsqrt, x);
   if (needs_grad({x}))
-    record_unary("RsqrtBackward", x, out, [so = SavedTensor(out)](const Tensor& g) { return mul(g, mul(pow(so.unpack(), 3.0), -0.5)); });
+    record_unary("RsqrtBackward", x, out, [so = SavedTensor(out)](const Tensor& g) {
+      return mul(g, mul(pow(so.unpack(), 3.0), -0.5));
+    });
   return out;
 }
 
@@ -200,7 +212,8 @@ Tensor rsqrt(const Tensor& x) {
 Tensor reciprocal(const Tensor& x) {
   Tensor out = unary_kernel("reciprocal", UnaryOp::Reciprocal, x);
   if (needs_grad({x}))
-    record_unary("ReciprocalBackward", x, out, [so = SavedTensor(out)](const Tensor& g) { return neg(mul(g, square(so.unpack()))); });
+    record_unary("ReciprocalBackward", x, out,
+                 [so = SavedTensor(out)](const Tensor& g) { return neg(mul(g, square(so.unpack()))); });
   return out;
 }
 
@@ -216,21 +229,24 @@ Tensor abs(const Tensor& x) {
 Tensor square(const Tensor& x) {
   Tensor out = unary_kernel("square", UnaryOp::Square, x);
   if (needs_grad({x}))
-    record_unary("SquareBackward", x, out, [sx = SavedTensor(x)](const Tensor& g) { return mul(g, mul(sx.unpack(), 2.0)); });
+    record_unary("SquareBackward", x, out,
+                 [sx = SavedTensor(x)](const Tensor& g) { return mul(g, mul(sx.unpack(), 2.0)); });
   return out;
 }
 
 Tensor sin(const Tensor& x) {
   Tensor out = unary_kernel("sin", UnaryOp::Sin, x);
   if (needs_grad({x}))
-    record_unary("SinBackward", x, out, [sx = SavedTensor(x)](const Tensor& g) { return mul(g, cos(sx.unpack())); });
+    record_unary("SinBackward", x, out,
+                 [sx = SavedTensor(x)](const Tensor& g) { return mul(g, cos(sx.unpack())); });
   return out;
 }
 
 Tensor cos(const Tensor& x) {
   Tensor out = unary_kernel("cos", UnaryOp::Cos, x);
   if (needs_grad({x}))
-    record_unary("CosBackward", x, out, [sx = SavedTensor(x)](const Tensor& g) { return neg(mul(g, sin(sx.unpack()))); });
+    record_unary("CosBackward", x, out,
+                 [sx = SavedTensor(x)](const Tensor& g) { return neg(mul(g, sin(sx.unpack()))); });
   return out;
 }
 
@@ -259,7 +275,8 @@ Tensor sigmoid(const Tensor& x) {
 Tensor tanh(const Tensor& x) {
   Tensor out = unary_kernel("tanh", UnaryOp::Tanh, x);
   if (needs_grad({x}))
-    record_unary("TanhBackward", x, out, [so = SavedTensor(out)](const Tensor& g) { return mul(g, sub(1.0, square(so.unpack()))); });
+    record_unary("TanhBackward", x, out,
+                 [so = SavedTensor(out)](const Tensor& g) { return mul(g, sub(1.0, square(so.unpack()))); });
   return out;
 }
 
@@ -282,26 +299,29 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_f32("where", b, "second operand");
   detail::check_same_device("where", {&cond, &a, &b});
   const Tensor mask = cond.detach().to(DType::f32);
-  const Shape shape = broadcast_shapes(broadcast_shapes(mask.shape(), a.shape(), "where"), b.shape(), "where");
+  const Shape shape =
+      broadcast_shapes(broadcast_shapes(mask.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor out = empty(shape, detail::f32_on(a.device()));
   if (out.numel() > 0)
-    backend(a.device()).where(out, broadcast_view(mask, shape), broadcast_view(a, shape), broadcast_view(b, shape));
+    backend(a.device())
+        .where(out, broadcast_view(mask, shape), broadcast_view(a, shape), broadcast_view(b, shape));
   if (needs_grad({a, b})) {
     SavedTensor sm(mask);
     // where(cond, g, 0) and where(cond, 0, g), each summed back to its operand's shape.
-    record_binary("WhereBackward", a, b, out,
-                  [sm](const Tensor& g) { return where(sm.unpack(), g, scalar_like(0.0, g)); },
-                  [sm](const Tensor& g) { return where(sm.unpack(), scalar_like(0.0, g), g); });
+    record_binary(
+        "WhereBackward", a, b, out,
+        [sm](const Tensor& g) { return where(sm.unpack(), g, scalar_like(0.0, g)); },
+        [sm](const Tensor& g) { return where(sm.unpack(), scalar_like(0.0, g), g); });
   }
   return out;
 }
 
 // ---- comparisons ----
-#define KINDLING_COMPARISON(name, kind)                                                         \
+#define KINDLING_COMPARISON(name, kind)                                                          \
   Tensor name(const Tensor& a, const Tensor& b) { return compare(#name, BinaryOp::kind, a, b); } \
-  Tensor name(const Tensor& a, double b) {                                                      \
-    detail::check_defined(#name, a, "first operand");                                           \
-    return compare(#name, BinaryOp::kind, a, scalar_like(b, a));                                \
+  Tensor name(const Tensor& a, double b) {                                                       \
+    detail::check_defined(#name, a, "first operand");                                            \
+    return compare(#name, BinaryOp::kind, a, scalar_like(b, a));                                 \
   }
 KINDLING_COMPARISON(eq, Eq)
 KINDLING_COMPARISON(ne, Ne)

@@ -24,7 +24,7 @@ Tensor sub(const Tensor& a, double b);
 Tensor sub(double a, const Tensor& b);
 Tensor mul(const Tensor& a, double b);
 Tensor mul(double a, const Tensor& b);
-Tensor div(const Tensor& a, double b);   // computed as a * (1/b), as GPU frameworks do
+Tensor div(const Tensor& a, double b);  // computed as a * (1/b), as GPU frameworks do
 Tensor div(double a, const Tensor& b);
 // a^b elementwise; the gradient with respect to b needs a > 0 (it is b's log-derivative).
 Tensor pow(const Tensor& a, const Tensor& b);
@@ -38,13 +38,13 @@ Tensor neg(const Tensor& x);
 Tensor exp(const Tensor& x);
 Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
-Tensor rsqrt(const Tensor& x);        // 1 / sqrt(x)
-Tensor reciprocal(const Tensor& x);   // 1 / x
-Tensor abs(const Tensor& x);          // gradient sign(x), 0 at 0
+Tensor rsqrt(const Tensor& x);       // 1 / sqrt(x)
+Tensor reciprocal(const Tensor& x);  // 1 / x
+Tensor abs(const Tensor& x);         // gradient sign(x), 0 at 0
 Tensor square(const Tensor& x);
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
-Tensor relu(const Tensor& x);         // gradient 0 at 0
+Tensor relu(const Tensor& x);  // gradient 0 at 0
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
 // min(max(x, min_value), max_value); requires min_value <= max_value (ValueError otherwise).

@@ -12,21 +12,29 @@ namespace kindling {
 template <typename Fn>
 void dispatch_dtype(DType dtype, const char* op, const char* backend_name, Fn&& fn) {
   switch (dtype) {
-    case DType::f32: fn(float{}); return;
-    case DType::i64: fn(int64_t{}); return;
-    case DType::u8: fn(uint8_t{}); return;
-    case DType::bf16: break;
+    case DType::f32:
+      fn(float{});
+      return;
+    case DType::i64:
+      fn(int64_t{});
+      return;
+    case DType::u8:
+      fn(uint8_t{});
+      return;
+    case DType::bf16:
+      break;
   }
-  throw DTypeError(fmt::format("{}: dtype {} is not supported on {} yet", op, dtype_name(dtype), backend_name));
+  throw DTypeError(
+      fmt::format("{}: dtype {} is not supported on {} yet", op, dtype_name(dtype), backend_name));
 }
 
 // Row kernels (softmax): every tensor contiguous f32 [rows, C], all of one shape.
 inline void check_rows(const char* op, std::initializer_list<const Tensor*> tensors) {
   const Tensor* first = *tensors.begin();
   for (const Tensor* t : tensors)
-    KINDLING_CHECK(t->dtype() == DType::f32 && t->dim() == 2 && t->is_contiguous() && t->shape() == first->shape(),
-                   ShapeError, "{}: expected contiguous f32 [rows, C] tensors of one shape, got {}", op,
-                   t->describe());
+    KINDLING_CHECK(
+        t->dtype() == DType::f32 && t->dim() == 2 && t->is_contiguous() && t->shape() == first->shape(),
+        ShapeError, "{}: expected contiguous f32 [rows, C] tensors of one shape, got {}", op, t->describe());
 }
 
 }  // namespace kindling

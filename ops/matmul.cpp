@@ -32,8 +32,10 @@ struct Layout {
 // spans a whole row (column); size-1 dims may have any stride.
 std::optional<Layout> blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
   const int64_t min_row_ld = std::max<int64_t>(1, cols), min_col_ld = std::max<int64_t>(1, rows);
-  if ((cs == 1 || cols == 1) && (rows == 1 || rs >= min_row_ld)) return Layout{false, rows == 1 ? min_row_ld : rs};
-  if ((rs == 1 || rows == 1) && (cols == 1 || cs >= min_col_ld)) return Layout{true, cols == 1 ? min_col_ld : cs};
+  if ((cs == 1 || cols == 1) && (rows == 1 || rs >= min_row_ld))
+    return Layout{false, rows == 1 ? min_row_ld : rs};
+  if ((rs == 1 || rows == 1) && (cols == 1 || cs >= min_col_ld))
+    return Layout{true, cols == 1 ? min_col_ld : cs};
   return std::nullopt;
 }
 
@@ -41,7 +43,8 @@ std::optional<Layout> blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_
 GemmOperand gemm_operand(const Tensor& x) {
   Tensor src = x.detach();
   const int64_t n = src.dim();
-  std::optional<Layout> layout = blas_layout(src.size(n - 2), src.size(n - 1), src.stride(n - 2), src.stride(n - 1));
+  std::optional<Layout> layout =
+      blas_layout(src.size(n - 2), src.size(n - 1), src.stride(n - 2), src.stride(n - 1));
   if (!layout) {
     src = src.contiguous();
     layout = blas_layout(src.size(n - 2), src.size(n - 1), src.stride(n - 2), src.stride(n - 1));
@@ -62,9 +65,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                  "matmul: expected 2-D or 3-D operands, got {} and {}", shape_str(a.shape()),
                  shape_str(b.shape()));
   const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
-  KINDLING_CHECK(b.size(-2) == K, ShapeError,
-                 "matmul: inner sizes differ: {} · {} ({} vs {})", shape_str(a.shape()),
-                 shape_str(b.shape()), K, b.size(-2));
+  KINDLING_CHECK(b.size(-2) == K, ShapeError, "matmul: inner sizes differ: {} · {} ({} vs {})",
+                 shape_str(a.shape()), shape_str(b.shape()), K, b.size(-2));
   const int64_t batch_a = a.dim() == 3 ? a.size(0) : 1, batch_b = b.dim() == 3 ? b.size(0) : 1;
   KINDLING_CHECK(batch_a == batch_b || batch_a == 1 || batch_b == 1, ShapeError,
                  "matmul: batch sizes differ: {} · {}", shape_str(a.shape()), shape_str(b.shape()));
@@ -83,8 +85,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       be.gemm(false, B.trans, batch * M, N, K, 1.0f, A.data, A.ld, 0, B.data, B.ld, 0, 0.0f,
               out.data<float>(), N, 0, 1);
     } else {
-      be.gemm(A.trans, B.trans, M, N, K, 1.0f, A.data, A.ld, A.batch_stride, B.data, B.ld,
-              B.batch_stride, 0.0f, out.data<float>(), N, M * N, batch);
+      be.gemm(A.trans, B.trans, M, N, K, 1.0f, A.data, A.ld, A.batch_stride, B.data, B.ld, B.batch_stride,
+              0.0f, out.data<float>(), N, M * N, batch);
     }
   }
 
@@ -96,7 +98,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       std::vector<Tensor> grads(2);
       if (g.needs(0)) grads[0] = sum_to(matmul(g[0], last_two_swapped(y)), x.shape());
       if (g.needs(1)) {
-        if (x.dim() == 3 && y.dim() == 2)   // fold the batch into the rows: one product
+        if (x.dim() == 3 && y.dim() == 2)  // fold the batch into the rows: one product
           grads[1] = matmul(x.reshape({-1, x.size(-1)}).t(), g[0].reshape({-1, y.size(-1)}));
         else
           grads[1] = sum_to(matmul(last_two_swapped(x), g[0]), y.shape());
@@ -119,8 +121,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     detail::check_f32("linear", bias, "bias");
     detail::check_same_device("linear", {&x, &bias});
     KINDLING_CHECK(bias.shape() == Shape{out_features}, ShapeError,
-                   "linear: bias is {}, expected [{}] for weight {}", shape_str(bias.shape()),
-                   out_features, shape_str(weight.shape()));
+                   "linear: bias is {}, expected [{}] for weight {}", shape_str(bias.shape()), out_features,
+                   shape_str(weight.shape()));
   }
   Tensor out = empty({N, out_features}, detail::f32_on(x.device()));
   if (out.numel() > 0) {
@@ -139,8 +141,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     record("LinearBackward", {x, weight, bias}, out,
            [sx = SavedTensor(x), sw = SavedTensor(weight)](const GradOutputs& g) {
              std::vector<Tensor> grads(3);
-             if (g.needs(0)) grads[0] = matmul(g[0], sw.unpack());       // [N,out]·[out,in]
-             if (g.needs(1)) grads[1] = matmul(g[0].t(), sx.unpack());   // [out,N]·[N,in]
+             if (g.needs(0)) grads[0] = matmul(g[0], sw.unpack());      // [N,out]·[out,in]
+             if (g.needs(1)) grads[1] = matmul(g[0].t(), sx.unpack());  // [out,N]·[N,in]
              if (g.needs(2)) grads[2] = sum(g[0], 0);
              return grads;
            });

@@ -14,8 +14,7 @@ inline void check_defined(const char* op, const Tensor& t, const char* what = "i
 // DTypeError unless t is f32 (the only dtype that carries maths and gradients).
 inline void check_f32(const char* op, const Tensor& t, const char* what = "input") {
   check_defined(op, t, what);
-  KINDLING_CHECK(t.dtype() == DType::f32, DTypeError, "{}: {} must be f32, got {}", op, what,
-                 t.describe());
+  KINDLING_CHECK(t.dtype() == DType::f32, DTypeError, "{}: {} must be f32, got {}", op, what, t.describe());
 }
 
 // DeviceError unless every tensor lives on the device of the first.
@@ -23,8 +22,7 @@ inline void check_same_device(const char* op, std::initializer_list<const Tensor
   const Tensor* first = *tensors.begin();
   for (const Tensor* t : tensors)
     KINDLING_CHECK(t->device() == first->device(), DeviceError,
-                   "{}: operands are on different devices: {} and {}", op, first->describe(),
-                   t->describe());
+                   "{}: operands are on different devices: {} and {}", op, first->describe(), t->describe());
 }
 
 inline TensorOptions options_of(const Tensor& t) {

@@ -23,8 +23,8 @@ TensorOptions on(Device device) { return TensorOptions{}.with_device(device); }
 
 }  // namespace
 
-Pool2dParams pool2d_params(const char* op, const Tensor& input, Size2 kernel, Size2 stride,
-                           Size2 padding, bool count_include_pad) {
+Pool2dParams pool2d_params(const char* op, const Tensor& input, Size2 kernel, Size2 stride, Size2 padding,
+                           bool count_include_pad) {
   check_input(op, input);
   KINDLING_CHECK(kernel.h >= 1 && kernel.w >= 1 && stride.h >= 1 && stride.w >= 1, ValueError,
                  "{}: kernel ({},{}) and stride ({},{}) must be >= 1", op, kernel.h, kernel.w, stride.h,
@@ -39,8 +39,9 @@ Pool2dParams pool2d_params(const char* op, const Tensor& input, Size2 kernel, Si
   p.count_include_pad = count_include_pad;
   p.P = window_output_size(p.H, p.R, p.stride_h, p.pad_h);
   p.Q = window_output_size(p.W, p.S, p.stride_w, p.pad_w);
-  KINDLING_CHECK(p.P >= 1 && p.Q >= 1, ShapeError, "{}: the {}x{} window does not fit input {} padded by ({},{})",
-                 op, p.R, p.S, input.describe(), p.pad_h, p.pad_w);
+  KINDLING_CHECK(p.P >= 1 && p.Q >= 1, ShapeError,
+                 "{}: the {}x{} window does not fit input {} padded by ({},{})", op, p.R, p.S,
+                 input.describe(), p.pad_h, p.pad_w);
   return p;
 }
 
@@ -102,8 +103,8 @@ Tensor averaging_matrix(int64_t H, int64_t W, int64_t oh, int64_t ow, Device dev
 Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size) {
   check_input("adaptive_avg_pool2d", input);
   const int64_t oh = output_size.h, ow = output_size.w;
-  KINDLING_CHECK(oh >= 1 && ow >= 1, ValueError, "adaptive_avg_pool2d: output size ({},{}) must be >= 1",
-                 oh, ow);
+  KINDLING_CHECK(oh >= 1 && ow >= 1, ValueError, "adaptive_avg_pool2d: output size ({},{}) must be >= 1", oh,
+                 ow);
   const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
   KINDLING_CHECK(H >= 1 && W >= 1, ShapeError, "adaptive_avg_pool2d: input {} has an empty plane",
                  input.describe());
@@ -115,16 +116,18 @@ Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size) {
   const int64_t rows = N * C, plane = H * W, cells = oh * ow;
   Tensor y = empty({N, C, oh, ow}, on(x.device()));
   if (rows > 0)
-    backend(x.device()).gemm(false, false, rows, cells, plane, 1.0f, x.data<float>(), plane, 0,
-                             averaging.data<float>(), cells, 0, 0.0f, y.data<float>(), cells, 0, 1);
+    backend(x.device())
+        .gemm(false, false, rows, cells, plane, 1.0f, x.data<float>(), plane, 0, averaging.data<float>(),
+              cells, 0, 0.0f, y.data<float>(), cells, 0, 1);
   if (needs_grad({x})) {
     record("AdaptiveAvgPool2dBackward", {x}, y, [averaging, shape = x.shape()](const GradOutputs& g) {
       const Tensor dy = g[0].contiguous();
       Tensor dx = empty(shape, on(dy.device()));
       const int64_t rows = shape[0] * shape[1], plane = shape[2] * shape[3], cells = averaging.size(1);
       if (rows > 0)
-        backend(dy.device()).gemm(false, true, rows, plane, cells, 1.0f, dy.data<float>(), cells, 0,
-                                  averaging.data<float>(), cells, 0, 0.0f, dx.data<float>(), plane, 0, 1);
+        backend(dy.device())
+            .gemm(false, true, rows, plane, cells, 1.0f, dy.data<float>(), cells, 0, averaging.data<float>(),
+                  cells, 0, 0.0f, dx.data<float>(), plane, 0, 1);
       return std::vector<Tensor>{dx};
     });
   }
@@ -163,8 +166,9 @@ void add_pool_cases(OpCases& cases) {
   add_case(cases, "max_pool2d/2x2", {2, 2, 4, 6}, true, [](const Tensor& x) { return max_pool2d(x, 2); });
   add_case(cases, "max_pool2d/3x3_stride2_pad1", {1, 2, 7, 6}, true,
            [](const Tensor& x) { return max_pool2d(x, 3, 2, 1); });
-  add_case(cases, "max_pool2d/overlapping_3x2_stride1", {1, 2, 5, 5}, true,
-           [](const Tensor& x) { return max_pool2d(x, {3, 2}, 1); });
+  add_case(cases, "max_pool2d/overlapping_3x2_stride1", {1, 2, 5, 5}, true, [](const Tensor& x) {
+    return max_pool2d(x, {3, 2}, 1);
+  });
   add_case(cases, "avg_pool2d/2x2", {2, 2, 4, 6}, false, [](const Tensor& x) { return avg_pool2d(x, 2); });
   add_case(cases, "avg_pool2d/3x3_stride2_pad1", {1, 2, 7, 6}, false,
            [](const Tensor& x) { return avg_pool2d(x, 3, 2, 1); });
@@ -172,8 +176,9 @@ void add_pool_cases(OpCases& cases) {
            [](const Tensor& x) { return avg_pool2d(x, 3, 1, 1, false); });
   add_case(cases, "adaptive_avg_pool2d/global", {2, 3, 4, 5}, false,
            [](const Tensor& x) { return adaptive_avg_pool2d(x, 1); });
-  add_case(cases, "adaptive_avg_pool2d/uneven_3x2", {2, 2, 5, 7}, false,
-           [](const Tensor& x) { return adaptive_avg_pool2d(x, {3, 2}); });
+  add_case(cases, "adaptive_avg_pool2d/uneven_3x2", {2, 2, 5, 7}, false, [](const Tensor& x) {
+    return adaptive_avg_pool2d(x, {3, 2});
+  });
 }
 
 }  // namespace kindling

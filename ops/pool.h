@@ -32,7 +32,7 @@ Tensor avg_pool2d(const Tensor& input, Size2 kernel, std::optional<Size2> stride
 Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size);
 
 // The kernel geometry max_pool2d / avg_pool2d use; ShapeError or ValueError when it does not fit.
-Pool2dParams pool2d_params(const char* op, const Tensor& input, Size2 kernel, Size2 stride,
-                           Size2 padding, bool count_include_pad = true);
+Pool2dParams pool2d_params(const char* op, const Tensor& input, Size2 kernel, Size2 stride, Size2 padding,
+                           bool count_include_pad = true);
 
 }  // namespace kindling

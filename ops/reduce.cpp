@@ -14,11 +14,11 @@ namespace kindling {
 namespace {
 
 struct Reduction {
-  Tensor input;                 // contiguous, detached, laid out as [outer, reduce, inner]
+  Tensor input;  // contiguous, detached, laid out as [outer, reduce, inner]
   int64_t outer = 1, reduce = 1, inner = 1;
-  Shape out_shape;              // the result's shape (keepdim or not, as asked)
-  Shape keep_shape;             // the input's shape with reduced dims as 1, for backward
-  std::vector<int64_t> dims;    // reduced dims, normalised
+  Shape out_shape;            // the result's shape (keepdim or not, as asked)
+  Shape keep_shape;           // the input's shape with reduced dims as 1, for backward
+  std::vector<int64_t> dims;  // reduced dims, normalised
 };
 
 Reduction plan_reduction(const char* op, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
@@ -27,7 +27,7 @@ Reduction plan_reduction(const char* op, const Tensor& t, const std::vector<int6
   Reduction r;
   for (int64_t d : dims) {
     const int64_t w = wrap_dim(d, ndim, op);
-    if (ndim == 0) continue;   // dim 0 / -1 of a 0-d tensor names its one element
+    if (ndim == 0) continue;  // dim 0 / -1 of a 0-d tensor names its one element
     KINDLING_CHECK(!reduced[w], ShapeError, "{}: dim {} appears twice in {}", op, w, shape_str(dims));
     reduced[w] = true;
     r.dims.push_back(w);
@@ -38,8 +38,10 @@ Reduction plan_reduction(const char* op, const Tensor& t, const std::vector<int6
   int64_t first = -1, last = -1;
   for (int64_t d = 0; d < ndim; ++d) {
     r.keep_shape.push_back(reduced[d] ? 1 : t.size(d));
-    if (!reduced[d]) r.out_shape.push_back(t.size(d));
-    else if (keepdim) r.out_shape.push_back(1);
+    if (!reduced[d])
+      r.out_shape.push_back(t.size(d));
+    else if (keepdim)
+      r.out_shape.push_back(1);
     (reduced[d] ? reduced_order : kept_order).push_back(d);
     if (t.size(d) == 1 || !reduced[d]) continue;
     if (first < 0) first = d;
@@ -51,9 +53,12 @@ Reduction plan_reduction(const char* op, const Tensor& t, const std::vector<int6
   if (block) {
     r.input = detached.contiguous();
     for (int64_t d = 0; d < ndim; ++d) {
-      if (first >= 0 && d >= first && d <= last) r.reduce *= t.size(d);
-      else if (first >= 0 && d > last) r.inner *= t.size(d);
-      else r.outer *= t.size(d);
+      if (first >= 0 && d >= first && d <= last)
+        r.reduce *= t.size(d);
+      else if (first >= 0 && d > last)
+        r.inner *= t.size(d);
+      else
+        r.outer *= t.size(d);
     }
   } else {
     std::vector<int64_t> order = kept_order;
@@ -85,7 +90,8 @@ Tensor run_reduction(const char* op, ReduceOp kind, const Tensor& t, const Reduc
 }
 
 // sum and mean: the gradient is the upstream one broadcast back over the reduced dims (scaled).
-Tensor sum_or_mean(const char* op, ReduceOp kind, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor sum_or_mean(const char* op, ReduceOp kind, const Tensor& t, const std::vector<int64_t>& dims,
+                   bool keepdim) {
   detail::check_f32(op, t);
   const Reduction r = plan_reduction(op, t, dims, keepdim);
   Tensor out = run_reduction(op, kind, t, r);
@@ -101,13 +107,15 @@ Tensor sum_or_mean(const char* op, ReduceOp kind, const Tensor& t, const std::ve
 }
 
 // max and min: the gradient goes to the elements equal to the result, split between ties.
-Tensor extremum(const char* op, ReduceOp kind, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor extremum(const char* op, ReduceOp kind, const Tensor& t, const std::vector<int64_t>& dims,
+                bool keepdim) {
   detail::check_f32(op, t);
   const Reduction r = plan_reduction(op, t, dims, keepdim);
   Tensor out = run_reduction(op, kind, t, r);
   if (needs_grad({t})) {
     record(kind == ReduceOp::Max ? "MaxBackward" : "MinBackward", {t}, out,
-           [st = SavedTensor(t), so = SavedTensor(out), keep_shape = r.keep_shape, dims = r.dims](const GradOutputs& g) {
+           [st = SavedTensor(t), so = SavedTensor(out), keep_shape = r.keep_shape,
+            dims = r.dims](const GradOutputs& g) {
              const Tensor& x = st.unpack();
              Tensor mask = eq(x, so.unpack().reshape(keep_shape));
              Tensor share = g[0].reshape(keep_shape);
@@ -118,7 +126,8 @@ Tensor extremum(const char* op, ReduceOp kind, const Tensor& t, const std::vecto
   return out;
 }
 
-Tensor index_of(const char* op, ReduceOp kind, const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
+Tensor index_of(const char* op, ReduceOp kind, const Tensor& t, const std::vector<int64_t>& dims,
+                bool keepdim) {
   detail::check_f32(op, t);
   return run_reduction(op, kind, t, plan_reduction(op, t, dims, keepdim));
 }
@@ -140,7 +149,9 @@ Tensor mean(const Tensor& t) { return sum_or_mean("mean", ReduceOp::Mean, t, all
 Tensor mean(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_or_mean("mean", ReduceOp::Mean, t, some_dims("mean", dims), keepdim);
 }
-Tensor mean(const Tensor& t, int64_t dim, bool keepdim) { return mean(t, std::vector<int64_t>{dim}, keepdim); }
+Tensor mean(const Tensor& t, int64_t dim, bool keepdim) {
+  return mean(t, std::vector<int64_t>{dim}, keepdim);
+}
 
 // d(sum x²)/dx = 2x.
 Tensor sum_squares(const Tensor& t) {
@@ -155,9 +166,13 @@ Tensor sum_squares(const Tensor& t) {
 }
 
 Tensor max(const Tensor& t) { return extremum("max", ReduceOp::Max, t, all_dims(t), false); }
-Tensor max(const Tensor& t, int64_t dim, bool keepdim) { return extremum("max", ReduceOp::Max, t, {dim}, keepdim); }
+Tensor max(const Tensor& t, int64_t dim, bool keepdim) {
+  return extremum("max", ReduceOp::Max, t, {dim}, keepdim);
+}
 Tensor min(const Tensor& t) { return extremum("min", ReduceOp::Min, t, all_dims(t), false); }
-Tensor min(const Tensor& t, int64_t dim, bool keepdim) { return extremum("min", ReduceOp::Min, t, {dim}, keepdim); }
+Tensor min(const Tensor& t, int64_t dim, bool keepdim) {
+  return extremum("min", ReduceOp::Min, t, {dim}, keepdim);
+}
 
 Tensor argmax(const Tensor& t) { return index_of("argmax", ReduceOp::ArgMax, t, all_dims(t), false); }
 Tensor argmax(const Tensor& t, int64_t dim, bool keepdim) {

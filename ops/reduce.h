@@ -16,7 +16,7 @@ namespace kindling {
 Tensor sum(const Tensor& t);
 Tensor sum(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor sum(const Tensor& t, int64_t dim, bool keepdim = false);
-Tensor mean(const Tensor& t);   // an empty tensor's mean is NaN, as 0/0
+Tensor mean(const Tensor& t);  // an empty tensor's mean is NaN, as 0/0
 Tensor mean(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor mean(const Tensor& t, int64_t dim, bool keepdim = false);
 // Sum of x² over every element, as a 0-dim tensor (gradient norms).

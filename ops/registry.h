@@ -13,15 +13,15 @@
 namespace kindling {
 
 struct OpCase {
-  std::string name;   // "<op>/<variant>", e.g. "conv2d/stride2_pad1"
+  std::string name;  // "<op>/<variant>", e.g. "conv2d/stride2_pad1"
   // Makes the inputs on the CPU. Tensors whose gradient is checked have requires_grad set; values
   // are drawn away from kinks (relu at 0, max ties, abs at 0) by the case itself.
   std::function<std::vector<Tensor>(Generator&)> make_inputs;
   // Runs the op on inputs (any device) and returns one f32 output.
   std::function<Tensor(const std::vector<Tensor>&)> forward;
-  double fd_step = 1e-2;          // central-difference step (float32 needs a large one)
-  double tolerance = 2e-2;        // max |analytic - numeric| / max(1, |numeric|)
-  bool differentiable = true;     // false: forward-only (comparisons, argmax, one_hot)
+  double fd_step = 1e-2;       // central-difference step (float32 needs a large one)
+  double tolerance = 2e-2;     // max |analytic - numeric| / max(1, |numeric|)
+  bool differentiable = true;  // false: forward-only (comparisons, argmax, one_hot)
 };
 using OpCases = std::vector<OpCase>;
 

@@ -21,7 +21,8 @@ Tensor make_view(const Tensor& self, const Shape& shape, const Shape& strides, i
                  const char* backward_name, GradFn grad_fn) {
   Tensor out = as_strided(self, shape, strides, offset);
   if (needs_grad({self}))
-    record(backward_name, {self}, out, [grad_fn](const GradOutputs& g) { return std::vector<Tensor>{grad_fn(g[0])}; });
+    record(backward_name, {self}, out,
+           [grad_fn](const GradOutputs& g) { return std::vector<Tensor>{grad_fn(g[0])}; });
   return out;
 }
 
@@ -56,15 +57,16 @@ Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
                    "{}: shape {} is invalid for a tensor of {} elements", op, shape_str(shape), numel);
     out[*infer] = numel / known;
   }
-  KINDLING_CHECK(shape_numel(out) == numel, ShapeError,
-                 "{}: shape {} is invalid for a tensor of {} elements", op, shape_str(shape), numel);
+  KINDLING_CHECK(shape_numel(out) == numel, ShapeError, "{}: shape {} is invalid for a tensor of {} elements",
+                 op, shape_str(shape), numel);
   return out;
 }
 
 // Strides that view the same elements with `shape`, or nothing when the input's strides do not
 // allow it (PyTorch's computeStride: the new shape must split or merge only runs of dims that
 // are contiguous with each other).
-std::optional<Shape> view_strides(const Shape& old_shape_in, const Shape& old_strides_in, const Shape& shape) {
+std::optional<Shape> view_strides(const Shape& old_shape_in, const Shape& old_strides_in,
+                                  const Shape& shape) {
   if (shape_numel(old_shape_in) == 0) return contiguous_strides(shape);
   Shape old_shape = old_shape_in, old_strides = old_strides_in;
   if (old_shape.empty()) old_shape = {1}, old_strides = {1};
@@ -100,8 +102,8 @@ Tensor Tensor::view(const Shape& shape_in) const {
   const Shape shape = infer_shape(shape_in, numel(), "view");
   const std::optional<Shape> strides = view_strides(this->shape(), this->strides(), shape);
   KINDLING_CHECK(strides.has_value(), ShapeError,
-                 "view: cannot view {} with strides {} as {} without a copy; use reshape",
-                 describe(), shape_str(this->strides()), shape_str(shape));
+                 "view: cannot view {} with strides {} as {} without a copy; use reshape", describe(),
+                 shape_str(this->strides()), shape_str(shape));
   return reshaped_view(*this, shape, *strides, "ViewBackward");
 }
 
@@ -109,7 +111,7 @@ Tensor Tensor::reshape(const Shape& shape_in) const {
   const Shape shape = infer_shape(shape_in, numel(), "reshape");
   if (auto strides = view_strides(this->shape(), this->strides(), shape))
     return reshaped_view(*this, shape, *strides, "ReshapeBackward");
-  return contiguous().view(shape);   // the copy records CloneBackward, the view ViewBackward
+  return contiguous().view(shape);  // the copy records CloneBackward, the view ViewBackward
 }
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
@@ -156,8 +158,8 @@ Tensor Tensor::unsqueeze(int64_t dim_in) const {
 
 // ---- rearranging views ----
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
-  KINDLING_CHECK(int64_t(dims.size()) == dim(), ShapeError,
-                 "permute: {} dims given for {} ({} dims)", dims.size(), describe(), dim());
+  KINDLING_CHECK(int64_t(dims.size()) == dim(), ShapeError, "permute: {} dims given for {} ({} dims)",
+                 dims.size(), describe(), dim());
   std::vector<int64_t> inverse(dims.size(), -1);
   Shape shape(dims.size()), strides(dims.size());
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -172,7 +174,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 }
 
 Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const {
-  if (dim() < 2) {   // a 0-d or 1-d tensor is its own transpose; the dims must still be valid
+  if (dim() < 2) {  // a 0-d or 1-d tensor is its own transpose; the dims must still be valid
     wrap_dim(dim0, dim(), "transpose");
     wrap_dim(dim1, dim(), "transpose");
     return permute(dim() == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{0});
@@ -184,22 +186,21 @@ Tensor Tensor::transpose(int64_t dim0, int64_t dim1) const {
 }
 
 Tensor Tensor::expand(const Shape& shape_in) const {
-  KINDLING_CHECK(shape_in.size() >= size_t(dim()), ShapeError,
-                 "expand: target {} has fewer dims than {}", shape_str(shape_in), describe());
+  KINDLING_CHECK(shape_in.size() >= size_t(dim()), ShapeError, "expand: target {} has fewer dims than {}",
+                 shape_str(shape_in), describe());
   const size_t lead = shape_in.size() - size_t(dim());
   Shape shape(shape_in.size()), strides(shape_in.size(), 0);
   for (size_t i = 0; i < shape_in.size(); ++i) {
     if (i < lead) {
-      KINDLING_CHECK(shape_in[i] >= 0, ShapeError, "expand: new leading dim {} of {} must be >= 0",
-                     i, shape_str(shape_in));
+      KINDLING_CHECK(shape_in[i] >= 0, ShapeError, "expand: new leading dim {} of {} must be >= 0", i,
+                     shape_str(shape_in));
       shape[i] = shape_in[i];
       continue;
     }
     const int64_t from = this->shape()[i - lead];
     const int64_t to = shape_in[i] == -1 ? from : shape_in[i];
-    KINDLING_CHECK(to == from || from == 1, ShapeError,
-                   "expand: cannot expand {} to {} (dim {}: {} vs {})", shape_str(this->shape()),
-                   shape_str(shape_in), i, from, to);
+    KINDLING_CHECK(to == from || from == 1, ShapeError, "expand: cannot expand {} to {} (dim {}: {} vs {})",
+                   shape_str(this->shape()), shape_str(shape_in), i, from, to);
     shape[i] = to;
     strides[i] = to == from ? this->strides()[i - lead] : 0;
   }
@@ -232,8 +233,8 @@ Tensor Tensor::narrow(int64_t dim_in, int64_t start, int64_t length) const {
   const int64_t n = size(d);
   if (start < 0) start += n;
   KINDLING_CHECK(start >= 0 && length >= 0 && start + length <= n, ShapeError,
-                 "narrow: start {} and length {} do not fit dim {} of size {} in {}", start, length, d,
-                 n, describe());
+                 "narrow: start {} and length {} do not fit dim {} of size {} in {}", start, length, d, n,
+                 describe());
   return slice(d, start, start + length);
 }
 
@@ -266,14 +267,14 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     detail::check_defined("cat", t, "a tensor");
-    KINDLING_CHECK(t.dtype() == first.dtype(), DTypeError, "cat: tensor {} is {} but tensor 0 is {}",
-                   i, t.describe(), first.describe());
-    KINDLING_CHECK(t.device() == first.device(), DeviceError,
-                   "cat: tensor {} is {} but tensor 0 is {}", i, t.describe(), first.describe());
+    KINDLING_CHECK(t.dtype() == first.dtype(), DTypeError, "cat: tensor {} is {} but tensor 0 is {}", i,
+                   t.describe(), first.describe());
+    KINDLING_CHECK(t.device() == first.device(), DeviceError, "cat: tensor {} is {} but tensor 0 is {}", i,
+                   t.describe(), first.describe());
     bool fits = t.dim() == first.dim();
     for (int64_t k = 0; fits && k < t.dim(); ++k) fits = k == d || t.size(k) == first.size(k);
-    KINDLING_CHECK(fits, ShapeError, "cat: tensor {} has shape {}, which does not match {} outside dim {}",
-                   i, shape_str(t.shape()), shape_str(first.shape()), d);
+    KINDLING_CHECK(fits, ShapeError, "cat: tensor {} has shape {}, which does not match {} outside dim {}", i,
+                   shape_str(t.shape()), shape_str(first.shape()), d);
     shape[d] += t.size(d);
   }
   Tensor out = empty(shape, detail::options_of(first));

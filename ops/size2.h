@@ -8,7 +8,7 @@ namespace kindling {
 
 struct Size2 {
   int64_t h = 0, w = 0;
-  Size2(int64_t both) : h(both), w(both) {}   // NOLINT: implicit on purpose, see above
+  Size2(int64_t both) : h(both), w(both) {}  // NOLINT: implicit on purpose, see above
   Size2(int64_t height, int64_t width) : h(height), w(width) {}
 };
 

@@ -21,7 +21,7 @@ Tensor softmax_impl(const char* op, const Tensor& x, int64_t dim, bool log) {
   KINDLING_CHECK(x.dim() >= 1, ShapeError, "{}: needs a tensor with at least one dim, got {}", op,
                  x.describe());
   const int64_t d = wrap_dim(dim, x.dim(), op);
-  const Tensor moved = x.detach().transpose(d, -1).contiguous();   // a no-op when d is last
+  const Tensor moved = x.detach().transpose(d, -1).contiguous();  // a no-op when d is last
   const Tensor result = empty(moved.shape(), detail::f32_on(x.device()));
   Backend& be = backend(x.device());
   if (result.numel() > 0) be.softmax_fwd(as_rows(result), as_rows(moved), log);

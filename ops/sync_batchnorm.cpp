@@ -38,9 +38,10 @@ Tensor sync_batch_norm(const Tensor& input, const Tensor& weight, const Tensor& 
   Tensor count = from_vector(std::vector<int64_t>{input.numel() / std::max<int64_t>(C, 1)}, {1});
   sum_over_ranks(count);
   const int64_t M = count.item<int64_t>();
-  KINDLING_CHECK(M > 1, ValueError,
-                 "sync_batch_norm: expected more than one value per channel over all ranks, got {} for input {}",
-                 M, input.describe());
+  KINDLING_CHECK(
+      M > 1, ValueError,
+      "sync_batch_norm: expected more than one value per channel over all ranks, got {} for input {}", M,
+      input.describe());
 
   const Tensor mean = div(summed_over_ranks(sum(input, reduced), sum_over_ranks), double(M));
   const Tensor centered = sub(input, mean.reshape(per_channel));

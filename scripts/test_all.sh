@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 start=$(date +%s)
+echo "== format: .clang-format and 110 columns"
+bash scripts/check_format.sh
 bash scripts/build.sh --sanitize
 echo "== build: $(( $(date +%s) - start )) s"
 jobs=$(nproc)

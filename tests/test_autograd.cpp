@@ -31,20 +31,20 @@ void check_close(const std::vector<float>& got, const std::vector<float>& want) 
 
 TEST_CASE("a tensor used twice receives the sum of both gradients") {
   Tensor x = leaf({1, 2, -3}, {3});
-  sum(x * x + x).backward();   // d/dx (x² + x) = 2x + 1
+  sum(x * x + x).backward();  // d/dx (x² + x) = 2x + 1
   check_close(values(x.grad()), {3, 5, -5});
 }
 
 TEST_CASE("shared subgraphs: a diamond sends both branches' gradients through the shared node") {
   Tensor x = leaf({0.5f, -1.0f}, {2});
-  Tensor h = exp(x);             // shared
-  Tensor y = sum(h * 2.0 + square(h));   // dy/dx = (2 + 2h) h
+  Tensor h = exp(x);                    // shared
+  Tensor y = sum(h * 2.0 + square(h));  // dy/dx = (2 + 2h) h
   y.backward();
   const std::vector<float> xv = {0.5f, -1.0f};
   std::vector<float> want;
   for (float v : xv) want.push_back((2.0f + 2.0f * std::exp(v)) * std::exp(v));
   check_close(values(x.grad()), want);
-  CHECK(h.grad().defined() == false);   // non-leaves do not keep .grad
+  CHECK(h.grad().defined() == false);  // non-leaves do not keep .grad
 }
 
 TEST_CASE("gradients broadcast back to each operand's shape") {
@@ -58,7 +58,7 @@ TEST_CASE("gradients broadcast back to each operand's shape") {
 
 TEST_CASE("gradients flow through views into the right elements") {
   Tensor x = leaf({1, 2, 3, 4, 5, 6}, {2, 3});
-  Tensor picked = x.t().slice(0, 1, 3).select(1, 0);   // x[0, 1:3]
+  Tensor picked = x.t().slice(0, 1, 3).select(1, 0);  // x[0, 1:3]
   sum(picked * from_vector<float>({10, 20}, {2})).backward();
   check_close(values(x.grad()), {0, 10, 20, 0, 0, 0});
 }
@@ -68,7 +68,7 @@ TEST_CASE("retain_graph allows a second backward, and without it the second one 
   Tensor y = sum(x * x);
   y.backward({}, true);
   y.backward();
-  check_close(values(x.grad()), {8, 12});   // 2 * 2x
+  check_close(values(x.grad()), {8, 12});  // 2 * 2x
   CHECK(error_text([&] { y.backward(); }) ==
         "SumBackward: trying to backward through the graph a second time; its saved tensors were "
         "freed after the first backward (pass retain_graph=true to keep them)");
@@ -87,7 +87,7 @@ TEST_CASE("gradients accumulate across separate backward calls until reset") {
 TEST_CASE("a leaf's gradient owns its buffer: later changes to the upstream gradient do not leak in") {
   Tensor x = leaf({1, 2, 3}, {3});
   Tensor upstream = ones({3});
-  (x + 0.0).backward(upstream);   // AddScalarBackward passes the gradient through unchanged
+  (x + 0.0).backward(upstream);  // AddScalarBackward passes the gradient through unchanged
   {
     NoGradGuard no_grad;
     upstream.fill_(5.0);
@@ -117,7 +117,7 @@ TEST_CASE("detach shares storage but cuts the graph") {
   Tensor d = (x * 2.0).detach();
   CHECK_FALSE(d.requires_grad());
   CHECK(d.is_leaf());
-  Tensor y = sum(x * d);   // d is a constant here
+  Tensor y = sum(x * d);  // d is a constant here
   y.backward();
   check_close(values(x.grad()), {2, 4});
   Tensor same = x.detach();
@@ -140,9 +140,9 @@ TEST_CASE("backward of a non-scalar needs a gradient of its shape") {
 
 TEST_CASE("an in-place change to a saved tensor is caught at backward time") {
   Tensor x = leaf({1, 2, 3}, {3});
-  Tensor w = from_vector<float>({4, 5, 6}, {3});   // saved by mul, does not require grad
+  Tensor w = from_vector<float>({4, 5, 6}, {3});  // saved by mul, does not require grad
   Tensor y = sum(x * w);
-  w.select(0, 1).fill_(0.0);   // through a view: the version lives on the storage
+  w.select(0, 1).fill_(0.0);  // through a view: the version lives on the storage
   CHECK(error_text([&] { y.backward(); }) ==
         "a tensor saved for backward (f32[3] on cpu) was modified by an in-place operation after it "
         "was saved (version 1 now, 0 when saved)");
@@ -156,7 +156,7 @@ TEST_CASE("in-place ops on a tensor that requires grad are refused while grad mo
   CHECK_THROWS_AS(x.add_(ones({2})), AutogradError);
   CHECK_THROWS_AS((x * 2.0).mul_(3.0), AutogradError);
   {
-    NoGradGuard no_grad;   // what optimizers do
+    NoGradGuard no_grad;  // what optimizers do
     x.add_(ones({2}), -0.5);
   }
   check_close(values(x), {0.5f, 1.5f});
@@ -165,8 +165,9 @@ TEST_CASE("in-place ops on a tensor that requires grad are refused while grad mo
 TEST_CASE("requires_grad can be set only on f32 leaves") {
   Tensor x = leaf({1}, {1});
   Tensor y = x * 2.0;
-  CHECK(error_text([&] { y.set_requires_grad(false); }) ==
-        "set_requires_grad: only leaf tensors can change requires_grad; this one comes from MulScalarBackward");
+  CHECK(
+      error_text([&] { y.set_requires_grad(false); }) ==
+      "set_requires_grad: only leaf tensors can change requires_grad; this one comes from MulScalarBackward");
   CHECK(error_text([] { arange(2, TensorOptions{}.with_dtype(DType::i64)).set_requires_grad(true); }) ==
         "set_requires_grad: only f32 tensors can require grad, this one is i64[2] on cpu");
 }
@@ -175,7 +176,7 @@ TEST_CASE("saved tensors are freed by a backward without retain_graph") {
   Tensor x = leaf({1, 2}, {2});
   Tensor w = from_vector<float>({3, 4}, {2});
   Tensor y = sum(x * w);
-  CHECK(w.storage().use_count() == 2);   // w and MulBackward's saved alias
+  CHECK(w.storage().use_count() == 2);  // w and MulBackward's saved alias
   y.backward();
   CHECK(w.storage().use_count() == 1);
 }
@@ -190,7 +191,7 @@ TEST_CASE("comparisons and argmax are not differentiable and stop the graph") {
   Tensor x = leaf({1, 3, 2}, {3});
   CHECK_FALSE(gt(x, 1.5).requires_grad());
   CHECK_FALSE(argmax(x).requires_grad());
-  Tensor y = sum(x * gt(x, 1.5));   // the mask is a constant
+  Tensor y = sum(x * gt(x, 1.5));  // the mask is a constant
   y.backward();
   check_close(values(x.grad()), {0, 1, 1});
 }

@@ -25,8 +25,9 @@ TEST_CASE("batch_norm training: batch statistics, output, unbiased running varia
   Tensor y = batch_norm(x, weight, bias, running_mean, running_var, true, 0.1, eps);
   const std::vector<float> out = values_of(y);
   const double inv0 = 1 / std::sqrt(1.25 + eps), inv1 = 1 / std::sqrt(6.0 + eps);
-  const double expected[8] = {(1 - 2.5) * inv0 * 2 + 1, (2 - 2.5) * inv0 * 2 + 1, (0 - 2.0) * inv1 * 0.5 - 1,
-                              (0 - 2.0) * inv1 * 0.5 - 1, (3 - 2.5) * inv0 * 2 + 1, (4 - 2.5) * inv0 * 2 + 1,
+  const double expected[8] = {(1 - 2.5) * inv0 * 2 + 1,   (2 - 2.5) * inv0 * 2 + 1,
+                              (0 - 2.0) * inv1 * 0.5 - 1, (0 - 2.0) * inv1 * 0.5 - 1,
+                              (3 - 2.5) * inv0 * 2 + 1,   (4 - 2.5) * inv0 * 2 + 1,
                               (2 - 2.0) * inv1 * 0.5 - 1, (6 - 2.0) * inv1 * 0.5 - 1};
   for (size_t i = 0; i < 8; ++i) CHECK(out[i] == doctest::Approx(expected[i]).epsilon(1e-6));
   const std::vector<float> rm = values_of(running_mean), rv = values_of(running_var);
@@ -93,7 +94,7 @@ TEST_CASE("batch_norm on [N,C] input matches [N,C,1,1]") {
   CHECK(y2.shape() == Shape{7, 3});
   CHECK(values_of(y2) == values_of(y4));
   CHECK(values_of(rv2) == values_of(rv4));
-  CHECK_THROWS_AS(batch_norm(zeros({1, 3}), weight, bias, rm2, rv2, true), ValueError);   // 1 value/channel
+  CHECK_THROWS_AS(batch_norm(zeros({1, 3}), weight, bias, rm2, rv2, true), ValueError);  // 1 value/channel
   CHECK_THROWS_AS(batch_norm(zeros({2, 4}), weight, bias, rm2, rv2, true), ShapeError);
 }
 

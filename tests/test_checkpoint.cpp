@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -20,7 +21,6 @@
 #include <fstream>
 #include <limits>
 #include <string>
-#include <sys/resource.h>
 #include <vector>
 
 using namespace kindling;
@@ -78,7 +78,8 @@ std::string error_text(Fn fn) {
 
 std::string bytes_of(const Tensor& t) {
   const Tensor host = t.detach().contiguous();
-  return std::string(static_cast<const char*>(host.data_ptr()), size_t(host.numel()) * dtype_size(host.dtype()));
+  return std::string(static_cast<const char*>(host.data_ptr()),
+                     size_t(host.numel()) * dtype_size(host.dtype()));
 }
 
 }  // namespace
@@ -92,7 +93,7 @@ TEST_CASE("safetensors round trip is bit-identical for every dtype and odd shape
       {"pixels", from_vector<uint8_t>({0, 127, 255}, {3, 1})},
       {"scalar", from_vector<float>({42.0f}, {})},
       {"empty", zeros({0, 3})},
-      {"strided", arange(12).reshape({3, 4}).t()}};   // written in logical (row-major) order
+      {"strided", arange(12).reshape({3, 4}).t()}};  // written in logical (row-major) order
   const std::map<std::string, std::string> metadata = {{"note", "héllo \"quoted\""}, {"epoch", "3"}};
   const std::string path = dir + "/round.safetensors";
   write_safetensors(path, tensors, metadata);
@@ -104,13 +105,14 @@ TEST_CASE("safetensors round trip is bit-identical for every dtype and odd shape
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& [name, tensor] = tensors[i];
     INFO(name);
-    CHECK(file.entries()[i].name == name);   // data order is the order written
+    CHECK(file.entries()[i].name == name);  // data order is the order written
     const Tensor back = file.tensor(name);
     CHECK(back.dtype() == tensor.dtype());
     CHECK(back.shape() == tensor.shape());
     CHECK(bytes_of(back) == bytes_of(tensor));
   }
-  CHECK(file.tensor("strided").to_vector<float>() == std::vector<float>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11});
+  CHECK(file.tensor("strided").to_vector<float>() ==
+        std::vector<float>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11});
   // Header length is a multiple of 8, so the data is aligned.
   uint64_t header_size = 0;
   std::memcpy(&header_size, slurp(path).data(), 8);
@@ -119,8 +121,9 @@ TEST_CASE("safetensors round trip is bit-identical for every dtype and odd shape
   const std::string again = dir + "/again.safetensors";
   write_safetensors(again, tensors, metadata);
   CHECK(slurp(again) == slurp(path));
-  CHECK(error_text([&] { write_safetensors(again, {{"a", zeros({1})}, {"a", zeros({1})}}, {}); }) ==
-        "checkpoint " + again + ": tensor name 'a' is empty, reserved or repeated");
+  CHECK(error_text([&] {
+          write_safetensors(again, {{"a", zeros({1})}, {"a", zeros({1})}}, {});
+        }) == "checkpoint " + again + ": tensor name 'a' is empty, reserved or repeated");
 }
 
 TEST_CASE("two writers of one path use distinct temporaries, and the last commit wins whole") {
@@ -153,8 +156,9 @@ TEST_CASE("a failed write leaves the old checkpoint intact and no temporary file
     struct rlimit small = saved;
     small.rlim_cur = 4096;
     REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
-    const std::string message =
-        error_text([&] { write_safetensors(path, {{"w", zeros({1 << 16})}}, {{"version", "new"}}); });
+    const std::string message = error_text([&] {
+      write_safetensors(path, {{"w", zeros({1 << 16})}}, {{"version", "new"}});
+    });
     setrlimit(RLIMIT_FSIZE, &saved);
     std::signal(SIGXFSZ, previous_handler);
     CHECK(message.find("checkpoint " + path + ": ") == 0);
@@ -162,16 +166,19 @@ TEST_CASE("a failed write leaves the old checkpoint intact and no temporary file
   }
   SUBCASE("the rename fails") {
     const std::string directory_path = dir + "/occupied";
-    fs::create_directories(directory_path + "/child");   // rename(file, non-empty dir) fails
-    const std::string message = error_text([&] { write_safetensors(directory_path, {{"w", zeros({4})}}, {}); });
+    fs::create_directories(directory_path + "/child");  // rename(file, non-empty dir) fails
+    const std::string message = error_text([&] {
+      write_safetensors(directory_path, {{"w", zeros({4})}}, {});
+    });
     CHECK(message.find("checkpoint " + directory_path + ": cannot rename " + directory_path + ".tmp.") == 0);
     CHECK(message.find(" over it") != std::string::npos);
     CHECK(fs::is_directory(directory_path));
   }
   SUBCASE("the temporary file cannot be created") {
     const std::string missing = dir + "/no/such/dir/last.safetensors";
-    CHECK(error_text([&] { write_safetensors(missing, {{"w", zeros({4})}}, {}); })
-              .find("checkpoint " + missing + ": cannot create " + missing + ".tmp") == 0);
+    CHECK(error_text([&] {
+            write_safetensors(missing, {{"w", zeros({4})}}, {});
+          }).find("checkpoint " + missing + ": cannot create " + missing + ".tmp") == 0);
   }
   CHECK(slurp(path) == old_bytes);
   CHECK(temporaries_in(dir).empty());
@@ -191,38 +198,45 @@ TEST_CASE("every corrupt file is refused with a message naming the problem") {
   REQUIRE(message(file_bytes(good_header, data)) == "(no error)");
 
   CHECK(message("") == prefix + "file is 0 bytes, too short for the 8-byte header length");
-  CHECK(message(std::string("\x10\x00\x00", 3)) == prefix + "file is 3 bytes, too short for the 8-byte header length");
+  CHECK(message(std::string("\x10\x00\x00", 3)) ==
+        prefix + "file is 3 bytes, too short for the 8-byte header length");
   CHECK(message(file_bytes(good_header, data, 1000)) ==
         prefix + "header length 1000 exceeds the " + std::to_string(good_header.size() + 16) +
             " bytes that follow it (truncated or not a safetensors file)");
-  CHECK(message(file_bytes(good_header, data, ~uint64_t(0))).find("header length 18446744073709551615 exceeds") !=
-        std::string::npos);
-  CHECK(message(file_bytes(R"({"a":{"dtype":"F32",)", data)).find(prefix + "header is not valid JSON (") == 0);
+  CHECK(message(file_bytes(good_header, data, ~uint64_t(0)))
+            .find("header length 18446744073709551615 exceeds") != std::string::npos);
+  CHECK(message(file_bytes(R"({"a":{"dtype":"F32",)", data)).find(prefix + "header is not valid JSON (") ==
+        0);
   CHECK(message(file_bytes("[1,2]", "")) == prefix + "header is not a JSON object");
   CHECK(message(file_bytes(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,400]}})", data)) ==
         prefix + "tensor a has data_offsets [0,400] outside the 16 bytes of data");
   CHECK(message(file_bytes(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[8,4]}})", data)) ==
         prefix + "tensor a has data_offsets [8,4] outside the 16 bytes of data");
   CHECK(message(file_bytes(good_header, std::string(10, '\0'))) ==
-        prefix + "tensor a has data_offsets [0,16] outside the 10 bytes of data");   // truncated data
+        prefix + "tensor a has data_offsets [0,16] outside the 10 bytes of data");  // truncated data
   CHECK(message(file_bytes(R"({"a":{"dtype":"F16","shape":[2,4],"data_offsets":[0,16]}})", data)) ==
         prefix + "tensor a has dtype F16; kindling reads F32, I64, U8 and BF16");
   CHECK(message(file_bytes(R"({"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,16]}})", data)) ==
         prefix + "tensor a (F32[2,3]) needs 24 bytes but data_offsets [0,16] hold 16");
   CHECK(message(file_bytes(R"({"a":{"dtype":"F32","shape":[2,-2],"data_offsets":[0,16]}})", data)) ==
         prefix + "tensor a has a shape entry -2 that is not a size");
-  CHECK(message(file_bytes(R"({"a":{"shape":[4],"data_offsets":[0,16]}})", data)) == prefix + "tensor a has no dtype string");
+  CHECK(message(file_bytes(R"({"a":{"shape":[4],"data_offsets":[0,16]}})", data)) ==
+        prefix + "tensor a has no dtype string");
   CHECK(message(file_bytes(R"({"a":{"dtype":"F32","shape":[4]}})", data)) ==
         prefix + "tensor a has no data_offsets [begin, end] of two byte offsets");
   CHECK(message(file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", data)) ==
-        prefix + "tensor b starts at byte 4 of the data, expected 8 (tensors must not overlap or leave gaps)");
+                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                           data)) ==
+        prefix +
+            "tensor b starts at byte 4 of the data, expected 8 (tensors must not overlap or leave gaps)");
   CHECK(message(file_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", data)) ==
         prefix + "8 bytes of data follow the last tensor (the file is not a valid safetensors file)");
-  CHECK(message(file_bytes(R"({"__metadata__":{"epoch":3},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})", data)) ==
-        prefix + "__metadata__ value of epoch is not a string");
-  CHECK(error_text([&] { SafetensorsFile::read(dir + "/absent.safetensors"); })
-            .find("checkpoint " + dir + "/absent.safetensors: cannot open for reading") == 0);
+  CHECK(message(file_bytes(
+            R"({"__metadata__":{"epoch":3},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})",
+            data)) == prefix + "__metadata__ value of epoch is not a string");
+  CHECK(error_text([&] {
+          SafetensorsFile::read(dir + "/absent.safetensors");
+        }).find("checkpoint " + dir + "/absent.safetensors: cannot open for reading") == 0);
 }
 
 TEST_CASE("loading validates names, dtypes and shapes against the model, naming the first mismatch") {
@@ -244,7 +258,7 @@ TEST_CASE("loading validates names, dtypes and shapes against the model, naming 
 
   auto model = make_model("resnet20", 3, 10);
   NamedTensors fewer = model->state_dict();
-  fewer.erase(fewer.end() - 1);   // fc.bias
+  fewer.erase(fewer.end() - 1);  // fc.bias
   save_checkpoint(path, fewer, {}, {});
   CHECK(error_text([&] { load_checkpoint(path, model->state_dict()); }) ==
         prefix + "fc.bias is missing (the model has it)");
@@ -254,7 +268,7 @@ TEST_CASE("loading validates names, dtypes and shapes against the model, naming 
   CHECK(error_text([&] { load_checkpoint(path, model->state_dict()); }) ==
         prefix + "has an unexpected tensor fc2.weight (F32[2,2])");
   NamedTensors retyped = model->state_dict();
-  retyped[5].second = zeros({});   // bn1.num_batches_tracked as F32
+  retyped[5].second = zeros({});  // bn1.num_batches_tracked as F32
   save_checkpoint(path, retyped, {}, {});
   CHECK(error_text([&] { load_checkpoint(path, model->state_dict()); }) ==
         prefix + "bn1.num_batches_tracked is F32, the model expects I64");
@@ -265,7 +279,8 @@ TEST_CASE("loading validates names, dtypes and shapes against the model, naming 
   changed[0].second = zeros_like(conv);
   changed.emplace_back("extra", zeros({1}));
   save_checkpoint(path, changed, {}, {});
-  CHECK(error_text([&] { load_checkpoint(path, model->state_dict()); }).find("unexpected tensor extra") != std::string::npos);
+  CHECK(error_text([&] { load_checkpoint(path, model->state_dict()); }).find("unexpected tensor extra") !=
+        std::string::npos);
   CHECK(conv.to_vector<float>() == conv_before);
 }
 
@@ -343,7 +358,8 @@ TEST_CASE("a Python script with only json and struct reads a kindling checkpoint
 
   // What the script must find: metadata, and the dtype, shape and leading values of a few tensors.
   nlohmann::json expect;
-  expect["metadata"] = {{"model", "resnet20"}, {"epoch", "2"}, {"format", "kindling"}, {"format_version", "1"}};
+  expect["metadata"] = {
+      {"model", "resnet20"}, {"epoch", "2"}, {"format", "kindling"}, {"format_version", "1"}};
   const NamedTensors state = model->state_dict();
   for (const char* name : {"conv1.weight", "layer2.0.bn1.running_var", "fc.bias"}) {
     const Tensor t = *find_tensor(state, name);
@@ -351,9 +367,11 @@ TEST_CASE("a Python script with only json and struct reads a kindling checkpoint
     values.resize(std::min<size_t>(values.size(), 5));
     expect["tensors"][name] = {{"dtype", "F32"}, {"shape", t.shape()}, {"values", values}};
   }
-  expect["tensors"]["layer3.2.bn2.num_batches_tracked"] = {{"dtype", "I64"}, {"shape", Shape{}}, {"values", {0}}};
+  expect["tensors"]["layer3.2.bn2.num_batches_tracked"] = {
+      {"dtype", "I64"}, {"shape", Shape{}}, {"values", {0}}};
   expect["tensors"]["optimizer.fc.weight.step"] = {{"dtype", "I64"}, {"shape", Shape{}}, {"values", {0}}};
-  expect["tensors"]["optimizer.fc.weight.momentum_buffer"] = {{"dtype", "F32"}, {"shape", {10, 64}}, {"values", {0.0}}};
+  expect["tensors"]["optimizer.fc.weight.momentum_buffer"] = {
+      {"dtype", "F32"}, {"shape", {10, 64}}, {"values", {0.0}}};
   const std::string expect_path = dir + "/expect.json";
   spit(expect_path, expect.dump());
 

@@ -18,8 +18,9 @@ TEST_CASE("train writes config, metrics, checkpoints, and eval reads them back")
   TempDir dir;
   write_tiny_mnist(dir.path, 256, 128);
   const fs::path out = dir / "run";
-  const Run train = kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 2 --out '{}'", kTiny,
-                                             dir.path.string(), out.string()), dir.path);
+  const Run train = kindling_cli(
+      fmt::format("train {} --data-dir '{}' --epochs 2 --out '{}'", kTiny, dir.path.string(), out.string()),
+      dir.path);
   INFO(train.err);
   REQUIRE(train.status == 0);
   CHECK(contains(train.out, "final test accuracy:"));
@@ -29,8 +30,8 @@ TEST_CASE("train writes config, metrics, checkpoints, and eval reads them back")
   CHECK(temporaries_in(out).empty());
   const auto rows = jsonl(out / "metrics.jsonl");
   REQUIRE(rows.size() == 2);
-  for (const char* key : {"epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "test_nll",
-                          "test_ece", "images_per_s", "seconds"})
+  for (const char* key : {"epoch", "lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
+                          "test_nll", "test_ece", "images_per_s", "seconds"})
     CHECK_MESSAGE(rows[1].contains(key), key);
   CHECK(rows[1]["epoch"] == 2);
   // The bands are easy: two epochs must beat chance (10 %) by far.
@@ -38,29 +39,35 @@ TEST_CASE("train writes config, metrics, checkpoints, and eval reads them back")
   std::ifstream config_in(out / "config.json");
   const nlohmann::json config = nlohmann::json::parse(config_in);
   CHECK(config["model"] == "resnet20");
-  CHECK(config["crop_padding"] == 4);   // --crop-padding's default, the CIFAR recipe's
+  CHECK(config["crop_padding"] == 4);  // --crop-padding's default, the CIFAR recipe's
 
   const Run eval = kindling_cli(fmt::format("eval --checkpoint '{}' --data mnist --data-dir '{}' --json",
-                                            (out / "last.safetensors").string(), dir.path.string()), dir.path);
+                                            (out / "last.safetensors").string(), dir.path.string()),
+                                dir.path);
   INFO(eval.err);
   REQUIRE(eval.status == 0);
   const auto result = nlohmann::json::parse(eval.out);
   CHECK(result["samples"] == 128);
-  CHECK(result["accuracy"].get<double>() == doctest::Approx(rows[1]["test_accuracy"].get<double>()).epsilon(1e-6));
+  CHECK(result["accuracy"].get<double>() ==
+        doctest::Approx(rows[1]["test_accuracy"].get<double>()).epsilon(1e-6));
   for (const char* key : {"accuracy", "nll", "ece", "samples"}) CHECK(result.contains(key));
 }
 
 TEST_CASE("two epochs equal one epoch, a resume, and one more (deterministic CPU)") {
   TempDir dir;
   write_tiny_mnist(dir.path, 128, 64);
-  const std::string common = fmt::format("train {} --data-dir '{}' --epochs 2 --deterministic --schedule cosine", kTiny,
-                                         dir.path.string());
-  REQUIRE(kindling_cli(fmt::format("{} --out '{}'", common, (dir / "straight").string()), dir.path).status == 0);
-  REQUIRE(kindling_cli(fmt::format("{} --out '{}' --stop-after-epochs 1", common, (dir / "sliced").string()), dir.path)
+  const std::string common = fmt::format(
+      "train {} --data-dir '{}' --epochs 2 --deterministic --schedule cosine", kTiny, dir.path.string());
+  REQUIRE(kindling_cli(fmt::format("{} --out '{}'", common, (dir / "straight").string()), dir.path).status ==
+          0);
+  REQUIRE(kindling_cli(fmt::format("{} --out '{}' --stop-after-epochs 1", common, (dir / "sliced").string()),
+                       dir.path)
               .status == 0);
   CHECK(jsonl(dir / "sliced" / "metrics.jsonl").size() == 1);
-  const Run resumed = kindling_cli(fmt::format("{} --out '{}' --resume '{}'", common, (dir / "sliced").string(),
-                                               (dir / "sliced" / "last.safetensors").string()), dir.path);
+  const Run resumed =
+      kindling_cli(fmt::format("{} --out '{}' --resume '{}'", common, (dir / "sliced").string(),
+                               (dir / "sliced" / "last.safetensors").string()),
+                   dir.path);
   INFO(resumed.err);
   REQUIRE(resumed.status == 0);
   CHECK(jsonl(dir / "sliced" / "metrics.jsonl").size() == 2);
@@ -79,12 +86,12 @@ TEST_CASE("a non-finite loss stops training, naming epoch and batch, and keeps t
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
   const fs::path out = dir / "run";
-  const std::string common = fmt::format("train {} --data-dir '{}' --epochs 3 --schedule constant --out '{}'", kTiny,
-                                         dir.path.string(), out.string());
+  const std::string common = fmt::format("train {} --data-dir '{}' --epochs 3 --schedule constant --out '{}'",
+                                         kTiny, dir.path.string(), out.string());
   REQUIRE(kindling_cli(common + " --stop-after-epochs 1", dir.path).status == 0);
   const auto before = read_bytes(out / "last.safetensors");
-  const Run blowup = kindling_cli(common + fmt::format(" --resume '{}' --lr 1e30", (out / "last.safetensors").string()),
-                                  dir.path);
+  const Run blowup = kindling_cli(
+      common + fmt::format(" --resume '{}' --lr 1e30", (out / "last.safetensors").string()), dir.path);
   INFO(blowup.err);
   CHECK(blowup.status == 1);
   CHECK(contains(blowup.err, "epoch 2"));
@@ -102,7 +109,7 @@ TEST_CASE("usage errors exit 2 with one line, runtime errors exit 1 naming the f
   CHECK(std::count(unknown_flag.err.begin(), unknown_flag.err.end(), '\n') == 1);
   const Run bad_model = kindling_cli("train --model resnet21", dir.path);
   CHECK(bad_model.status == 2);
-  CHECK(contains(bad_model.err, "resnet20"));   // lists the valid names
+  CHECK(contains(bad_model.err, "resnet20"));  // lists the valid names
   const Run bad_loss = kindling_cli("train --loss focal:gama=2", dir.path);
   CHECK(bad_loss.status == 2);
   CHECK(contains(bad_loss.err, "gamma"));
@@ -114,7 +121,8 @@ TEST_CASE("usage errors exit 2 with one line, runtime errors exit 1 naming the f
   write_tiny_mnist(dir.path, 64, 32);
   fs::remove(dir / "train-images-idx3-ubyte.gz");
   write_bytes(dir / "train-images-idx3-ubyte", idx_bytes({64, 28, 28}, std::vector<uint8_t>(100, 0)));
-  const Run truncated = kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 1", kTiny, dir.path.string()), dir.path);
+  const Run truncated =
+      kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 1", kTiny, dir.path.string()), dir.path);
   CHECK(truncated.status == 1);
   CHECK(contains(truncated.err, "train-images-idx3-ubyte"));
   CHECK(std::count(truncated.err.begin(), truncated.err.end(), '\n') == 1);
@@ -122,7 +130,8 @@ TEST_CASE("usage errors exit 2 with one line, runtime errors exit 1 naming the f
   // A checkpoint that is not a checkpoint.
   write_bytes(dir / "junk.safetensors", {1, 2, 3});
   const Run junk = kindling_cli(fmt::format("eval --checkpoint '{}' --data mnist --data-dir '{}'",
-                                            (dir / "junk.safetensors").string(), dir.path.string()), dir.path);
+                                            (dir / "junk.safetensors").string(), dir.path.string()),
+                                dir.path);
   CHECK(junk.status == 1);
   CHECK(contains(junk.err, "junk.safetensors"));
 }
@@ -132,14 +141,17 @@ TEST_CASE("eval refuses a checkpoint for another class count, naming the tensor"
   write_tiny_mnist(dir.path, 64, 32);
   const fs::path out = dir / "run";
   REQUIRE(kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 1 --out '{}'", kTiny, dir.path.string(),
-                                   out.string()), dir.path).status == 0);
+                                   out.string()),
+                       dir.path)
+              .status == 0);
   // The same images relabelled as EMNIST letters (26 classes, labels 1..26 on disk).
   std::vector<uint8_t> letters(32);
   for (size_t i = 0; i < letters.size(); ++i) letters[i] = uint8_t(1 + i % 26);
   fs::copy_file(dir / "t10k-images-idx3-ubyte.gz", dir / "emnist-letters-test-images-idx3-ubyte.gz");
   write_gzip(dir / "emnist-letters-test-labels-idx1-ubyte.gz", idx_bytes({32}, letters));
   const Run eval = kindling_cli(fmt::format("eval --checkpoint '{}' --data emnist-letters --data-dir '{}'",
-                                            (out / "last.safetensors").string(), dir.path.string()), dir.path);
+                                            (out / "last.safetensors").string(), dir.path.string()),
+                                dir.path);
   CHECK(eval.status == 1);
   CHECK(contains(eval.err, "fc.weight"));
 }
@@ -148,12 +160,14 @@ TEST_CASE("study trains every (loss, seed), writes its table, and skips finished
   TempDir dir;
   write_tiny_mnist(dir.path, 64, 32);
   const fs::path out = dir / "study";
-  const std::string args = fmt::format("study {} --data-dir '{}' --epochs 1 --losses ce,focal:gamma=2,alpha=1 --seeds 2 --out '{}'",
-                                       kTiny, dir.path.string(), out.string());
+  const std::string args = fmt::format(
+      "study {} --data-dir '{}' --epochs 1 --losses ce,focal:gamma=2,alpha=1 --seeds 2 --out '{}'", kTiny,
+      dir.path.string(), out.string());
   const Run first = kindling_cli(args, dir.path);
   INFO(first.err);
   REQUIRE(first.status == 0);
-  for (const char* file : {"study.md", "study.json", "curves.csv", "curves.gp"}) CHECK_MESSAGE(fs::exists(out / file), file);
+  for (const char* file : {"study.md", "study.json", "curves.csv", "curves.gp"})
+    CHECK_MESSAGE(fs::exists(out / file), file);
   std::ifstream study_in(out / "study.json");
   const auto study = nlohmann::json::parse(study_in);
   REQUIRE(study["losses"].size() == 2);
@@ -161,7 +175,7 @@ TEST_CASE("study trains every (loss, seed), writes its table, and skips finished
   CHECK(study["losses"][0]["top1"].size() == 2);
   const Run again = kindling_cli(args, dir.path);
   REQUIRE(again.status == 0);
-  CHECK(!contains(again.out, "== study:"));   // nothing retrained
+  CHECK(!contains(again.out, "== study:"));  // nothing retrained
 }
 
 TEST_CASE("study --stop-after-epochs stops inside a run and the next invocation completes it") {
@@ -174,7 +188,7 @@ TEST_CASE("study --stop-after-epochs stops inside a run and the next invocation 
   INFO(sliced.err);
   REQUIRE(sliced.status == 0);
   CHECK(contains(sliced.out, "stopped by --stop-after-epochs"));
-  CHECK(!fs::exists(out / "runs" / "ce-seed0" / "done.json"));   // one epoch of two: not done
+  CHECK(!fs::exists(out / "runs" / "ce-seed0" / "done.json"));  // one epoch of two: not done
   CHECK(!fs::exists(out / "study.md"));
   const Run rest = kindling_cli(args, dir.path);
   INFO(rest.err);
@@ -207,7 +221,7 @@ TEST_CASE("study --val-split fits T per run, reports one seed as n = 1, refuses 
     CHECK(row.contains("val_nll"));
     int64_t counted = 0;
     for (const auto& n : row["test_reliability_scaled"]["count"]) counted += n.get<int64_t>();
-    CHECK(counted == 32);   // every test image in one bin
+    CHECK(counted == 32);  // every test image in one bin
   }
   std::ifstream md_in(out / "study.md");
   const std::string md((std::istreambuf_iterator<char>(md_in)), std::istreambuf_iterator<char>());
@@ -226,8 +240,9 @@ TEST_CASE("study --val-split fits T per run, reports one seed as n = 1, refuses 
   CHECK(!contains(other.out, "== study:"));
 
   // A split that leaves one side empty is a usage error naming the flag.
-  const Run empty = kindling_cli(fmt::format("train {} --data-dir '{}' --epochs 1 --val-split 0.001",
-                                             kTiny, dir.path.string()), dir.path);
+  const Run empty = kindling_cli(
+      fmt::format("train {} --data-dir '{}' --epochs 1 --val-split 0.001", kTiny, dir.path.string()),
+      dir.path);
   CHECK(empty.status == 2);
   CHECK(contains(empty.err, "--val-split: validation split"));
 }
@@ -236,14 +251,15 @@ TEST_CASE("losses, info and bench print what they promise") {
   TempDir dir;
   const Run losses = kindling_cli("losses", dir.path);
   REQUIRE(losses.status == 0);
-  for (const char* name : {"ce", "label_smoothing", "lace", "expectation", "ce_expectation_mix", "min_ent", "mix_ent",
-                           "squentropy", "square", "ngl", "focal", "poly1"})
+  for (const char* name : {"ce", "label_smoothing", "lace", "expectation", "ce_expectation_mix", "min_ent",
+                           "mix_ent", "squentropy", "square", "ngl", "focal", "poly1"})
     CHECK_MESSAGE(contains(losses.out, name), name);
   const Run info = kindling_cli("info", dir.path);
   REQUIRE(info.status == 0);
   CHECK(contains(info.out, "OpenBLAS"));
   CHECK(contains(info.out, "cuda"));
-  const Run bench = kindling_cli("bench --model resnet20 --batch-size 4 --warmup 0 --repeats 2 --json", dir.path);
+  const Run bench =
+      kindling_cli("bench --model resnet20 --batch-size 4 --warmup 0 --repeats 2 --json", dir.path);
   INFO(bench.err);
   REQUIRE(bench.status == 0);
   const auto rows = nlohmann::json::parse(bench.out.substr(0, bench.out.find('\n')));
@@ -342,24 +358,29 @@ TEST_CASE("bench --compare-pytorch skips a python without torch") {
 
 TEST_CASE("KINDLING_KERNELS=reference trains on the reference kernels to the fast path's numbers") {
   TempDir dir;
-  write_tiny_mnist(dir.path, 8, 8);   // the reference convolution is slow: one batch
-  const std::string common = fmt::format("train --data mnist --data-dir '{}' --model resnet20 --batch-size 8 "
-                                         "--epochs 1 --lr 0.05 --deterministic --quiet --threads 2",
-                                         dir.path.string());
+  write_tiny_mnist(dir.path, 8, 8);  // the reference convolution is slow: one batch
+  const std::string common = fmt::format(
+      "train --data mnist --data-dir '{}' --model resnet20 --batch-size 8 "
+      "--epochs 1 --lr 0.05 --deterministic --quiet --threads 2",
+      dir.path.string());
   REQUIRE(kindling_cli(fmt::format("{} --out '{}'", common, (dir / "fast").string()), dir.path).status == 0);
   setenv("KINDLING_KERNELS", "reference", 1);
-  const Run reference = kindling_cli(fmt::format("{} --out '{}'", common, (dir / "reference").string()), dir.path);
+  const Run reference =
+      kindling_cli(fmt::format("{} --out '{}'", common, (dir / "reference").string()), dir.path);
   setenv("KINDLING_KERNELS", "fastest", 1);
-  const Run unknown = kindling_cli(fmt::format("{} --out '{}'", common, (dir / "unknown").string()), dir.path);
+  const Run unknown =
+      kindling_cli(fmt::format("{} --out '{}'", common, (dir / "unknown").string()), dir.path);
   unsetenv("KINDLING_KERNELS");
   INFO(reference.err);
   REQUIRE(reference.status == 0);
-  const auto fast_rows = jsonl(dir / "fast" / "metrics.jsonl"), reference_rows = jsonl(dir / "reference" / "metrics.jsonl");
+  const auto fast_rows = jsonl(dir / "fast" / "metrics.jsonl"),
+             reference_rows = jsonl(dir / "reference" / "metrics.jsonl");
   REQUIRE(fast_rows.size() == 1);
   REQUIRE(reference_rows.size() == 1);
   for (const char* key : {"train_loss", "test_loss"})
     CHECK_MESSAGE(reference_rows[0][key].get<double>() ==
-                      doctest::Approx(fast_rows[0][key].get<double>()).epsilon(1e-4), key);
+                      doctest::Approx(fast_rows[0][key].get<double>()).epsilon(1e-4),
+                  key);
   CHECK(reference_rows[0]["test_accuracy"] == fast_rows[0]["test_accuracy"]);
   CHECK(unknown.status != 0);
   CHECK(contains(unknown.err, "KINDLING_KERNELS=fastest: expected fast or reference"));

@@ -42,11 +42,11 @@ const ConvCase kConvCases[] = {
     {{3, 4, 5, 6}, {5, 4, 1, 1}, 1, 0, 1, 1, true},
     {{3, 4, 5, 6}, {6, 2, 1, 1}, 1, 0, 1, 2, true},
     {{3, 4, 5, 6}, {5, 4, 1, 1}, 2, 0, 1, 1, false},
-    {{2, 3, 5, 5}, {2, 3, 5, 5}, 1, 0, 1, 1, true},      // window = image: one output pixel
-    {{2, 3, 4, 4}, {2, 3, 3, 3}, 1, 3, 1, 1, false},     // padding wider than the kernel
-    {{9, 8, 8, 8}, {16, 8, 3, 3}, 1, 1, 1, 1, true},     // several images share one GEMM
-    {{5, 16, 4, 4}, {8, 8, 3, 3}, 2, 1, 1, 2, true},    // batched columns with groups, ragged chunk
-    {{3, 3, 7, 9}, {4, 3, 3, 3}, Size2{1, 2}, Size2{2, 1}, Size2{2, 1}, 1, true},   // small plane, 35 pixels
+    {{2, 3, 5, 5}, {2, 3, 5, 5}, 1, 0, 1, 1, true},   // window = image: one output pixel
+    {{2, 3, 4, 4}, {2, 3, 3, 3}, 1, 3, 1, 1, false},  // padding wider than the kernel
+    {{9, 8, 8, 8}, {16, 8, 3, 3}, 1, 1, 1, 1, true},  // several images share one GEMM
+    {{5, 16, 4, 4}, {8, 8, 3, 3}, 2, 1, 1, 2, true},  // batched columns with groups, ragged chunk
+    {{3, 3, 7, 9}, {4, 3, 3, 3}, Size2{1, 2}, Size2{2, 1}, Size2{2, 1}, 1, true},  // small plane, 35 pixels
 };
 
 }  // namespace
@@ -97,13 +97,13 @@ TEST_CASE("conv2d gradients match the reference kernels on every lowering") {
       {{3, 16, 7, 9}, {8, 16, 1, 1}, 2, 0, 1, 1, false},
       {{7, 3, 12, 12}, {16, 3, 3, 3}, 1, 1, 1, 1, true},
       {{2, 8, 6, 5}, {8, 8, 3, 3}, 1, 1, 1, 1, false},
-      {{2, 16, 5, 5}, {16, 16, 1, 1}, 1, 1, 1, 1, false},   // 1×1 padded beyond the window
-      {{2, 16, 9, 8}, {24, 16, 1, 1}, 1, 0, 1, 1, true},    // 1×1 read in place (no copy)
-      {{2, 16, 20, 19}, {8, 16, 3, 3}, 2, 1, 1, 1, false},  // strided, phased
-      {{3, 32, 10, 11}, {8, 16, 3, 3}, Size2{2, 1}, 1, 1, 2, true},   // phased, stride 2x1, groups
+      {{2, 16, 5, 5}, {16, 16, 1, 1}, 1, 1, 1, 1, false},            // 1×1 padded beyond the window
+      {{2, 16, 9, 8}, {24, 16, 1, 1}, 1, 0, 1, 1, true},             // 1×1 read in place (no copy)
+      {{2, 16, 20, 19}, {8, 16, 3, 3}, 2, 1, 1, 1, false},           // strided, phased
+      {{3, 32, 10, 11}, {8, 16, 3, 3}, Size2{2, 1}, 1, 1, 2, true},  // phased, stride 2x1, groups
       // columns, dilated, 35 pixels
       {{5, 16, 7, 9}, {8, 16, 3, 3}, Size2{1, 2}, Size2{2, 1}, Size2{2, 1}, 1, true},
-      {{7, 32, 4, 4}, {32, 32, 3, 3}, 1, 1, 1, 1, false},   // 4x4 plane, images split unevenly over chunks
+      {{7, 32, 4, 4}, {32, 32, 3, 3}, 1, 1, 1, 1, false},  // 4x4 plane, images split unevenly over chunks
   };
   Generator gen(12);
   for (const ConvCase& cc : cases) {
@@ -132,7 +132,7 @@ TEST_CASE("conv2d output sizes follow PyTorch's formula") {
 TEST_CASE("conv2d backward matches finite differences") {
   Generator gen(2);
   for (const ConvCase& cc : kConvCases) {
-    if (cc.x[0] * cc.x[1] * cc.x[2] * cc.x[3] > 400) continue;   // keep the walk short
+    if (cc.x[0] * cc.x[1] * cc.x[2] * cc.x[3] > 400) continue;  // keep the walk short
     std::vector<Tensor> inputs{randn(cc.x, {}, &gen).set_requires_grad(true),
                                randn(cc.w, {}, &gen).set_requires_grad(true)};
     if (cc.bias) inputs.push_back(randn({cc.w[0]}, {}, &gen).set_requires_grad(true));
@@ -152,7 +152,7 @@ TEST_CASE("conv2d backward matches finite differences") {
 TEST_CASE("conv2d rejects mismatched shapes with a named error") {
   Tensor x = zeros({1, 4, 5, 5});
   CHECK_THROWS_AS(conv2d(x, zeros({3, 3, 3, 3})), ShapeError);
-  CHECK_THROWS_AS(conv2d(x, zeros({3, 2, 3, 3}), {}, 1, 0, 1, 2), ShapeError);   // K=3 not divisible
+  CHECK_THROWS_AS(conv2d(x, zeros({3, 2, 3, 3}), {}, 1, 0, 1, 2), ShapeError);  // K=3 not divisible
   CHECK_THROWS_AS(conv2d(x, zeros({2, 4, 7, 7})), ShapeError);                  // window too big
   CHECK_THROWS_AS(conv2d(x, zeros({2, 4, 3, 3}), zeros({3})), ShapeError);
   CHECK_THROWS_AS(conv2d(zeros({4, 5, 5}), zeros({2, 4, 3, 3})), ShapeError);

@@ -37,8 +37,9 @@ TEST_CASE("factories fill the values they promise") {
   CHECK(t.strides() == Shape{3, 1});
   CHECK(t.describe() == "f32[2,3] on cpu");
   CHECK(error_text([] { empty({2, -1}); }) == "empty: negative dimension in shape [2,-1]");
-  CHECK(error_text([] { from_vector<float>({1, 2, 3}, {2, 2}); }) ==
-        "from_vector: 3 values do not fill shape [2,2] (4 elements)");
+  CHECK(error_text([] {
+          from_vector<float>({1, 2, 3}, {2, 2});
+        }) == "from_vector: 3 values do not fill shape [2,2] (4 elements)");
   CHECK(error_text([] { zeros({2}).item<float>(); }) == "item(): tensor [2] has 2 elements, expected 1");
   CHECK(error_text([] { zeros({2}).data<int64_t>(); }) == "data<i64>() called on a f32 tensor");
 }
@@ -63,7 +64,7 @@ TEST_CASE("views share storage and see each other's writes") {
   CHECK(row.offset() == 4);
   CHECK(every_other.strides() == Shape{4, 2});
   CHECK(values(every_other) == std::vector<float>{0, 2, 4, 6, 8, 10});
-  row.fill_(-1.0);   // writes through the view into base
+  row.fill_(-1.0);  // writes through the view into base
   CHECK(values(base.select(0, 1)) == std::vector<float>{-1, -1, -1, -1});
   CHECK(values(t.select(0, 2)) == std::vector<float>{2, -1, 10});
   CHECK(values(flat.narrow(0, 3, 3)) == std::vector<float>{3, -1, -1});
@@ -88,7 +89,7 @@ TEST_CASE("reshape views when it can and copies when it must, and view refuses t
   Tensor base = arange(24).reshape({2, 3, 4});
   Tensor merged = base.reshape({6, 4});
   CHECK(merged.storage() == base.storage());
-  Tensor split_transposed = base.transpose(1, 2).reshape({2, 2, 2, 3});   // splits dim 1 (size 4)
+  Tensor split_transposed = base.transpose(1, 2).reshape({2, 2, 2, 3});  // splits dim 1 (size 4)
   CHECK(split_transposed.storage() == base.storage());
   Tensor copied = base.transpose(1, 2).reshape({24});
   CHECK(copied.storage() != base.storage());
@@ -96,7 +97,9 @@ TEST_CASE("reshape views when it can and copies when it must, and view refuses t
   CHECK(base.view({-1, 12}).shape() == Shape{2, 12});
   CHECK(error_text([&] { base.transpose(1, 2).view({24}); }) ==
         "view: cannot view f32[2,4,3] on cpu with strides [12,1,4] as [24] without a copy; use reshape");
-  CHECK(error_text([&] { base.view({5, -1}); }) == "view: shape [5,-1] is invalid for a tensor of 24 elements");
+  CHECK(error_text([&] {
+          base.view({5, -1});
+        }) == "view: shape [5,-1] is invalid for a tensor of 24 elements");
   CHECK(error_text([&] { base.view({-1, -1}); }) == "view: only one dim can be -1, got [-1,-1]");
 }
 
@@ -121,7 +124,7 @@ TEST_CASE("size-1 dims: squeeze, unsqueeze, broadcasting") {
   Tensor t = arange(3).reshape({1, 3, 1});
   CHECK(t.squeeze().shape() == Shape{3});
   CHECK(t.squeeze(0).shape() == Shape{3, 1});
-  CHECK(t.squeeze(1).shape() == Shape{1, 3, 1});   // not size 1: unchanged
+  CHECK(t.squeeze(1).shape() == Shape{1, 3, 1});  // not size 1: unchanged
   CHECK(t.unsqueeze(-1).shape() == Shape{1, 3, 1, 1});
   CHECK(t.unsqueeze(0).storage() == t.storage());
   CHECK(t.flatten().shape() == Shape{3});
@@ -145,7 +148,7 @@ TEST_CASE("expand makes stride-0 views, and contiguous materialises them") {
 TEST_CASE("strided copy_ and in-place updates work on non-contiguous destinations") {
   Tensor base = zeros({3, 4});
   Tensor t = base.t();
-  t.copy_(arange(3));   // broadcast [3] over t's rows
+  t.copy_(arange(3));  // broadcast [3] over t's rows
   CHECK(values(base.select(1, 0)) == std::vector<float>{0, 1, 2});
   t.add_(ones({4, 3}), 2.0);
   t.mul_(10.0);
@@ -159,7 +162,7 @@ TEST_CASE("the CPU allocator reuses blocks of the same size class") {
   const AllocatorStats before = allocator.stats();
   for (int i = 0; i < 50; ++i) {
     Tensor a = empty({1000});
-    Tensor b = empty({999});   // same size class as 1000 floats
+    Tensor b = empty({999});  // same size class as 1000 floats
     CHECK(reinterpret_cast<uintptr_t>(a.data_ptr()) % 64 == 0);
   }
   const AllocatorStats after = allocator.stats();
@@ -194,7 +197,7 @@ TEST_CASE("the generator is deterministic and its state restores") {
   g.uniform();
   const GeneratorState saved = g.state();
   const double u = g.uniform(), n = g.normal();
-  g.normal();   // leaves a spare normal behind; set_state must drop it
+  g.normal();  // leaves a spare normal behind; set_state must drop it
   g.set_state(saved);
   CHECK(g.uniform() == u);
   CHECK(g.normal() == n);
@@ -232,7 +235,7 @@ TEST_CASE("parallel_for rethrows a worker's exception and nests serially") {
                                       if (begin <= 99 && 99 < end) throw ValueError("chunk with 99 failed");
                                     }),
                        "chunk with 99 failed", ValueError);
-  if (num_threads() > 1) {   // with one thread there is no pool region to nest in
+  if (num_threads() > 1) {  // with one thread there is no pool region to nest in
     std::atomic<int> nested_serial{0}, in_region{0};
     parallel_for(0, 4, 1, [&](int64_t, int64_t) {
       in_region += in_parallel_region();
@@ -264,5 +267,6 @@ TEST_CASE("spec strings: name, options in order, lists, numbers, and the errors 
                        "schedule 'step:gamma': expected key=value, got 'gamma' (keys: gamma)", ValueError);
   CHECK_THROWS_WITH_AS(parse_spec("step:=1", "schedule 'step:=1'"),
                        "schedule 'step:=1': expected key=value, got '=1'", ValueError);
-  CHECK_THROWS_WITH_AS(parse_spec("step:gamma=1,gamma=2", "schedule"), "schedule: gamma is given twice", ValueError);
+  CHECK_THROWS_WITH_AS(parse_spec("step:gamma=1,gamma=2", "schedule"), "schedule: gamma is given twice",
+                       ValueError);
 }

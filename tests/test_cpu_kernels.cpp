@@ -54,7 +54,7 @@ TEST_CASE("cpu::transpose matches the plain loop at every ragged block size, wit
       cpu::transpose(src.data(), rows, cols, src_stride, dst.data(), dst_stride);
       for (int64_t j = 0; j < cols; ++j)
         for (int64_t i = 0; i < dst_stride; ++i) {
-          const float want = i < rows ? src[size_t(i * src_stride + j)] : -7.0f;   // the gap is untouched
+          const float want = i < rows ? src[size_t(i * src_stride + j)] : -7.0f;  // the gap is untouched
           if (dst[size_t(j * dst_stride + i)] != want)
             FAIL("rows " << rows << ", cols " << cols << ": dst[" << j << "][" << i << "]");
         }
@@ -80,7 +80,8 @@ TEST_CASE("cpu::gemm_nn: C (+)= A·B with B given by row offsets, ragged M and N
           for (int64_t m = 0; m < M; ++m)
             for (int64_t n = 0; n < N; ++n) {
               double dot = 0;
-              for (int64_t k = 0; k < K; ++k) dot += double(A[size_t(m * K + k)]) * B[size_t(offsets[size_t(k)] + n)];
+              for (int64_t k = 0; k < K; ++k)
+                dot += double(A[size_t(m * K + k)]) * B[size_t(offsets[size_t(k)] + n)];
               want[size_t(m * ldc + n)] = (accumulate ? want[size_t(m * ldc + n)] : 0.0) + dot;
             }
           const cpu::PackedA packed(A.data(), M, K, K, 1);
@@ -93,15 +94,15 @@ TEST_CASE("cpu::gemm_nn_blocks reads B's columns in blocks of 16, from a PackedA
   for (int64_t M : {1, 4, 9, 16})
     for (int64_t blocks_count : {1, 2, 3, 4, 7})
       for (int64_t K : {3, 900}) {
-        const int64_t N = 16 * blocks_count - (blocks_count % 2) * 5;   // ragged last block sometimes
+        const int64_t N = 16 * blocks_count - (blocks_count % 2) * 5;  // ragged last block sometimes
         CAPTURE(M);
         CAPTURE(N);
         CAPTURE(K);
         const std::vector<float> A = random_floats(size_t(M * K), 4);
         cpu::PackedA packed(M, K);
-        packed.set_columns(0, K / 2, A.data(), K);   // two column ranges, as the conv fills it
+        packed.set_columns(0, K / 2, A.data(), K);  // two column ranges, as the conv fills it
         packed.set_columns(K / 2, K - K / 2, A.data() + K / 2, K);
-        const int64_t ldb = 20;   // each block: K rows of 16 columns, 20 floats apart
+        const int64_t ldb = 20;  // each block: K rows of 16 columns, 20 floats apart
         std::vector<std::vector<float>> storage;
         std::vector<const float*> blocks;
         for (int64_t j = 0; j < blocks_count; ++j) {
@@ -113,7 +114,8 @@ TEST_CASE("cpu::gemm_nn_blocks reads B's columns in blocks of 16, from a PackedA
         for (int64_t m = 0; m < M; ++m)
           for (int64_t n = 0; n < N; ++n)
             for (int64_t k = 0; k < K; ++k)
-              want[size_t(m * N + n)] += double(A[size_t(m * K + k)]) * blocks[size_t(n / 16)][k * ldb + n % 16];
+              want[size_t(m * N + n)] +=
+                  double(A[size_t(m * K + k)]) * blocks[size_t(n / 16)][k * ldb + n % 16];
         cpu::gemm_nn_blocks(packed, N, blocks.data(), ldb, C.data(), N, /*accumulate=*/false);
         check_close(C, want, K);
       }
@@ -141,7 +143,8 @@ TEST_CASE("cpu::gemm_nt: C (+)= sum over segments of A_t·B_tᵀ, ragged tiles a
               double dot = 0;
               for (int64_t t = 0; t < segments; ++t)
                 for (int64_t k = 0; k < K; ++k)
-                  dot += double(A[size_t(t * a_stride + m * lda + k)]) * B[size_t(t * b_stride + offsets[size_t(n)] + k)];
+                  dot += double(A[size_t(t * a_stride + m * lda + k)]) *
+                         B[size_t(t * b_stride + offsets[size_t(n)] + k)];
               want[size_t(m * ldc + n)] += dot;
             }
           cpu::gemm_nt(M, N, K, A.data(), lda, B.data(), offsets.data(), C.data(), ldc, /*accumulate=*/true,

@@ -29,12 +29,12 @@ const Device kCuda = Device::cuda();
 
 // Skips the rest of a test case when there is no GPU; under KINDLING_REQUIRE_CUDA, cuda_available()
 // throws instead and the case fails with CUDA's reason.
-#define SKIP_WITHOUT_GPU()                                                          \
-  do {                                                                              \
-    if (!cuda_available()) {                                                        \
+#define SKIP_WITHOUT_GPU()                                                            \
+  do {                                                                                \
+    if (!cuda_available()) {                                                          \
       MESSAGE("skipped: no CUDA GPU on this machine: " << cuda_unavailable_reason()); \
-      return;                                                                       \
-    }                                                                               \
+      return;                                                                         \
+    }                                                                                 \
   } while (0)
 
 Backend& gpu() { return backend(kCuda); }
@@ -58,7 +58,8 @@ void check_norm_close(const Tensor& on_gpu, const Tensor& on_cpu, double rtol, c
 }
 
 // |gpu - cpu| <= atol + rtol * |cpu| everywhere (NaN matches NaN); reports the first miss.
-void check_close(const Tensor& on_gpu, const Tensor& on_cpu, double rtol, double atol, const std::string& what) {
+void check_close(const Tensor& on_gpu, const Tensor& on_cpu, double rtol, double atol,
+                 const std::string& what) {
   REQUIRE(on_gpu.shape() == on_cpu.shape());
   const std::vector<float> g = on_gpu.to_vector<float>(), c = on_cpu.to_vector<float>();
   size_t misses = 0, first = 0;
@@ -102,7 +103,7 @@ TEST_CASE("cuda: without a GPU the CUDA-enabled build runs CPU-only") {
 #endif
   }
   CHECK_THROWS_AS(zeros({2, 3}, TensorOptions{}.with_device(kCuda)), DeviceError);
-  CHECK(zeros({2, 3}).to_vector<float>() == std::vector<float>(6, 0.0f));   // the CPU still works
+  CHECK(zeros({2, 3}).to_vector<float>() == std::vector<float>(6, 0.0f));  // the CPU still works
 }
 
 // Runs fn with KINDLING_REQUIRE_CUDA set to `value`, then restores the variable.
@@ -112,8 +113,10 @@ void with_require_cuda(const char* value, Fn fn) {
   const std::string saved = old ? old : "";
   setenv("KINDLING_REQUIRE_CUDA", value, 1);
   fn();
-  if (old) setenv("KINDLING_REQUIRE_CUDA", saved.c_str(), 1);
-  else unsetenv("KINDLING_REQUIRE_CUDA");
+  if (old)
+    setenv("KINDLING_REQUIRE_CUDA", saved.c_str(), 1);
+  else
+    unsetenv("KINDLING_REQUIRE_CUDA");
 }
 
 TEST_CASE("cuda: KINDLING_REQUIRE_CUDA turns a missing GPU into an error that says why") {
@@ -172,7 +175,7 @@ TEST_CASE("cuda: host round trips, strided and converting copies, fills") {
 
   Tensor filled = empty_on({4, 6}, kCuda);
   gpu().fill(filled, 2.5);
-  gpu().fill(filled.t().slice(0, 1, 3), -1.0);   // a strided view: columns 1 and 2
+  gpu().fill(filled.t().slice(0, 1, 3), -1.0);  // a strided view: columns 1 and 2
   const std::vector<float> values = filled.to_vector<float>();
   for (int64_t r = 0; r < 4; ++r)
     for (int64_t c = 0; c < 6; ++c) CHECK(values[size_t(r * 6 + c)] == (c == 1 || c == 2 ? -1.0f : 2.5f));
@@ -193,7 +196,7 @@ TEST_CASE("cuda: the caching allocator reuses blocks and does not grow over 100 
       CHECK(allocator.stats().allocated_bytes >= size_t(1 << 20));
     }
     const Tensor b = empty_on({1 << 18}, kCuda);
-    CHECK(b.data_ptr() == first);   // the freed block came back
+    CHECK(b.data_ptr() == first);  // the freed block came back
   }
   auto step = [&] {
     const Tensor x = uniform({64, 33}, 3).to(kCuda);
@@ -227,9 +230,9 @@ TEST_CASE("cuda: the caching allocator reuses blocks and does not grow over 100 
 
 TEST_CASE("cuda: unary, binary and where match the CPU on strided and broadcast views") {
   SKIP_WITHOUT_GPU();
-  const Tensor base = uniform({5, 4}, 4, 0.25, 2.0);   // positive: log, sqrt, pow all defined
+  const Tensor base = uniform({5, 4}, 4, 0.25, 2.0);  // positive: log, sqrt, pow all defined
   const Tensor base_gpu = base.to(kCuda);
-  const Tensor in_cpu = base.t(), in_gpu = base_gpu.t();   // [4,5], strides [1,4]
+  const Tensor in_cpu = base.t(), in_gpu = base_gpu.t();  // [4,5], strides [1,4]
   for (int op = int(UnaryOp::Neg); op <= int(UnaryOp::Affine); ++op) {
     Tensor out_cpu = empty_on({4, 5}, Device::cpu()), out_gpu = empty_on({4, 5}, kCuda);
     cpu_backend().unary(UnaryOp(op), out_cpu, in_cpu, 0.5f, 1.5f);
@@ -252,7 +255,8 @@ TEST_CASE("cuda: unary, binary and where match the CPU on strided and broadcast 
   cpu_backend().binary(BinaryOp::Gt, cond_cpu, cond, zeros({4, 1}));
   const Tensor cond_gpu = cond_cpu.to(kCuda);
   Tensor out_cpu = empty_on({4, 5}, Device::cpu()), out_gpu = empty_on({4, 5}, kCuda);
-  cpu_backend().where(out_cpu, broadcast_view(cond_cpu, {4, 5}), in_cpu, broadcast_view(b.select(0, 0), {4, 5}));
+  cpu_backend().where(out_cpu, broadcast_view(cond_cpu, {4, 5}), in_cpu,
+                      broadcast_view(b.select(0, 0), {4, 5}));
   gpu().where(out_gpu, broadcast_view(cond_gpu, {4, 5}), in_gpu, broadcast_view(b_gpu.select(0, 0), {4, 5}));
   check_close(out_gpu, out_cpu, 0, 0, "where");
 }
@@ -262,14 +266,16 @@ TEST_CASE("cuda: reductions match the CPU and repeat bit for bit") {
   struct Case {
     int64_t outer, reduce, inner;
   };
-  for (const Case c : {Case{3, 1000, 1}, Case{2, 37, 5}, Case{1, 5000, 3}, Case{4, 1, 7}, Case{70, 9, 1}, Case{2, 300, 40}}) {
+  for (const Case c : {Case{3, 1000, 1}, Case{2, 37, 5}, Case{1, 5000, 3}, Case{4, 1, 7}, Case{70, 9, 1},
+                       Case{2, 300, 40}}) {
     const Tensor in = uniform({c.outer, c.reduce, c.inner}, 8);
     const Tensor in_gpu = in.to(kCuda);
     for (int op = int(ReduceOp::Sum); op <= int(ReduceOp::SumSquares); ++op) {
       const bool arg = ReduceOp(op) == ReduceOp::ArgMax || ReduceOp(op) == ReduceOp::ArgMin;
       const DType dtype = arg ? DType::i64 : DType::f32;
       Tensor out_cpu = empty_on({c.outer, c.inner}, Device::cpu(), dtype);
-      Tensor out_gpu = empty_on({c.outer, c.inner}, kCuda, dtype), again = empty_on({c.outer, c.inner}, kCuda, dtype);
+      Tensor out_gpu = empty_on({c.outer, c.inner}, kCuda, dtype),
+             again = empty_on({c.outer, c.inner}, kCuda, dtype);
       cpu_backend().reduce(ReduceOp(op), out_cpu, in, c.outer, c.reduce, c.inner);
       gpu().reduce(ReduceOp(op), out_gpu, in_gpu, c.outer, c.reduce, c.inner);
       gpu().reduce(ReduceOp(op), again, in_gpu, c.outer, c.reduce, c.inner);
@@ -295,11 +301,12 @@ TEST_CASE("cuda: strided batched gemm matches the CPU for every transpose") {
     const Tensor A = uniform({batch * sa}, 9), B = uniform({batch * sb}, 10), C = uniform({batch * sc}, 11);
     const Tensor A_gpu = A.to(kCuda), B_gpu = B.to(kCuda);
     Tensor C_cpu = C.clone(), C_gpu = C.to(kCuda);
-    cpu_backend().gemm(ta, tb, M, N, K, 0.75f, A.data<float>(), lda, sa, B.data<float>(), ldb, sb, 0.5f, C_cpu.data<float>(),
-               ldc, sc, batch);
+    cpu_backend().gemm(ta, tb, M, N, K, 0.75f, A.data<float>(), lda, sa, B.data<float>(), ldb, sb, 0.5f,
+                       C_cpu.data<float>(), ldc, sc, batch);
     gpu().gemm(ta, tb, M, N, K, 0.75f, A_gpu.data<float>(), lda, sa, B_gpu.data<float>(), ldb, sb, 0.5f,
                C_gpu.data<float>(), ldc, sc, batch);
-    check_close(C_gpu, C_cpu, 1e-5, 1e-5, "gemm trans_a=" + std::to_string(ta) + " trans_b=" + std::to_string(tb));
+    check_close(C_gpu, C_cpu, 1e-5, 1e-5,
+                "gemm trans_a=" + std::to_string(ta) + " trans_b=" + std::to_string(tb));
   }
   // K == 0: C = beta * C.
   const Tensor C = uniform({2, 3}, 12);
@@ -348,15 +355,15 @@ TEST_CASE("cuda: conv2d forward, data and weight gradients match the CPU, twice"
     const Tensor x = uniform({p.N, p.C, p.H, p.W}, 15), w = uniform({p.K, p.C / p.groups, p.R, p.S}, 16);
     const Tensor bias = uniform({p.K}, 17), dy = uniform({p.N, p.K, p.P, p.Q}, 18);
     const Tensor x_gpu = x.to(kCuda), w_gpu = w.to(kCuda), bias_gpu = bias.to(kCuda), dy_gpu = dy.to(kCuda);
-    const std::string what = "conv stride " + std::to_string(p.stride_h) + " groups " + std::to_string(p.groups) +
-                             " dilation " + std::to_string(p.dil_h);
+    const std::string what = "conv stride " + std::to_string(p.stride_h) + " groups " +
+                             std::to_string(p.groups) + " dilation " + std::to_string(p.dil_h);
     Tensor y_cpu = empty_on(dy.shape(), Device::cpu());
     cpu_backend().conv2d_fwd(p, y_cpu, x, w, bias);
     Tensor dx_cpu = empty_on(x.shape(), Device::cpu()), dw_cpu = empty_on(w.shape(), Device::cpu());
     Tensor db_cpu = empty_on({p.K}, Device::cpu());
     cpu_backend().conv2d_bwd_data(p, dx_cpu, dy, w);
     cpu_backend().conv2d_bwd_weight(p, dw_cpu, db_cpu, x, dy);
-    for (int round = 0; round < 2; ++round) {   // the first call searches, the second uses the cache
+    for (int round = 0; round < 2; ++round) {  // the first call searches, the second uses the cache
       Tensor y_gpu = empty_on(dy.shape(), kCuda), dx_gpu = empty_on(x.shape(), kCuda);
       Tensor dw_gpu = empty_on(w.shape(), kCuda), db_gpu = empty_on({p.K}, kCuda);
       gpu().conv2d_fwd(p, y_gpu, x_gpu, w_gpu, bias_gpu);
@@ -370,7 +377,7 @@ TEST_CASE("cuda: conv2d forward, data and weight gradients match the CPU, twice"
       check_norm_close(y_gpu, y_cpu, 1e-4, what + " forward");
       check_norm_close(dx_gpu, dx_cpu, 1e-4, what + " data gradient");
       check_norm_close(dw_gpu, dw_cpu, 1e-4, what + " weight gradient");
-      check_close(db_gpu, db_cpu, 1e-5, 1e-5, what + " bias gradient");   // our own kernel
+      check_close(db_gpu, db_cpu, 1e-5, 1e-5, what + " bias gradient");  // our own kernel
     }
   }
 }
@@ -378,7 +385,8 @@ TEST_CASE("cuda: conv2d forward, data and weight gradients match the CPU, twice"
 TEST_CASE("cuda: max and average pooling forward and backward match the CPU") {
   SKIP_WITHOUT_GPU();
   Pool2dParams p{};
-  p.N = 2, p.C = 3, p.H = 7, p.W = 6, p.R = 3, p.S = 3, p.stride_h = 2, p.stride_w = 2, p.pad_h = 1, p.pad_w = 1;
+  p.N = 2, p.C = 3, p.H = 7, p.W = 6, p.R = 3, p.S = 3, p.stride_h = 2, p.stride_w = 2, p.pad_h = 1,
+  p.pad_w = 1;
   p.P = (p.H + 2 * p.pad_h - p.R) / p.stride_h + 1;
   p.Q = (p.W + 2 * p.pad_w - p.S) / p.stride_w + 1;
   const Tensor x = uniform({p.N, p.C, p.H, p.W}, 19), dy = uniform({p.N, p.C, p.P, p.Q}, 20);
@@ -386,7 +394,8 @@ TEST_CASE("cuda: max and average pooling forward and backward match the CPU") {
   const Shape out_shape{p.N, p.C, p.P, p.Q};
 
   Tensor y_cpu = empty_on(out_shape, Device::cpu()), y_gpu = empty_on(out_shape, kCuda);
-  Tensor idx_cpu = empty_on(out_shape, Device::cpu(), DType::i64), idx_gpu = empty_on(out_shape, kCuda, DType::i64);
+  Tensor idx_cpu = empty_on(out_shape, Device::cpu(), DType::i64),
+         idx_gpu = empty_on(out_shape, kCuda, DType::i64);
   cpu_backend().max_pool2d_fwd(p, y_cpu, idx_cpu, x);
   gpu().max_pool2d_fwd(p, y_gpu, idx_gpu, x_gpu);
   check_close(y_gpu, y_cpu, 0, 0, "max pool");
@@ -413,7 +422,8 @@ TEST_CASE("cuda: batch norm training, evaluation and backward match the CPU") {
   const int64_t C = 3;
   const Tensor x = uniform({4, C, 5, 5}, 21, -1.0, 3.0), dy = uniform({4, C, 5, 5}, 22);
   const Tensor weight = uniform({C}, 23, 0.5, 1.5), bias = uniform({C}, 24);
-  const Tensor x_gpu = x.to(kCuda), dy_gpu = dy.to(kCuda), weight_gpu = weight.to(kCuda), bias_gpu = bias.to(kCuda);
+  const Tensor x_gpu = x.to(kCuda), dy_gpu = dy.to(kCuda), weight_gpu = weight.to(kCuda),
+               bias_gpu = bias.to(kCuda);
   for (const bool affine : {true, false}) {
     const std::string what = affine ? "batch norm" : "batch norm without weight and bias";
     const Tensor w_cpu = affine ? weight : Tensor(), b_cpu = affine ? bias : Tensor();
@@ -423,7 +433,8 @@ TEST_CASE("cuda: batch norm training, evaluation and backward match the CPU") {
     Tensor y_cpu = empty_on(x.shape(), Device::cpu()), y_gpu = empty_on(x.shape(), kCuda);
     Tensor mean_cpu = empty_on({C}, Device::cpu()), invstd_cpu = empty_on({C}, Device::cpu());
     Tensor mean_gpu = empty_on({C}, kCuda), invstd_gpu = empty_on({C}, kCuda);
-    cpu_backend().batch_norm_fwd_train(y_cpu, mean_cpu, invstd_cpu, rm_cpu, rv_cpu, x, w_cpu, b_cpu, 0.1f, 1e-5f);
+    cpu_backend().batch_norm_fwd_train(y_cpu, mean_cpu, invstd_cpu, rm_cpu, rv_cpu, x, w_cpu, b_cpu, 0.1f,
+                                       1e-5f);
     gpu().batch_norm_fwd_train(y_gpu, mean_gpu, invstd_gpu, rm_gpu, rv_gpu, x_gpu, w_gpu, b_gpu, 0.1f, 1e-5f);
     check_close(y_gpu, y_cpu, 1e-5, 1e-5, what + " output");
     check_close(mean_gpu, mean_cpu, 1e-5, 1e-6, what + " saved mean");
@@ -432,8 +443,10 @@ TEST_CASE("cuda: batch norm training, evaluation and backward match the CPU") {
     check_close(rv_gpu, rv_cpu, 1e-5, 1e-6, what + " running var");
 
     Tensor dx_cpu = empty_on(x.shape(), Device::cpu()), dx_gpu = empty_on(x.shape(), kCuda);
-    Tensor dw_cpu = affine ? empty_on({C}, Device::cpu()) : Tensor(), db_cpu = affine ? empty_on({C}, Device::cpu()) : Tensor();
-    Tensor dw_gpu = affine ? empty_on({C}, kCuda) : Tensor(), db_gpu = affine ? empty_on({C}, kCuda) : Tensor();
+    Tensor dw_cpu = affine ? empty_on({C}, Device::cpu()) : Tensor(),
+           db_cpu = affine ? empty_on({C}, Device::cpu()) : Tensor();
+    Tensor dw_gpu = affine ? empty_on({C}, kCuda) : Tensor(),
+           db_gpu = affine ? empty_on({C}, kCuda) : Tensor();
     cpu_backend().batch_norm_bwd(dx_cpu, dw_cpu, db_cpu, dy, x, w_cpu, mean_cpu, invstd_cpu);
     gpu().batch_norm_bwd(dx_gpu, dw_gpu, db_gpu, dy_gpu, x_gpu, w_gpu, mean_gpu, invstd_gpu);
     check_close(dx_gpu, dx_cpu, 1e-4, 1e-5, what + " input gradient");
@@ -472,12 +485,13 @@ TEST_CASE("cuda: the dropout mask is the CPU's, element for element") {
   const std::vector<float> mask = mask_gpu.to_vector<float>();
   int64_t kept = 0;
   for (float m : mask) kept += m != 0.0f;
-  CHECK(kept > 600);   // about 70 % of 1073
+  CHECK(kept > 600);  // about 70 % of 1073
   CHECK(kept < 900);
 }
 
 // Both backends compile their optimizer steps without FMA contraction (CMakeLists.txt), so the same
-// float operations in the same order give the same bits; tests/test_optim_kernels.cpp checks the CPU's rounding.
+// float operations in the same order give the same bits; tests/test_optim_kernels.cpp checks the CPU's
+// rounding.
 TEST_CASE("cuda: fused SGD and AdamW steps equal the CPU's bit for bit") {
   SKIP_WITHOUT_GPU();
   const Tensor param = uniform({1000}, 27), grad = uniform({1000}, 28);
@@ -525,7 +539,7 @@ TEST_CASE("cuda: the loss kernel matches the CPU and reports a bad label or logi
   loss_rows(ce, loss_gpu, grad_gpu, logits_gpu, labels_gpu);
   check_close(loss_gpu, loss_cpu, 1e-5, 1e-6, "ce row losses");
   check_close(grad_gpu, grad_cpu, 1e-5, 1e-6, "ce gradient");
-  ce.reduction = Reduction::mean;   // the scalar mean and the gradient divided by N
+  ce.reduction = Reduction::mean;  // the scalar mean and the gradient divided by N
   Tensor mean_cpu = empty_on({}, Device::cpu()), mean_gpu = empty_on({}, kCuda);
   loss_rows(ce, mean_cpu, grad_cpu, logits, labels);
   loss_rows(ce, mean_gpu, grad_gpu, logits_gpu, labels_gpu);
@@ -563,7 +577,7 @@ TEST_CASE("cuda: the loss kernel matches the CPU and reports a bad label or logi
   loss_rows(ce, mean_gpu, grad_gpu, bad, bad_labels);
   CHECK_THROWS_WITH_AS((void)mean_gpu.item<float>(),
                        "loss ce: labels[3] = 12 is outside [0, 10) for logits f32[6,10] on cuda", ValueError);
-  CHECK(std::isnan(mean_gpu.item<float>()));   // the bad rows made the mean NaN
+  CHECK(std::isnan(mean_gpu.item<float>()));  // the bad rows made the mean NaN
   loss_rows(ce, mean_gpu, grad_gpu, logits_gpu, labels_gpu);
   check_close(mean_gpu, mean_cpu, 1e-5, 1e-6, "ce mean after an error was reported");
 }

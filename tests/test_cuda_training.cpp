@@ -70,7 +70,6 @@ NamedTensors three_sgd_steps(Device device, uint64_t seed) {
   return state;
 }
 
-
 }  // namespace
 
 TEST_CASE("three SGD steps of ResNet-20 on the CPU repeat bit for bit and move every parameter") {
@@ -98,7 +97,8 @@ TEST_CASE("three SGD steps of ResNet-20 on CUDA give the CPU's parameters (relat
     INFO(on_cpu[i].first);
     REQUIRE(on_cpu[i].first == on_gpu[i].first);
     if (on_cpu[i].second.dtype() == DType::f32) {
-      const std::vector<float> gpu = on_gpu[i].second.to_vector<float>(), cpu = on_cpu[i].second.to_vector<float>();
+      const std::vector<float> gpu = on_gpu[i].second.to_vector<float>(),
+                               cpu = on_cpu[i].second.to_vector<float>();
       CHECK(test::relative_norm_error(gpu, cpu) < 1e-3);
     } else {
       CHECK(on_cpu[i].second.to_vector<int64_t>() == on_gpu[i].second.to_vector<int64_t>());

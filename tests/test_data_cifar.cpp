@@ -21,8 +21,10 @@ TEST_CASE("cifar10: five training batches in order, the test batch, CHW planes k
       append_cifar_record(file, {static_cast<uint8_t>(n % 10)}, images.data() + n * 3072);
     }
     // Batch 3 gzip-compressed: the same reader handles it.
-    if (b == 3) write_gzip(folder / "data_batch_3.bin.gz", file);
-    else write_bytes(folder / ("data_batch_" + std::to_string(b) + ".bin"), file);
+    if (b == 3)
+      write_gzip(folder / "data_batch_3.bin.gz", file);
+    else
+      write_bytes(folder / ("data_batch_" + std::to_string(b) + ".bin"), file);
   }
   std::vector<uint8_t> test_file;
   append_cifar_record(test_file, {4}, images.data());

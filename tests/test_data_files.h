@@ -48,7 +48,8 @@ inline void write_gzip(const fs::path& file, const std::vector<uint8_t>& bytes) 
   fs::create_directories(file.parent_path());
   gzFile gz = gzopen(file.string().c_str(), "wb");
   REQUIRE(gz != nullptr);
-  if (!bytes.empty()) REQUIRE(gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())) == int(bytes.size()));
+  if (!bytes.empty())
+    REQUIRE(gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size())) == int(bytes.size()));
   REQUIRE(gzclose(gz) == Z_OK);
 }
 

@@ -14,8 +14,8 @@ using namespace kindling::test;
 TEST_CASE("gzip is detected by its magic bytes, not by the file name") {
   TempDir dir;
   const auto raw = idx_bytes({3}, {1, 2, 3});
-  write_bytes(dir / "plain.gz", raw);                 // raw bytes behind a .gz name
-  write_bytes(dir / "packed", gzip_bytes(raw));       // gzip behind a plain name
+  write_bytes(dir / "plain.gz", raw);            // raw bytes behind a .gz name
+  write_bytes(dir / "packed", gzip_bytes(raw));  // gzip behind a plain name
   CHECK(read_file_bytes(dir / "plain.gz") == raw);
   CHECK(read_file_bytes(dir / "packed") == raw);
   CHECK_FALSE(is_gzip(raw));

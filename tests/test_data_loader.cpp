@@ -85,7 +85,7 @@ TEST_CASE("loader: the same batches for a seed whatever the number of worker thr
     Loader loader(d, options);
     CHECK(loader.augmenting());
     collect(loader, 0);
-    runs.push_back(collect(loader, 1));   // epoch 1 after epoch 0: no state leaks between epochs
+    runs.push_back(collect(loader, 1));  // epoch 1 after epoch 0: no state leaks between epochs
   }
   REQUIRE(runs[0].labels.size() == 103);
   CHECK(runs[1].images == runs[0].images);
@@ -109,7 +109,7 @@ TEST_CASE("loader: the order depends only on (seed, epoch) and differs between e
   CHECK(epoch1 != epoch0);
   auto sorted = epoch0;
   std::sort(sorted.begin(), sorted.end());
-  for (int64_t i = 0; i < 50; ++i) CHECK(sorted[i] == i);   // a permutation
+  for (int64_t i = 0; i < 50; ++i) CHECK(sorted[i] == i);  // a permutation
   options.seed = 1;
   Loader other_seed(d, options);
   other_seed.start_epoch(0);
@@ -167,7 +167,8 @@ TEST_CASE("loader: batches are f32 [N,C,H,W] and i64 [N], normalised with the da
   const auto values = batch->images.to_vector<float>();
   // Sample 1, channel 2 (blue), pixel (5, 9): (p / 255 - 0.4465) / 0.2616.
   const uint8_t pixel = d.image(1)[2 * 1024 + 5 * 32 + 9];
-  CHECK(values[1 * 3072 + 2 * 1024 + 5 * 32 + 9] == doctest::Approx((pixel / 255.0 - 0.4465) / 0.2616).epsilon(1e-5));
+  CHECK(values[1 * 3072 + 2 * 1024 + 5 * 32 + 9] ==
+        doctest::Approx((pixel / 255.0 - 0.4465) / 0.2616).epsilon(1e-5));
   for (int64_t i = 0; i < 4 * 3072; ++i) {
     const int64_t n = i / 3072, c = (i % 3072) / 1024;
     if (values[i] != doctest::Approx((d.images[i] / 255.0 - d.mean[c]) / d.std[c]).epsilon(1e-5)) {
@@ -187,9 +188,7 @@ TEST_CASE("augment: crop and flip move pixels as the formula says on a known ima
       {4, 4, false},  // identity
       {4, 4, true},   // pure mirror
       {0, 0, false},  // shifted down-right: 4 rows and columns of padding at the top and left
-      {8, 2, false},
-      {1, 7, true},
-      {8, 8, true}};
+      {8, 2, false}, {1, 7, true}, {8, 8, true}};
   for (const CropFlip& crop : crops) {
     CAPTURE(crop.dy);
     CAPTURE(crop.dx);
@@ -268,8 +267,8 @@ TEST_CASE("loader: bad options are ValueErrors, abandoned epochs shut down clean
   const ImageDataset d = toy_cifar(40);
   CHECK(contains(error_text<ValueError>([&] { Loader(d, options_with(0, 1)); }),
                  "loader for toy-cifar: expected batch_size > 0, found 0"));
-  CHECK(contains(error_text<ValueError>([&] { Loader(d, options_with(4, -1)); }),
-                 "expected num_workers >= 0"));
+  CHECK(
+      contains(error_text<ValueError>([&] { Loader(d, options_with(4, -1)); }), "expected num_workers >= 0"));
   ImageDataset broken = d;
   broken.labels[3] = 10;
   CHECK(contains(error_text<ValueError>([&] { Loader{broken}; }), "label 10 of sample 3 is out of range"));
@@ -281,8 +280,8 @@ TEST_CASE("loader: bad options are ValueErrors, abandoned epochs shut down clean
   {
     Loader loader(d, options);
     loader.start_epoch(0);
-    REQUIRE(loader.next().has_value());   // workers now block on full slots
-    loader.start_epoch(1);                // abandons epoch 0
+    REQUIRE(loader.next().has_value());  // workers now block on full slots
+    loader.start_epoch(1);               // abandons epoch 0
     CHECK(collect(loader, 1).labels.size() == 40);
     loader.start_epoch(2);
   }  // destroyed mid-epoch with workers waiting

@@ -78,7 +78,7 @@ TEST_CASE("limit, subset and validation splits keep samples with their labels") 
   std::vector<int64_t> all = seeded.train.labels;
   all.insert(all.end(), seeded.validation.labels.begin(), seeded.validation.labels.end());
   std::sort(all.begin(), all.end());
-  CHECK(all == d.labels);   // disjoint and complete
+  CHECK(all == d.labels);  // disjoint and complete
   CHECK(std::is_sorted(seeded.validation.labels.begin(), seeded.validation.labels.end()));
   bool any_seed_differs = false;
   for (uint64_t seed = 0; seed < 5; ++seed)
@@ -93,7 +93,7 @@ TEST_CASE("limit, subset and validation splits keep samples with their labels") 
 TEST_CASE("channel statistics match a hand computation") {
   ImageDataset d;
   d.channels = 2, d.height = 1, d.width = 2, d.num_classes = 1;
-  d.images = {0, 255, 51, 51, 255, 255, 51, 51};   // two images
+  d.images = {0, 255, 51, 51, 255, 255, 51, 51};  // two images
   d.labels = {0, 0};
   const ChannelStats stats = compute_channel_stats(d);
   // Channel 0: {0, 1, 1, 1} -> mean 0.75, std sqrt(0.1875). Channel 1: all 0.2.

@@ -57,13 +57,13 @@ Inputs copy_of(const Inputs& in) {
   auto leaf = [](const Tensor& t) {
     return t.defined() ? t.detach().clone().set_requires_grad(t.requires_grad()) : Tensor();
   };
-  return {leaf(in.x), leaf(in.weight), leaf(in.bias), leaf(in.residual), in.running_mean.clone(),
-          in.running_var.clone()};
+  return {leaf(in.x),        leaf(in.weight),         leaf(in.bias),
+          leaf(in.residual), in.running_mean.clone(), in.running_var.clone()};
 }
 
 struct Run {
   Tensor y;
-  Inputs in;   // after backward: grads on the leaves, running statistics updated
+  Inputs in;  // after backward: grads on the leaves, running statistics updated
 };
 
 // One forward and backward of L = sum(y * r), fused or composed.
@@ -129,11 +129,11 @@ TEST_CASE("batch_norm_relu: without running statistics, batch statistics as batc
 TEST_CASE("batch_norm_relu: a NaN poisons its channel as in the composition (relu sends NaN to 0)") {
   Inputs in = draw({2, 3, 4, 4}, true, 14);
   in.x = in.x.detach().clone();
-  in.x.data<float>()[1 * 16 + 5] = std::numeric_limits<float>::quiet_NaN();   // channel 1
+  in.x.data<float>()[1 * 16 + 5] = std::numeric_limits<float>::quiet_NaN();  // channel 1
   NoGradGuard no_grad;
   const Inputs a = copy_of(in), b = copy_of(in);
-  const Tensor fused = batch_norm_relu(a.x, a.weight, a.bias, a.running_mean, a.running_var, true, 0.1, 1e-5,
-                                       a.residual);
+  const Tensor fused =
+      batch_norm_relu(a.x, a.weight, a.bias, a.running_mean, a.running_var, true, 0.1, 1e-5, a.residual);
   const Tensor composed =
       relu(add(batch_norm(b.x, b.weight, b.bias, b.running_mean, b.running_var, true), b.residual));
   CHECK(same_bits(fused, composed));
@@ -183,8 +183,16 @@ TEST_CASE("batch_norm_relu: the fast CPU kernels agree with the reference kernel
     Tensor y, mean, invstd, running_mean, running_var, eval_y, dx, dw, db, dres;
   };
   auto run_on = [&](Backend& be) {
-    Outputs o{empty(x.shape()), empty({4}), empty({4}), in.running_mean.clone(), in.running_var.clone(),
-              empty(x.shape()), empty(x.shape()), empty({4}), empty({4}), empty(x.shape())};
+    Outputs o{empty(x.shape()),
+              empty({4}),
+              empty({4}),
+              in.running_mean.clone(),
+              in.running_var.clone(),
+              empty(x.shape()),
+              empty(x.shape()),
+              empty({4}),
+              empty({4}),
+              empty(x.shape())};
     be.batch_norm_relu_fwd_train(o.y, o.mean, o.invstd, o.running_mean, o.running_var, x, w, b, res, 0.1f,
                                  1e-5f);
     be.batch_norm_relu_fwd_eval(o.eval_y, x, w, b, res, in.running_mean, in.running_var, 1e-5f);
@@ -253,7 +261,7 @@ void check_training_matches(const std::string& name, int64_t side) {
   const std::vector<float> composed_losses = train_three_steps(*composed, images, labels);
   for (size_t i = 0; i < fused_losses.size(); ++i)
     CHECK(std::fabs(fused_losses[i] - composed_losses[i]) <= 1e-6 * std::fabs(composed_losses[i]));
-  CHECK(fused_losses.back() != fused_losses.front());   // the steps did train
+  CHECK(fused_losses.back() != fused_losses.front());  // the steps did train
   const double worst = worst_state_difference(*fused, *composed);
   MESSAGE(name, ": worst relative difference over the state dict after 3 steps: ", worst);
   CHECK(worst <= 1e-6);

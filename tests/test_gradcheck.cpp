@@ -26,8 +26,8 @@ double weighted_sum(const Tensor& out, const std::vector<float>& r) {
 }
 
 struct GradError {
-  double worst = 0.0;       // max |analytic - numeric| / max(1, |numeric|)
-  std::string where;        // "input 1, element 5: analytic 0.3 vs numeric 0.5"
+  double worst = 0.0;  // max |analytic - numeric| / max(1, |numeric|)
+  std::string where;   // "input 1, element 5: analytic 0.3 vs numeric 0.5"
 };
 
 // Compares one input's analytic gradient with central differences.
@@ -115,18 +115,71 @@ TEST_CASE("gradcheck: forward-only registry cases run and give finite f32 output
 // The ops that must have cases: removing an op's cases fails here, not silently.
 const std::vector<std::string> kExpectedOps = {
     // elementwise
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "exp", "log", "sqrt", "rsqrt",
-    "reciprocal", "abs", "square", "sin", "cos", "relu", "sigmoid", "tanh", "clamp", "where",
-    "eq", "ne", "lt", "le", "gt", "ge",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "neg",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "reciprocal",
+    "abs",
+    "square",
+    "sin",
+    "cos",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "clamp",
+    "where",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
     // reduce
-    "sum", "mean", "sum_squares", "max", "min", "argmax", "argmin",
+    "sum",
+    "mean",
+    "sum_squares",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
     // shape
-    "reshape", "view", "flatten", "permute", "transpose", "slice", "narrow", "select", "expand",
-    "squeeze", "unsqueeze", "contiguous", "cat", "stack", "sum_to",
+    "reshape",
+    "view",
+    "flatten",
+    "permute",
+    "transpose",
+    "slice",
+    "narrow",
+    "select",
+    "expand",
+    "squeeze",
+    "unsqueeze",
+    "contiguous",
+    "cat",
+    "stack",
+    "sum_to",
     // matmul, softmax
-    "matmul", "linear", "softmax", "log_softmax", "one_hot",
+    "matmul",
+    "linear",
+    "softmax",
+    "log_softmax",
+    "one_hot",
     // CNN
-    "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm", "dropout",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "batch_norm",
+    "dropout",
     "batch_norm_relu",
 };
 

@@ -29,8 +29,7 @@ const TableRow kTable[] = {
     {"expectation", 0.841555, {0.112512, 0.005602, -0.133340, 0.015227}},
     {"ce_expectation_mix:F=0.1", 2.894294, {0.850739, 0.042356, -1.008230, 0.115135}},
     {"min_ent:w1=0.8,b1=e,w2=0.3,b2=10", 1.588309, {0.518497, 0.039633, -0.653342, 0.095213}},
-    {"mix_ent:w1=0.7,b1=e,w2=0.9,b2=e,d=1e-6", 11.753509,
-     {1.896034, 0.094398, -2.247033, 0.256600}},
+    {"mix_ent:w1=0.7,b1=e,w2=0.9,b2=e,d=1e-6", 11.753509, {1.896034, 0.094398, -2.247033, 0.256600}},
     {"squentropy", 3.509016, {2.043433, -0.631313, -0.841555, 0.096102}},
     {"square:k=15,M=30", 3264.687500, {1.000000, -0.500000, -221.250000, 0.000000}},
     {"ngl", 8.020225, {0.402513, -0.023895, -0.327662, -0.050956}},
@@ -81,7 +80,8 @@ TEST_CASE("reference table: row maths in double, every loss, value and gradient 
     CHECK(ref.finite_inputs);
     check_close(ref.value, row.value, 1e-5, std::string(row.spec) + " value");
     for (int j = 0; j < 4; ++j)
-      check_close(ref.grad[size_t(j)], row.grad[j], 1e-5, std::string(row.spec) + " grad " + std::to_string(j));
+      check_close(ref.grad[size_t(j)], row.grad[j], 1e-5,
+                  std::string(row.spec) + " grad " + std::to_string(j));
   }
 }
 
@@ -114,8 +114,8 @@ TEST_CASE("finite differences: the double row maths of every loss, default and o
         const double down = reference(desc, z, labels, C).value;
         z[i] = saved;
         const double numeric = (up - down) / (2 * h);
-        INFO(spec << " C=" << C << " element " << i << ": analytic " << ref.grad[i]
-                  << ", numeric " << numeric);
+        INFO(spec << " C=" << C << " element " << i << ": analytic " << ref.grad[i] << ", numeric "
+                  << numeric);
         CHECK(std::abs(ref.grad[i] - numeric) <= 1e-7 * std::max(1.0, std::abs(numeric)));
       }
     }
@@ -129,7 +129,7 @@ TEST_CASE("the float CPU kernel matches the double reference on random batches")
     // transposes), C > 32 its row-at-a-time loops.
     for (const int64_t C : {1, 3, 10, 16, 17, 32, 33, 100}) {
       if (C < 2 && spec == "squentropy") continue;
-      const int64_t N = 37;   // several blocks of 16 rows and a ragged end
+      const int64_t N = 37;  // several blocks of 16 rows and a ragged end
       const Loss loss(spec);
       const std::vector<float> z = to_float(random_logits(gen, N, C, 4.0));
       const std::vector<int64_t> labels = random_labels(gen, N, C);
@@ -149,9 +149,9 @@ TEST_CASE("the float CPU kernel matches the double reference on random batches")
 TEST_CASE("extreme logits (+-1e4): finite values and gradients for every loss") {
   const int64_t C = 6;
   // Rows: label on the huge logit, label on the tiny one, all huge, a single huge spike.
-  const std::vector<float> z = {1e4f, -1e4f, 0,     5,    -1e4f, 1e4f,   //
-                                1e4f, -1e4f, 0,     5,    -1e4f, 1e4f,   //
-                                1e4f, 1e4f,  1e4f,  1e4f, 1e4f,  1e4f,   //
+  const std::vector<float> z = {1e4f,  -1e4f, 0,     5,    -1e4f, 1e4f,  //
+                                1e4f,  -1e4f, 0,     5,    -1e4f, 1e4f,  //
+                                1e4f,  1e4f,  1e4f,  1e4f, 1e4f,  1e4f,  //
                                 -1e4f, -1e4f, -1e4f, 1e4f, -1e4f, -1e4f};
   const std::vector<int64_t> labels = {0, 1, 2, 3};
   for (const std::string& spec : all_specs()) {
@@ -180,7 +180,7 @@ TEST_CASE("ngl: gradient descent on one row with C = 10 ends at p_y ~ 0.391, not
   for (double v : z) sum += std::exp(v - max_z);
   const double p_y = std::exp(z[3] - max_z) / sum;
   CHECK(p_y == doctest::Approx(0.391).epsilon(0.005));
-  CHECK(z[3] == max_z);   // argmax is still right
+  CHECK(z[3] == max_z);  // argmax is still right
 }
 
 TEST_CASE("ngl: gradients at initialisation are ~12x (C = 10) and ~1000x (C = 100) smaller than CE's") {
@@ -190,7 +190,7 @@ TEST_CASE("ngl: gradients at initialisation are ~12x (C = 10) and ~1000x (C = 10
     return std::sqrt(s);
   };
   for (const auto& [C, ratio] : {std::pair<int64_t, double>{10, 12.27}, {100, 926.3}}) {
-    const std::vector<double> z(size_t(C), 0.0);   // equal logits, as at initialisation
+    const std::vector<double> z(size_t(C), 0.0);  // equal logits, as at initialisation
     const double ce = norm(reference(Loss("ce").desc(C), z, {0}, C).grad);
     const double ngl = norm(reference(Loss("ngl").desc(C), z, {0}, C).grad);
     CHECK(ce / ngl == doctest::Approx(ratio).epsilon(1e-3));
@@ -207,7 +207,7 @@ TEST_CASE("ce_expectation_mix: the schedule of the three presets over 240 epochs
   for (int64_t epoch = 0; epoch < 240; ++epoch)
     CHECK(weights_at(constant, epoch) == std::pair<double, double>{1.0, 1.0});
 
-  Loss two_part("ce_expectation_mix");   // the default, F=0/0.5, h=1.9
+  Loss two_part("ce_expectation_mix");  // the default, F=0/0.5, h=1.9
   for (int64_t epoch = 0; epoch < 240; ++epoch) {
     INFO("epoch " << epoch);
     CHECK(weights_at(two_part, epoch) ==
@@ -226,8 +226,7 @@ TEST_CASE("ce_expectation_mix: the schedule of the three presets over 240 epochs
   // Before set_progress the first fraction applies.
   CHECK(Loss("ce_expectation_mix").desc(10).params[0] == 1.0f);
   CHECK_THROWS_WITH_AS(two_part.set_progress(3, 0),
-                       doctest::Contains("set_progress needs epoch >= 0 and total_epochs >= 1"),
-                       ValueError);
+                       doctest::Contains("set_progress needs epoch >= 0 and total_epochs >= 1"), ValueError);
 }
 
 TEST_CASE("reductions: sum and none agree with mean, and the backward scales by the upstream grad") {
@@ -278,7 +277,7 @@ TEST_CASE("backward of the scalar loss: seed 1 hands over the saved gradient, sa
   std::vector<float> grad = logits.grad().to_vector<float>();
   for (size_t i = 0; i < grad.size(); ++i) CHECK(grad[i] == doctest::Approx(3 * once[i]));
   logits.set_grad(Tensor());
-  loss.backward(from_vector<float>({-2.0f}, {}));   // a seed other than 1 scales
+  loss.backward(from_vector<float>({-2.0f}, {}));  // a seed other than 1 scales
   grad = logits.grad().to_vector<float>();
   for (size_t i = 0; i < grad.size(); ++i) CHECK(grad[i] == doctest::Approx(-2 * once[i]));
 }
@@ -323,26 +322,21 @@ TEST_CASE("input checks: labels, non-finite logits, shapes, dtypes, devices") {
   const auto i64 = TensorOptions{}.with_dtype(DType::i64);
   const Tensor logits = zeros({3, 4});
   CHECK_THROWS_WITH_AS(loss(logits, from_vector<int64_t>({0, 4, 1}, {3}, i64)),
-                       "loss focal: labels[1] = 4 is outside [0, 4) for logits f32[3,4] on cpu",
-                       ValueError);
+                       "loss focal: labels[1] = 4 is outside [0, 4) for logits f32[3,4] on cpu", ValueError);
   CHECK_THROWS_WITH_AS(loss(logits, from_vector<int64_t>({0, 1, -2}, {3}, i64)),
                        doctest::Contains("labels[2] = -2 is outside [0, 4)"), ValueError);
   const Tensor with_nan = from_vector<float>({0, 0, 0, 0, 1, 2, NAN, 3, 1, 1, 1, 1}, {3, 4});
   CHECK_THROWS_WITH_AS(loss(with_nan, from_vector<int64_t>({0, 1, 2}, {3}, i64)),
-                       "loss focal: logits row 1 holds a non-finite value (nan at column 2)",
-                       ValueError);
-  const Tensor with_inf = from_vector<float>({0, 0, 0, INFINITY, 1, 2, 2, 3, 1, 1, 1, -INFINITY},
-                                             {3, 4});
+                       "loss focal: logits row 1 holds a non-finite value (nan at column 2)", ValueError);
+  const Tensor with_inf = from_vector<float>({0, 0, 0, INFINITY, 1, 2, 2, 3, 1, 1, 1, -INFINITY}, {3, 4});
   CHECK_THROWS_WITH_AS(Loss("square")(with_inf, from_vector<int64_t>({0, 1, 2}, {3}, i64)),
-                       "loss square: logits row 0 holds a non-finite value (inf at column 3)",
-                       ValueError);
+                       "loss square: logits row 0 holds a non-finite value (inf at column 3)", ValueError);
   CHECK_THROWS_WITH_AS(loss(logits, from_vector<int64_t>({0, 1}, {2}, i64)),
                        "loss focal: needs logits [N,C] and labels [N] with N, C >= 1; got logits "
                        "f32[3,4] on cpu and labels i64[2] on cpu",
                        ShapeError);
   CHECK_THROWS_WITH_AS(loss(zeros({12}), from_vector<int64_t>({0, 1, 2}, {3}, i64)),
-                       doctest::Contains("got logits f32[12] on cpu and labels i64[3] on cpu"),
-                       ShapeError);
+                       doctest::Contains("got logits f32[12] on cpu and labels i64[3] on cpu"), ShapeError);
   CHECK_THROWS_WITH_AS(loss(logits, zeros({3})),
                        "loss focal: needs logits f32 and labels i64; got logits f32[3,4] on cpu "
                        "and labels f32[3] on cpu",
@@ -381,8 +375,8 @@ TEST_CASE("cuda parity: every loss, forward and backward, CPU against CUDA") {
     for (float g : gpu.grad) CHECK(std::isfinite(g));
   }
   const Tensor bad = from_vector<float>({0, 0, 1, NAN}, {2, 2}).to(Device::cuda());
-  const Tensor labels = from_vector<int64_t>({0, 1}, {2}, TensorOptions{}.with_dtype(DType::i64))
-                            .to(Device::cuda());
+  const Tensor labels =
+      from_vector<int64_t>({0, 1}, {2}, TensorOptions{}.with_dtype(DType::i64)).to(Device::cuda());
   // On the GPU the error comes when the value is read (the first synchronisation).
   CHECK_THROWS_WITH_AS(Loss("ce")(bad, labels).item<float>(), doctest::Contains("logits row 1"), ValueError);
 }

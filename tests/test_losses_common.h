@@ -13,26 +13,34 @@ namespace kindling::test {
 
 // Every loss with its defaults, then with non-default hyperparameters.
 inline const std::vector<std::string>& default_specs() {
-  static const std::vector<std::string> specs = {
-      "ce", "label_smoothing", "lace", "expectation", "ce_expectation_mix", "min_ent",
-      "mix_ent", "squentropy", "square", "ngl", "focal", "poly1"};
+  static const std::vector<std::string> specs = {"ce",
+                                                 "label_smoothing",
+                                                 "lace",
+                                                 "expectation",
+                                                 "ce_expectation_mix",
+                                                 "min_ent",
+                                                 "mix_ent",
+                                                 "squentropy",
+                                                 "square",
+                                                 "ngl",
+                                                 "focal",
+                                                 "poly1"};
   return specs;
 }
 inline const std::vector<std::string>& non_default_specs() {
-  static const std::vector<std::string> specs = {
-      "label_smoothing:eps=0.3",
-      "ce_expectation_mix:F=0.2",
-      "ce_expectation_mix:F=0.5",
-      "min_ent:w1=1,w2=0.1,b1=e,b2=e",
-      "min_ent:w1=0.8,b1=e,w2=0.3,b2=10",
-      "mix_ent:w1=0.7,b1=e,w2=0.9,b2=e,d=1e-3",
-      "square:k=15,M=30",
-      "square:k=2,M=-1",
-      "focal:gamma=0.5,alpha=0.25",
-      "focal:gamma=0,alpha=2",
-      "focal:gamma=3.5",
-      "poly1:eps=-1",
-      "poly1:eps=0.5"};
+  static const std::vector<std::string> specs = {"label_smoothing:eps=0.3",
+                                                 "ce_expectation_mix:F=0.2",
+                                                 "ce_expectation_mix:F=0.5",
+                                                 "min_ent:w1=1,w2=0.1,b1=e,b2=e",
+                                                 "min_ent:w1=0.8,b1=e,w2=0.3,b2=10",
+                                                 "mix_ent:w1=0.7,b1=e,w2=0.9,b2=e,d=1e-3",
+                                                 "square:k=15,M=30",
+                                                 "square:k=2,M=-1",
+                                                 "focal:gamma=0.5,alpha=0.25",
+                                                 "focal:gamma=0,alpha=2",
+                                                 "focal:gamma=3.5",
+                                                 "poly1:eps=-1",
+                                                 "poly1:eps=0.5"};
   return specs;
 }
 inline std::vector<std::string> all_specs() {
@@ -42,8 +50,8 @@ inline std::vector<std::string> all_specs() {
 }
 
 struct Reference {
-  double value = 0;            // the batch loss (mean of the row losses)
-  std::vector<double> grad;    // [N*C], d value / d z
+  double value = 0;          // the batch loss (mean of the row losses)
+  std::vector<double> grad;  // [N*C], d value / d z
   bool finite_inputs = true;
 };
 
@@ -58,7 +66,7 @@ inline Reference reference(const LossDesc& desc, const std::vector<double>& z,
     for (int64_t n = 0; n < N; ++n) {
       double value = 0;
       ref.finite_inputs &= loss_row<Row, double, double>(desc, z.data() + n * C, C, labels[size_t(n)],
-                                                 ref.grad.data() + n * C, 1.0 / double(N), &value);
+                                                         ref.grad.data() + n * C, 1.0 / double(N), &value);
       ref.value += value / double(N);
     }
   });
@@ -90,13 +98,12 @@ struct FusedResult {
   std::vector<float> grad;
 };
 inline FusedResult run_fused(const Loss& loss, const std::vector<float>& z,
-                             const std::vector<int64_t>& labels, int64_t C,
-                             Device device = Device::cpu()) {
+                             const std::vector<int64_t>& labels, int64_t C, Device device = Device::cpu()) {
   const int64_t N = int64_t(labels.size());
   Tensor logits = from_vector<float>(z, {N, C}).to(device);
   logits.set_requires_grad(true);
-  const Tensor label_tensor = from_vector<int64_t>(labels, {N}, TensorOptions{}.with_dtype(DType::i64))
-                                  .to(device);
+  const Tensor label_tensor =
+      from_vector<int64_t>(labels, {N}, TensorOptions{}.with_dtype(DType::i64)).to(device);
   const Tensor out = loss(logits, label_tensor);
   out.backward();
   return {double(out.item<float>()), logits.grad().to_vector<float>()};

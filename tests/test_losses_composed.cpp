@@ -62,7 +62,8 @@ TEST_CASE("fused equals composed on CUDA") {
 }
 
 TEST_CASE("the loss benchmark times both versions of each loss at each size") {
-  const std::vector<LossBenchResult> results = bench_losses({"ce", "ngl"}, {{8, 5}, {3, 7}}, Device::cpu(), 2);
+  const std::vector<LossBenchResult> results =
+      bench_losses({"ce", "ngl"}, {{8, 5}, {3, 7}}, Device::cpu(), 2);
   REQUIRE(results.size() == 4);
   CHECK(results[0].loss == "ce");
   CHECK(results[1].loss == "ngl");

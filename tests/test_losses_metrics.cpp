@@ -18,11 +18,12 @@ std::vector<float> two_class_row(double c) { return {float(std::log(c / (1 - c))
 }  // namespace
 
 TEST_CASE("metrics: top-1 and top-5 with ties going to the lower index, and NLL") {
-  const std::vector<float> z = {3, 1, 0, 0, 0, 0,    // label 0: first
-                                0, 5, 4, 3, 2, 1,    // label 2: second
-                                1, 1, 1, 1, 1, 1,    // label 3: tied, three lower indices win
-                                5, 4, 3, 2, 1, 0};   // label 5: sixth
-  const ClassificationMetrics m = classification_metrics(from_vector<float>(z, {4, 6}), labels_of({0, 2, 3, 5}));
+  const std::vector<float> z = {3, 1, 0, 0, 0, 0,   // label 0: first
+                                0, 5, 4, 3, 2, 1,   // label 2: second
+                                1, 1, 1, 1, 1, 1,   // label 3: tied, three lower indices win
+                                5, 4, 3, 2, 1, 0};  // label 5: sixth
+  const ClassificationMetrics m =
+      classification_metrics(from_vector<float>(z, {4, 6}), labels_of({0, 2, 3, 5}));
   CHECK(m.count == 4);
   CHECK(m.top1 == 0.25);
   CHECK(m.top5 == 0.75);
@@ -70,9 +71,11 @@ TEST_CASE("metrics: ECE with equal-width bins") {
 
 TEST_CASE("metrics: streaming over batches equals one pass, and NaN rows are never correct") {
   std::vector<float> z;
-  for (double c : {0.95, 0.55, 0.75, 0.65, 0.85}) for (float v : two_class_row(c)) z.push_back(v);
+  for (double c : {0.95, 0.55, 0.75, 0.65, 0.85})
+    for (float v : two_class_row(c)) z.push_back(v);
   const std::vector<int64_t> labels = {0, 1, 0, 1, 0};
-  const ClassificationMetrics whole = classification_metrics(from_vector<float>(z, {5, 2}), labels_of(labels));
+  const ClassificationMetrics whole =
+      classification_metrics(from_vector<float>(z, {5, 2}), labels_of(labels));
   MetricsAccumulator stream;
   stream.add(from_vector<float>(std::vector<float>(z.begin(), z.begin() + 4), {2, 2}), labels_of({0, 1}));
   stream.add(from_vector<float>(std::vector<float>(z.begin() + 4, z.end()), {3, 2}), labels_of({0, 1, 0}));
@@ -94,8 +97,7 @@ TEST_CASE("metrics: streaming over batches equals one pass, and NaN rows are nev
 
 TEST_CASE("metrics: input errors name the tensors and the bad label") {
   CHECK_THROWS_WITH_AS(classification_metrics(zeros({2, 3}), labels_of({0, 3})),
-                       "metrics: labels[1] = 3 is outside [0, 3) for logits f32[2,3] on cpu",
-                       ValueError);
+                       "metrics: labels[1] = 3 is outside [0, 3) for logits f32[2,3] on cpu", ValueError);
   CHECK_THROWS_WITH_AS(classification_metrics(zeros({2, 3}), labels_of({0})),
                        "metrics: needs logits [N,C] and labels [N]; got logits f32[2,3] on cpu and "
                        "labels i64[1] on cpu",

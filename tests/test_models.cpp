@@ -39,10 +39,10 @@ TEST_CASE("parameter counts match the papers and torchvision") {
     int64_t input_size, count;
   };
   const Expected expected[] = {
-      {"resnet20", 32, 269722},   {"resnet32", 32, 464154},     {"resnet44", 32, 658586},
-      {"resnet56", 32, 853018},   {"resnet110", 32, 1727962},   {"resnet18", 32, 11173962},
-      {"resnet18", 224, 11181642}, {"resnet34", 32, 21282122},  {"resnet50", 224, 23528522},
-      {"vgg11", 32, 9231114},     {"vgg16", 32, 14728266}};
+      {"resnet20", 32, 269722},    {"resnet32", 32, 464154},   {"resnet44", 32, 658586},
+      {"resnet56", 32, 853018},    {"resnet110", 32, 1727962}, {"resnet18", 32, 11173962},
+      {"resnet18", 224, 11181642}, {"resnet34", 32, 21282122}, {"resnet50", 224, 23528522},
+      {"vgg11", 32, 9231114},      {"vgg16", 32, 14728266}};
   for (const Expected& e : expected) {
     INFO(e.name, " at ", e.input_size);
     CHECK(make_model(e.name, 3, 10, e.input_size)->num_parameters() == e.count);
@@ -57,11 +57,12 @@ TEST_CASE("parameter counts match the papers and torchvision") {
 TEST_CASE("state_dict uses PyTorch's names and order") {
   auto resnet20 = make_model("resnet20", 3, 10);
   const NamedTensors state = resnet20->state_dict();
-  const std::vector<std::string> first = {"conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean",
-                                          "bn1.running_var", "bn1.num_batches_tracked",
-                                          "layer1.0.conv1.weight", "layer1.0.bn1.weight"};
+  const std::vector<std::string> first = {
+      "conv1.weight",          "bn1.weight",         "bn1.bias",
+      "bn1.running_mean",      "bn1.running_var",    "bn1.num_batches_tracked",
+      "layer1.0.conv1.weight", "layer1.0.bn1.weight"};
   const std::vector<std::string> names = names_of(state);
-  REQUIRE(names.size() == 116);   // torch's state_dict of the same model has 116 entries
+  REQUIRE(names.size() == 116);  // torch's state_dict of the same model has 116 entries
   CHECK(std::equal(first.begin(), first.end(), names.begin()));
   CHECK(names[names.size() - 2] == "fc.weight");
   CHECK(names.back() == "fc.bias");
@@ -71,7 +72,7 @@ TEST_CASE("state_dict uses PyTorch's names and order") {
   CHECK(named(state, "layer2.0.conv1.weight").shape() == Shape{32, 16, 3, 3});
   CHECK(named(state, "fc.weight").shape() == Shape{10, 64});
   CHECK(named(state, "bn1.num_batches_tracked").dtype() == DType::i64);
-  CHECK(resnet20->named_parameters().size() == 59);   // 19 convs, 19 BNs x2, fc x2
+  CHECK(resnet20->named_parameters().size() == 59);  // 19 convs, 19 BNs x2, fc x2
   CHECK(resnet20->named_buffers().size() == 57);
 
   const NamedTensors r18 = make_model("resnet18", 3, 10, 32)->state_dict();
@@ -88,7 +89,7 @@ TEST_CASE("state_dict uses PyTorch's names and order") {
   const NamedTensors vgg = make_model("vgg11", 3, 10)->state_dict();
   CHECK(named(vgg, "features.0.weight").shape() == Shape{64, 3, 3, 3});
   CHECK(named(vgg, "features.1.running_mean").shape() == Shape{64});
-  CHECK(named(vgg, "features.4.weight").shape() == Shape{128, 64, 3, 3});   // after the first pool
+  CHECK(named(vgg, "features.4.weight").shape() == Shape{128, 64, 3, 3});  // after the first pool
   CHECK(named(vgg, "classifier.weight").shape() == Shape{10, 512});
 }
 
@@ -99,7 +100,7 @@ TEST_CASE("every model maps a batch to logits, for 1 and 3 channels and any size
   };
   const Case cases[] = {{"resnet20", 3, 32, 10}, {"resnet20", 1, 28, 10}, {"resnet32", 3, 32, 100},
                         {"resnet18", 3, 32, 10}, {"resnet18", 1, 64, 7},  {"resnet34", 1, 28, 10},
-                        {"resnet50", 3, 32, 10}, {"vgg11", 1, 28, 10},   {"vgg16", 3, 32, 10}};
+                        {"resnet50", 3, 32, 10}, {"vgg11", 1, 28, 10},    {"vgg16", 3, 32, 10}};
   Generator gen(5);
   for (const Case& c : cases) {
     INFO(c.name, " ", c.channels, "x", c.size, "x", c.size);
@@ -156,7 +157,7 @@ TEST_CASE("a CUDA model starts from the CPU model's weights and computes the sam
     if (a[i].second.dtype() == DType::f32)
       CHECK(a[i].second.to_vector<float>() == b[i].second.to_vector<float>());
   }
-  CHECK(find_tensor(b, "bn1.num_batches_tracked")->device() == Device::cpu());   // a host counter
+  CHECK(find_tensor(b, "bn1.num_batches_tracked")->device() == Device::cpu());  // a host counter
   const Tensor x = randn({4, 3, 32, 32}, {}, &data);
   const std::vector<float> on_cpu = cpu_model->forward(x).to_vector<float>();
   const std::vector<float> on_gpu = gpu_model->forward(x.to(Device::cuda())).to_vector<float>();

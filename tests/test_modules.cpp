@@ -46,7 +46,7 @@ TEST_CASE("train() and eval() switch BatchNorm between batch and running statist
   const std::vector<float> z = bn.forward(x).to_vector<float>();
   CHECK(z[0] == doctest::Approx((1.0 - 0.45) / std::sqrt(1.5 + 1e-5)).epsilon(1e-5));
   CHECK(z[4] == doctest::Approx((10.0 - 4.5) / std::sqrt(60.9 + 1e-5)).epsilon(1e-5));
-  CHECK(bn.running_mean().to_vector<float>() == running_mean);   // eval leaves the statistics alone
+  CHECK(bn.running_mean().to_vector<float>() == running_mean);  // eval leaves the statistics alone
   CHECK(bn.num_batches_tracked() == 1);
 
   // A model's mode reaches every descendant; eval output does not depend on the batch.
@@ -146,7 +146,7 @@ std::vector<std::vector<float>> two_steps_with_optimizer(Device device, bool opt
   REQUIRE(moved.size() == handles.size());
   for (size_t i = 0; i < moved.size(); ++i) {
     INFO(moved[i].first);
-    CHECK(moved[i].second.is_same(handles[i].second));   // the same tensor, as in PyTorch
+    CHECK(moved[i].second.is_same(handles[i].second));  // the same tensor, as in PyTorch
     CHECK(handles[i].second.device() == device);
     CHECK(handles[i].second.requires_grad());
   }
@@ -171,8 +171,10 @@ TEST_CASE("Module::to keeps each parameter's identity: an optimizer built before
   Generator init(3);
   const NamedTensors start = make_model("resnet20", 1, 10, 8, init)->named_parameters();
   std::vector<Device> devices{Device::cpu()};
-  if (cuda_available()) devices.push_back(Device::cuda());
-  else MESSAGE("no CUDA GPU: Module::to checked CPU to CPU only (" << cuda_unavailable_reason() << ")");
+  if (cuda_available())
+    devices.push_back(Device::cuda());
+  else
+    MESSAGE("no CUDA GPU: Module::to checked CPU to CPU only (" << cuda_unavailable_reason() << ")");
   for (const Device device : devices) {
     INFO("device ", device.str());
     const auto before = two_steps_with_optimizer(device, true);
@@ -180,13 +182,13 @@ TEST_CASE("Module::to keeps each parameter's identity: an optimizer built before
     REQUIRE(before.size() == start.size());
     for (size_t i = 0; i < before.size(); ++i) {
       INFO(start[i].first);
-      CHECK(before[i] != start[i].second.to_vector<float>());   // every parameter trained
+      CHECK(before[i] != start[i].second.to_vector<float>());  // every parameter trained
       double diff = 0, norm = 0;
       for (size_t j = 0; j < before[i].size(); ++j) {
         diff += (double(before[i][j]) - after[i][j]) * (double(before[i][j]) - after[i][j]);
         norm += double(after[i][j]) * after[i][j];
       }
-      CHECK(std::sqrt(diff) <= 1e-5 * std::sqrt(norm));   // and as far as one built after the move
+      CHECK(std::sqrt(diff) <= 1e-5 * std::sqrt(norm));  // and as far as one built after the move
     }
   }
 }
@@ -197,7 +199,7 @@ TEST_CASE("move_to_device_in_place keeps the tensor and refuses a non-leaf") {
   sum(leaf).backward();
   const void* data = leaf.data_ptr();
   const Tensor alias = leaf;
-  move_to_device_in_place(alias, Device::cpu());   // already there: nothing moves, nothing copies
+  move_to_device_in_place(alias, Device::cpu());  // already there: nothing moves, nothing copies
   CHECK(leaf.data_ptr() == data);
   CHECK(leaf.grad().to_vector<float>() == std::vector<float>(6, 1.0f));
   CHECK_THROWS_AS(move_to_device_in_place(mul(leaf, 2.0), Device::cuda()), AutogradError);

@@ -18,7 +18,9 @@ using namespace kindling;
 
 std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
 Tensor tensor(const std::vector<float>& v, const Shape& shape) { return from_vector(v, shape); }
-Tensor i64(const std::vector<int64_t>& v) { return from_vector(v, {int64_t(v.size())}, TensorOptions{}.with_dtype(DType::i64)); }
+Tensor i64(const std::vector<int64_t>& v) {
+  return from_vector(v, {int64_t(v.size())}, TensorOptions{}.with_dtype(DType::i64));
+}
 
 using kindling::test::error_text;
 
@@ -74,7 +76,8 @@ TEST_CASE("unary maths and activations") {
   Tensor p = abs(x);
   CHECK_CLOSE(values(log(p)), {std::log(2.0f), std::log(0.5f), std::log(0.5f), std::log(2.0f)});
   CHECK_CLOSE(values(sqrt(p)), {std::sqrt(2.0f), std::sqrt(0.5f), std::sqrt(0.5f), std::sqrt(2.0f)});
-  CHECK_CLOSE(values(rsqrt(p)), {1 / std::sqrt(2.0f), 1 / std::sqrt(0.5f), 1 / std::sqrt(0.5f), 1 / std::sqrt(2.0f)});
+  CHECK_CLOSE(values(rsqrt(p)),
+              {1 / std::sqrt(2.0f), 1 / std::sqrt(0.5f), 1 / std::sqrt(0.5f), 1 / std::sqrt(2.0f)});
   CHECK_CLOSE(values(reciprocal(p)), {0.5f, 2, 2, 0.5f});
   CHECK(error_text([&] { clamp(x, 1.0, -1.0); }) == "clamp: min 1 is greater than max -1");
 }
@@ -97,11 +100,11 @@ TEST_CASE("comparisons give 0/1 f32, accept i64, and where selects") {
 }
 
 TEST_CASE("elementwise kernels on long dense runs (split over threads) and broadcast operands") {
-  const int64_t n = 100003;   // several pieces of a coalesced run, plus a ragged end
-  Tensor x = arange(double(n), 0.0, -1.0);   // n .. 1
+  const int64_t n = 100003;                 // several pieces of a coalesced run, plus a ragged end
+  Tensor x = arange(double(n), 0.0, -1.0);  // n .. 1
   const std::vector<float> xv = values(x);
-  const std::vector<float> quotient = values(div(2.0, x));     // stride-0 first operand
-  const std::vector<float> sums = values(add(x, full({}, 0.5)));   // stride-0 second operand
+  const std::vector<float> quotient = values(div(2.0, x));        // stride-0 first operand
+  const std::vector<float> sums = values(add(x, full({}, 0.5)));  // stride-0 second operand
   const std::vector<float> picked = values(where(gt(x, 50000.0), x, -x));
   for (int64_t i = 0; i < n; i += 997) {
     CHECK(quotient[size_t(i)] == doctest::Approx(2.0 / xv[size_t(i)]));
@@ -111,15 +114,17 @@ TEST_CASE("elementwise kernels on long dense runs (split over threads) and broad
   CHECK(sums.back() == 1.5f);
   Tensor leaf = x.detach();
   leaf.set_requires_grad(true);
-  sum(relu(leaf - 50000.0)).backward();   // ReluBackward against a stride-0 upstream gradient
-  CHECK(sum(leaf.grad()).item<float>() == float(n - 50000));   // x in 50001 .. n
+  sum(relu(leaf - 50000.0)).backward();  // ReluBackward against a stride-0 upstream gradient
+  CHECK(sum(leaf.grad()).item<float>() == float(n - 50000));  // x in 50001 .. n
 }
 
 TEST_CASE("elementwise errors name the op, the shapes, dtypes and operands") {
-  CHECK(error_text([] { add(zeros({2, 3}), zeros({4})); }) ==
-        "add: shapes [2,3] and [4] cannot be broadcast together (dim 1: 3 vs 4)");
-  CHECK(error_text([] { mul(zeros({2, 3}), zeros({3, 3})); }) ==
-        "mul: shapes [2,3] and [3,3] cannot be broadcast together (dim 0: 2 vs 3)");
+  CHECK(error_text([] {
+          add(zeros({2, 3}), zeros({4}));
+        }) == "add: shapes [2,3] and [4] cannot be broadcast together (dim 1: 3 vs 4)");
+  CHECK(error_text([] {
+          mul(zeros({2, 3}), zeros({3, 3}));
+        }) == "mul: shapes [2,3] and [3,3] cannot be broadcast together (dim 0: 2 vs 3)");
   CHECK(error_text([] { exp(arange(3, TensorOptions{}.with_dtype(DType::i64))); }) ==
         "exp: input must be f32, got i64[3] on cpu");
   CHECK(error_text([] { sub(zeros({2}), Tensor()); }) == "sub: second operand is an undefined tensor");
@@ -146,8 +151,8 @@ TEST_CASE("sum, mean, max, min and arg-reductions over dims") {
   CHECK(argmax(x, 0, true).shape() == Shape{1, 3});
   CHECK(sum_squares(x).item<float>() == 91.0f);
   Tensor cube = arange(24).reshape({2, 3, 4});
-  CHECK_CLOSE(values(sum(cube, {0, 2})), {60, 92, 124});       // not one block: permuted copy
-  CHECK_CLOSE(values(sum(cube, {1, 2})), {66, 210});            // one block
+  CHECK_CLOSE(values(sum(cube, {0, 2})), {60, 92, 124});  // not one block: permuted copy
+  CHECK_CLOSE(values(sum(cube, {1, 2})), {66, 210});      // one block
   CHECK_CLOSE(values(sum(cube.permute({2, 0, 1}), {0})), values(sum(cube, 2)));
 }
 
@@ -167,13 +172,14 @@ TEST_CASE("max and argmax: ties pick the first index, NaN propagates, gradients 
 TEST_CASE("reduction errors name the op and the shape") {
   CHECK(error_text([] { sum(zeros({2, 3}), {0, 0}); }) == "sum: dim 0 appears twice in [0,0]");
   CHECK(error_text([] { sum(zeros({2, 3}), 2); }) == "sum: dim 2 is out of range for a tensor with 2 dims");
-  CHECK(error_text([] { sum(zeros({2, 3}), std::vector<int64_t>{}); }) ==
-        "sum: no dims given (call sum(t) to reduce over all dims)");
+  CHECK(error_text([] {
+          sum(zeros({2, 3}), std::vector<int64_t>{});
+        }) == "sum: no dims given (call sum(t) to reduce over all dims)");
   CHECK(error_text([] { argmax(zeros({0})); }) == "argmax: cannot reduce over an empty dim of f32[0] on cpu");
 }
 
 TEST_CASE("large reductions split over threads give the same result as a serial double sum") {
-  const int64_t rows = 3, cols = 50000;   // rows long enough to be cut into chunks
+  const int64_t rows = 3, cols = 50000;  // rows long enough to be cut into chunks
   std::vector<float> data(size_t(rows * cols));
   for (size_t i = 0; i < data.size(); ++i) data[i] = float((i * 7919) % 1000) * 1e-3f - 0.4f;
   Tensor x = tensor(data, {rows, cols});
@@ -209,16 +215,19 @@ TEST_CASE("cat, stack and sum_to") {
   CHECK_CLOSE(values(stack({a, a}, 0)), {1, 2, 3, 4, 1, 2, 3, 4});
   CHECK(stack({a, a}, -1).shape() == Shape{2, 2, 2});
   CHECK_CLOSE(values(stack({a, a}, -1)), {1, 1, 2, 2, 3, 3, 4, 4});
-  Tensor labels = cat({i64({1, 2}), i64({3})}, 0);   // any dtype
+  Tensor labels = cat({i64({1, 2}), i64({3})}, 0);  // any dtype
   CHECK(labels.to_vector<int64_t>() == std::vector<int64_t>{1, 2, 3});
   CHECK_CLOSE(values(sum_to(arange(24).reshape({2, 3, 4}), {3, 1})), {60, 92, 124});
   CHECK(sum_to(a, {2, 2}).is_same(a));
-  CHECK(error_text([&] { cat({a, tensor({1, 2, 3}, {1, 3})}, 0); }) ==
-        "cat: tensor 1 has shape [1,3], which does not match [2,2] outside dim 0");
+  CHECK(error_text([&] {
+          cat({a, tensor({1, 2, 3}, {1, 3})}, 0);
+        }) == "cat: tensor 1 has shape [1,3], which does not match [2,2] outside dim 0");
   CHECK(error_text([&] { stack({a, b}, 0); }) == "stack: tensor 1 has shape [1,2], tensor 0 has [2,2]");
-  CHECK(error_text([&] { sum_to(a, {3}); }) == "sum_to: cannot sum [2,2] to [3]: the target does not broadcast to it");
+  CHECK(error_text([&] { sum_to(a, {3}); }) ==
+        "sum_to: cannot sum [2,2] to [3]: the target does not broadcast to it");
   CHECK(error_text([&] { a.permute({0, 0}); }) == "permute: dim 0 appears twice in [0,0]");
-  CHECK(error_text([&] { a.select(1, 2); }) == "select: index 2 is out of range for dim 1 of size 2 in f32[2,2] on cpu");
+  CHECK(error_text([&] { a.select(1, 2); }) ==
+        "select: index 2 is out of range for dim 1 of size 2 in f32[2,2] on cpu");
   CHECK(error_text([&] { a.narrow(0, 1, 2); }) ==
         "narrow: start 1 and length 2 do not fit dim 0 of size 2 in f32[2,2] on cpu");
   CHECK(error_text([&] { a.slice(0, 0, 2, 0); }) == "slice: step must be positive, got 0");
@@ -253,7 +262,7 @@ TEST_CASE("matmul: 2-D, batched, shared operands, every layout") {
   CHECK_CLOSE(values(matmul(transposed_layout(a), b)), want);
   CHECK_CLOSE(values(matmul(a, transposed_layout(b))), want);
   CHECK_CLOSE(values(matmul(a.t().contiguous().t(), b.t().contiguous().t())), want);
-  Tensor strided_a = cat({a, a}, 1).slice(1, 0, 6, 2);   // column stride 2: copied for gemm
+  Tensor strided_a = cat({a, a}, 1).slice(1, 0, 6, 2);  // column stride 2: copied for gemm
   CHECK_CLOSE(values(matmul(strided_a, b)), naive_matmul(values(strided_a), values(b), 2, 3, 2));
   Tensor batch_a = stack({a, a * 2.0}, 0);
   CHECK_CLOSE(values(matmul(batch_a, b)), {-1, 7, -1, 16, -2, 14, -2, 32});
@@ -270,18 +279,26 @@ TEST_CASE("large matmuls split over threads match a naive product") {
   const std::vector<float> want = naive_matmul(values(a), values(b), M, K, N);
   CHECK_CLOSE_EPS(values(matmul(a, b)), want, 1e-4);
   CHECK_CLOSE_EPS(values(matmul(transposed_layout(a), transposed_layout(b))), want, 1e-4);
-  Tensor batched = matmul(stack({a, a, a}, 0), b);   // folded into one [3M, K] product
+  Tensor batched = matmul(stack({a, a, a}, 0), b);  // folded into one [3M, K] product
   CHECK_CLOSE_EPS(values(batched.select(0, 2)), want, 1e-4);
 }
 
 TEST_CASE("matmul and linear errors name both shapes") {
-  CHECK(error_text([] { matmul(zeros({2, 3}), zeros({4, 2})); }) == "matmul: inner sizes differ: [2,3] · [4,2] (3 vs 4)");
-  CHECK(error_text([] { matmul(zeros({3}), zeros({3, 2})); }) == "matmul: expected 2-D or 3-D operands, got [3] and [3,2]");
-  CHECK(error_text([] { matmul(zeros({2, 2, 3}), zeros({3, 3, 2})); }) == "matmul: batch sizes differ: [2,2,3] · [3,3,2]");
-  CHECK(error_text([] { linear(zeros({2, 3}), zeros({4, 2})); }) ==
-        "linear: expected input [N,in] and weight [out,in], got [2,3] and [4,2]");
-  CHECK(error_text([] { linear(zeros({2, 3}), zeros({4, 3}), zeros({3})); }) ==
-        "linear: bias is [3], expected [4] for weight [4,3]");
+  CHECK(error_text([] {
+          matmul(zeros({2, 3}), zeros({4, 2}));
+        }) == "matmul: inner sizes differ: [2,3] · [4,2] (3 vs 4)");
+  CHECK(error_text([] {
+          matmul(zeros({3}), zeros({3, 2}));
+        }) == "matmul: expected 2-D or 3-D operands, got [3] and [3,2]");
+  CHECK(error_text([] {
+          matmul(zeros({2, 2, 3}), zeros({3, 3, 2}));
+        }) == "matmul: batch sizes differ: [2,2,3] · [3,3,2]");
+  CHECK(error_text([] {
+          linear(zeros({2, 3}), zeros({4, 2}));
+        }) == "linear: expected input [N,in] and weight [out,in], got [2,3] and [4,2]");
+  CHECK(error_text([] {
+          linear(zeros({2, 3}), zeros({4, 3}), zeros({3}));
+        }) == "linear: bias is [3], expected [4] for weight [4,3]");
 }
 
 // ---- softmax ----
@@ -292,7 +309,7 @@ TEST_CASE("softmax and log_softmax are stable and normalised along the requested
   CHECK_CLOSE(values(softmax(x, 1)), {row[0], row[1], row[2], row[0], row[1], row[2]});
   CHECK_CLOSE(values(log_softmax(x, -1)), {std::log(row[0]), std::log(row[1]), std::log(row[2]),
                                            std::log(row[0]), std::log(row[1]), std::log(row[2])});
-  Tensor cols = softmax(x.t(), 0);   // over dim 0 of a transposed view
+  Tensor cols = softmax(x.t(), 0);  // over dim 0 of a transposed view
   CHECK_CLOSE(values(cols.t()), values(softmax(x, 1)));
   CHECK_CLOSE(values(sum(softmax(arange(24).reshape({2, 3, 4}), 1), 1)), std::vector<float>(8, 1.0f));
 }
@@ -309,7 +326,7 @@ TEST_CASE("every op family gives the same result on a non-contiguous input") {
   Generator gen(11);
   Tensor x = rand({4, 5}, {}, &gen, 0.5, 2.0);
   Tensor xt = transposed_layout(x);
-  Tensor xs = stack({x, zeros_like(x)}, 1).flatten(0, 1).slice(0, 0, 8, 2);   // every other row
+  Tensor xs = stack({x, zeros_like(x)}, 1).flatten(0, 1).slice(0, 0, 8, 2);  // every other row
   REQUIRE_FALSE(xt.is_contiguous());
   REQUIRE_FALSE(xs.is_contiguous());
   for (const Tensor& v : {xt, xs}) {

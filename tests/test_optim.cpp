@@ -83,8 +83,9 @@ TEST_CASE("SGD updates match the PyTorch formulas, with momentum, dampening, Nes
     CHECK(has_name(sgd.state_dict(), "bias.momentum_buffer") == (cfg.momentum != 0));
   }
   Toy toy;
-  CHECK(error_text([&] { Sgd(toy.layer.named_parameters(), {0.1, 0.0, 0.0, 0.0, true}); })
-            .find("Nesterov momentum needs momentum > 0") != std::string::npos);
+  CHECK(error_text([&] {
+          Sgd(toy.layer.named_parameters(), {0.1, 0.0, 0.0, 0.0, true});
+        }).find("Nesterov momentum needs momentum > 0") != std::string::npos);
 }
 
 TEST_CASE("AdamW updates match the decoupled-decay formula") {
@@ -152,7 +153,7 @@ TEST_CASE("clip_grad_norm scales all gradients by the global norm") {
   a.set_grad(from_vector<float>({3, 4}, {2}));
   b.set_grad(from_vector<float>({12}, {1}));
   CHECK(clip_grad_norm({a, b, c}, 20.0) == doctest::Approx(13.0));
-  CHECK(a.grad().to_vector<float>() == std::vector<float>{3, 4});   // below the limit: unchanged
+  CHECK(a.grad().to_vector<float>() == std::vector<float>{3, 4});  // below the limit: unchanged
   CHECK(clip_grad_norm({a, b, c}, 6.5) == doctest::Approx(13.0));
   const double scale = 6.5 / (13.0 + 1e-6);
   CHECK(a.grad().to_vector<float>()[1] == doctest::Approx(4 * scale));

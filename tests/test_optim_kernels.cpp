@@ -14,12 +14,18 @@ using namespace kindling;
 using namespace kindling::test;
 
 TEST_CASE("sgd_step follows PyTorch's SGD over several steps") {
-  struct Variant { float momentum, dampening, weight_decay; bool nesterov; };
-  const Variant variants[] = {{0, 0, 0, false}, {0, 0, 0.1f, false}, {0.9f, 0, 0, false},
-                              {0.9f, 0.3f, 0.05f, false}, {0.8f, 0, 0.01f, true}};
+  struct Variant {
+    float momentum, dampening, weight_decay;
+    bool nesterov;
+  };
+  const Variant variants[] = {{0, 0, 0, false},
+                              {0, 0, 0.1f, false},
+                              {0.9f, 0, 0, false},
+                              {0.9f, 0.3f, 0.05f, false},
+                              {0.8f, 0, 0.01f, true}};
   for (const Variant& v : variants) {
     Generator gen(8);
-    const int64_t n = 40000;   // above the parallel grain
+    const int64_t n = 40000;  // above the parallel grain
     Tensor param = randn({n}, {}, &gen), buffer = zeros({n});
     const std::vector<float> p0 = values_of(param);
     std::vector<double> p(p0.begin(), p0.end());

@@ -24,7 +24,7 @@ TEST_CASE("max_pool2d picks the window maxima and routes gradients to them") {
   CHECK(values_of(y3) == std::vector<float>{100, 100, 100, 100});
   y3.backward(from_vector(std::vector<float>{1, 2, 3, 4}, {1, 1, 2, 2}));
   std::vector<float> expected_dx(16, 0.0f);
-  expected_dx[5] = 10.0f;   // every window chose element 5
+  expected_dx[5] = 10.0f;  // every window chose element 5
   CHECK(values_of(x.grad()) == expected_dx);
   // Without the 100: the windows' maxima are at their bottom-right in-bounds corners.
   v[5] = 5.0f;
@@ -53,7 +53,7 @@ TEST_CASE("max_pool2d sends the gradient of a window holding two NaNs to the las
 
 TEST_CASE("avg_pool2d divides by the padded window or the in-bounds count") {
   std::vector<float> v(9);
-  for (int i = 0; i < 9; ++i) v[size_t(i)] = float(i + 1);   // [[1,2,3],[4,5,6],[7,8,9]]
+  for (int i = 0; i < 9; ++i) v[size_t(i)] = float(i + 1);  // [[1,2,3],[4,5,6],[7,8,9]]
   Tensor x = from_vector(v, {1, 1, 3, 3});
   // 3x3 stride 1 pad 1: corner (0,0) sees 1,2,4,5 (sum 12) of a 9-element padded window.
   const std::vector<float> with_pad = values_of(avg_pool2d(x, 3, 1, 1, true));
@@ -105,7 +105,7 @@ TEST_CASE("adaptive_avg_pool2d uses PyTorch's windows") {
 
 TEST_CASE("pooling rejects bad geometry") {
   Tensor x = zeros({1, 1, 4, 4});
-  CHECK_THROWS_AS(max_pool2d(x, 2, 2, 2), ValueError);   // padding above half the kernel
+  CHECK_THROWS_AS(max_pool2d(x, 2, 2, 2), ValueError);  // padding above half the kernel
   CHECK_THROWS_AS(avg_pool2d(x, 5), ShapeError);
   CHECK_THROWS_AS(max_pool2d(zeros({4, 4}), 2), ShapeError);
   CHECK_THROWS_AS(adaptive_avg_pool2d(x, 0), ValueError);

@@ -49,12 +49,15 @@ void check_mode(const std::string& mode, Device device = Device::cpu()) {
 
   NamedTensors state;
   for (const auto& [name, tensor] : model->state_dict()) {
-    if (fixture.find("weights." + name)) state.emplace_back(name, fixture.tensor("weights." + name));
-    else if (mode == "eval" && fixture.find("eval." + name)) state.emplace_back(name, fixture.tensor("eval." + name));
-    else state.emplace_back(name, tensor.detach().clone());   // train: fresh statistics, as PyTorch's
+    if (fixture.find("weights." + name))
+      state.emplace_back(name, fixture.tensor("weights." + name));
+    else if (mode == "eval" && fixture.find("eval." + name))
+      state.emplace_back(name, fixture.tensor("eval." + name));
+    else
+      state.emplace_back(name, tensor.detach().clone());  // train: fresh statistics, as PyTorch's
   }
   model->load_state_dict(state);
-  model->to(device);   // moves each parameter in place: `params` above follows
+  model->to(device);  // moves each parameter in place: `params` above follows
   for (const auto& [name, param] : params) {
     INFO(name);
     REQUIRE(param.device() == device);
@@ -68,8 +71,9 @@ void check_mode(const std::string& mode, Device device = Device::cpu()) {
   const double logits_error = relative_error(logits, fixture.tensor(mode + ".logits"));
   CHECK(logits_error <= kTolerance);
   double worst = logits_error;
-  const double loss_error = std::fabs(double(loss.item<float>()) - fixture.tensor(mode + ".loss").item<float>()) /
-                            std::fabs(fixture.tensor(mode + ".loss").item<float>());
+  const double loss_error =
+      std::fabs(double(loss.item<float>()) - fixture.tensor(mode + ".loss").item<float>()) /
+      std::fabs(fixture.tensor(mode + ".loss").item<float>());
   CHECK(loss_error <= kTolerance);
   std::string worst_name = "logits";
   for (const auto& [name, param] : params) {
@@ -87,7 +91,8 @@ void check_mode(const std::string& mode, Device device = Device::cpu()) {
       CHECK(relative_error(buffer, fixture.tensor("train." + name)) <= kTolerance);
     }
   }
-  MESSAGE(mode, " mode on ", device.str(), ": loss ", loss.item<float>(), ", largest relative error ", worst, " (", worst_name, ")");
+  MESSAGE(mode, " mode on ", device.str(), ": loss ", loss.item<float>(), ", largest relative error ", worst,
+          " (", worst_name, ")");
 }
 
 }  // namespace

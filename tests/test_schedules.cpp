@@ -51,7 +51,7 @@ TEST_CASE("linear warm-up composes with other schedules") {
 }
 
 TEST_CASE("one-cycle schedule matches OneCycleLR") {
-  OneCycleSchedule one_cycle(0.1, 10, 100);   // 1000 steps, pct_start 0.3, div 25, final div 1e4
+  OneCycleSchedule one_cycle(0.1, 10, 100);  // 1000 steps, pct_start 0.3, div 25, final div 1e4
   CHECK(one_cycle.lr(0, 0) == doctest::Approx(0.004));
   CHECK(one_cycle.lr(0, 1) == doctest::Approx(0.00400264950421679));
   CHECK(one_cycle.lr(1, 50) == doctest::Approx(0.05225216681225469));
@@ -66,7 +66,7 @@ TEST_CASE("one-cycle schedule matches OneCycleLR") {
 TEST_CASE("make_schedule parses specs and names bad ones") {
   CHECK(make_schedule("constant", 0.3, 10, 5)->lr(7, 2) == doctest::Approx(0.3));
   CHECK(make_schedule("step:size=3,gamma=0.5", 1.0, 10, 5)->lr(7, 0) == doctest::Approx(0.25));
-  CHECK(make_schedule("multistep", 1.0, 100, 5)->lr(75, 0) == doctest::Approx(0.01));   // default 50/75
+  CHECK(make_schedule("multistep", 1.0, 100, 5)->lr(75, 0) == doctest::Approx(0.01));  // default 50/75
   CHECK(error_text([] { make_schedule("cosin", 0.1, 10, 5); }) ==
         "schedule 'cosin': unknown name 'cosin' (valid: constant, step, multistep, cosine, onecycle)");
   CHECK(error_text([] { make_schedule("step:gama=0.1", 0.1, 10, 5); }) ==

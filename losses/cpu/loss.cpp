@@ -18,7 +18,8 @@ namespace {
 // Lowers `first` to n: the first bad row wins whichever thread finds it.
 void lower_to(std::atomic<int64_t>& first, int64_t n) {
   int64_t seen = first.load();
-  while (n < seen && !first.compare_exchange_weak(seen, n)) {}
+  while (n < seen && !first.compare_exchange_weak(seen, n)) {
+  }
 }
 
 }  // namespace
@@ -30,14 +31,14 @@ void lower_to(std::atomic<int64_t>& first, int64_t n) {
 // that is summed in row order afterwards, so the result does not depend on the thread count.
 // The labels' range and the logits' finiteness are checked in the same pass, row by row.
 void cpu::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad, const Tensor& logits,
-                   const Tensor& labels) {
+                    const Tensor& labels) {
   const int64_t N = logits.size(0), C = logits.size(1);
   const float* z = logits.data<float>();
   const int64_t* y = labels.data<int64_t>();
   const int64_t label_stride = labels.stride(0);
   float* g = grad.defined() ? grad.data<float>() : nullptr;
   const double scale = loss.reduction == Reduction::mean ? 1.0 / double(N) : 1.0;
-  thread_local std::vector<double> row_values;   // reused: no allocation per call
+  thread_local std::vector<double> row_values;  // reused: no allocation per call
   if (row_values.size() < size_t(N)) row_values.resize(size_t(N));
   double* values = row_values.data();
   std::atomic<int64_t> first_bad_label{N}, first_bad_logit{N};
@@ -59,8 +60,8 @@ void cpu::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
             if (!in_range) lower_to(first_bad_label, n + r);
             block_labels[r] = in_range ? label : 0;
           }
-          loss_short_rows<Row>(loss, z + n * C, C, block_labels, rows,
-                               g != nullptr ? g + n * C : nullptr, scale, values + n, finite);
+          loss_short_rows<Row>(loss, z + n * C, C, block_labels, rows, g != nullptr ? g + n * C : nullptr,
+                               scale, values + n, finite);
           for (int64_t r = 0; r < rows; ++r)
             if (!finite[r]) lower_to(first_bad_logit, n + r);
         }
@@ -72,8 +73,8 @@ void cpu::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad,
           lower_to(first_bad_label, n);
           continue;
         }
-        if (!loss_row<Row, float, double>(loss, z + n * C, C, label,
-                                          g != nullptr ? g + n * C : nullptr, scale, values + n))
+        if (!loss_row<Row, float, double>(loss, z + n * C, C, label, g != nullptr ? g + n * C : nullptr,
+                                          scale, values + n))
           lower_to(first_bad_logit, n);
       }
     });

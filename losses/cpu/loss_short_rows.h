@@ -11,16 +11,16 @@ namespace kindling {
 
 // kRowBlock rows at a time, transposed to [C][kRowBlock] (cpu::transpose: in registers with
 // AVX-512) so that every pass runs over independent rows in its inner loop, which vectorizes
-// however small C is (row-at-a-time loops would spend their time in loop overhead). z [rows, C] with labels y[r] in [0, C) and rows <= kRowBlock ->
-// finite[r], value[r], grad [rows, C] (may be null) = scale * dl/dz.
+// however small C is (row-at-a-time loops would spend their time in loop overhead). z [rows, C] with labels
+// y[r] in [0, C) and rows <= kRowBlock -> finite[r], value[r], grad [rows, C] (may be null) = scale * dl/dz.
 // Every per-row quantity is an array over the block's rows, and each loop below either computes
 // elementwise into an array or only adds: GCC vectorizes neither a loop that does both (an exp
 // beside a sum) nor one over an array of structs.
 inline constexpr int64_t kShortRow = 32;
 inline constexpr int kRowBlock = 16;
 template <class Row>
-void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int64_t* y_in,
-                     int64_t rows, float* grad, double scale, double* value, bool* finite) {
+void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int64_t* y_in, int64_t rows,
+                     float* grad, double scale, double* value, bool* finite) {
   using T = float;
   using Acc = double;
   constexpr int R = kRowBlock;
@@ -101,8 +101,9 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
   Acc row_value[R], y_grad[R];
   T p_coef[R], c0[R];
   for (int r = 0; r < R; ++r) {
-    const RowStats<Acc> stats{Acc(C), Acc(z_y[r]), Acc(m[r]) + Acc(log_sum[r]), lp_y[r], q[r],
-                              one_minus_q[r], zsum[r], {s0[r], s1[r]}};
+    const RowStats<Acc> stats{Acc(C),  Acc(z_y[r]),   Acc(m[r]) + Acc(log_sum[r]),
+                              lp_y[r], q[r],          one_minus_q[r],
+                              zsum[r], {s0[r], s1[r]}};
     const RowCoef<Acc> coef = Row::finish(desc, stats);
     row_value[r] = coef.value;
     p_coef[r] = T(coef.p_coef);
@@ -131,7 +132,7 @@ void loss_short_rows(const LossDesc& desc, const float* z, int64_t C, const int6
         if constexpr (Row::uses_psum) elem.terms = {term0[j][r], term1[j][r]};
         g += Row::extra(desc, RowCoef<T>{T(0), p_coef[r], T(0), c0[r]}, C_t, elem);
       }
-      e[j][r] = scale_t * g;   // e now holds the gradient
+      e[j][r] = scale_t * g;  // e now holds the gradient
     }
   cpu::transpose(&e[0][0], C, rows, R, grad, C);
   for (int64_t r = 0; r < rows; ++r) grad[r * C + y[r]] = T(scale * y_grad[r]);

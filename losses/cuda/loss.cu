@@ -1,7 +1,8 @@
-// CUDA loss kernel: the twin of losses/cpu/loss.cpp (the contract of both: losses/loss_kernels.h). One warp per row runs the passes that loss_row
-// (losses/loss_rows.h) runs serially on the CPU, with the same per-loss row maths, in fp32 with
-// warp-shuffle tree reductions. Bad input (a label outside [0, C), a non-finite logit) is found on
-// the device and reported at the next synchronisation, so a loss call never waits for the GPU.
+// CUDA loss kernel: the twin of losses/cpu/loss.cpp (the contract of both: losses/loss_kernels.h). One warp
+// per row runs the passes that loss_row (losses/loss_rows.h) runs serially on the CPU, with the same per-loss
+// row maths, in fp32 with warp-shuffle tree reductions. Bad input (a label outside [0, C), a non-finite
+// logit) is found on the device and reported at the next synchronisation, so a loss call never waits for the
+// GPU.
 #include "core/backend.h"
 #include "losses/loss_checks.h"
 #include "losses/loss_kernels.h"
@@ -16,7 +17,7 @@ namespace kindling {
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 8;   // 256 threads: one warp per row
+constexpr int kRowsPerBlock = 8;  // 256 threads: one warp per row
 constexpr unsigned kFullMask = 0xffffffffu;
 
 __device__ inline float warp_sum(float v) {
@@ -24,8 +25,7 @@ __device__ inline float warp_sum(float v) {
   return v;
 }
 __device__ inline float warp_max(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2)
-    v = fmaxf(v, __shfl_xor_sync(kFullMask, v, offset));
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(kFullMask, v, offset));
   return v;
 }
 
@@ -39,12 +39,12 @@ struct BadRows {
 // The first bad input since the host last looked: in mapped pinned memory, written by the fault
 // kernel and read by the host after a synchronisation, with no copy of its own.
 struct LossFault {
-  int64_t row;       // -1: no fault
-  int64_t label;     // bad_label: the label found in that row
-  int64_t column;    // else: the first non-finite column of the row, and its value
+  int64_t row;     // -1: no fault
+  int64_t label;   // bad_label: the label found in that row
+  int64_t column;  // else: the first non-finite column of the row, and its value
   float value;
   int bad_label;
-  int kind;          // the LossKind of the call
+  int kind;  // the LossKind of the call
   int64_t N, C;
 };
 
@@ -70,7 +70,7 @@ __global__ void loss_rows_kernel(LossDesc desc, float* row_loss, float* grad, co
                                  BadRows* bad_rows) {
   const int lane = threadIdx.x % kWarp;
   const int64_t n = int64_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
-  if (n >= N) return;   // whole warps leave together, so the shuffles below stay full
+  if (n >= N) return;  // whole warps leave together, so the shuffles below stay full
   const float* z = logits + n * C;
   const int64_t y = labels[n];
   if (y < 0 || y >= C) return mark_bad_row(&bad_rows->label_row, row_loss, grad, n, C, lane);
@@ -142,8 +142,10 @@ __global__ void loss_rows_kernel(LossDesc desc, float* row_loss, float* grad, co
     // which pass 2 computed without cancelling, it keeps its digits as the CPU's double sum does.
     float d = coef.p_coef * elem.p;
     if (elem.is_y) {
-      if constexpr (Row::uses_softmax) d = (coef.p_coef + coef.y_coef) - coef.p_coef * stats.one_minus_q;
-      else d += coef.y_coef;
+      if constexpr (Row::uses_softmax)
+        d = (coef.p_coef + coef.y_coef) - coef.p_coef * stats.one_minus_q;
+      else
+        d += coef.y_coef;
     }
     if constexpr (Row::uses_extra) {
       if constexpr (Row::uses_psum) elem.terms = Row::p_terms(desc, elem.lp, elem.p, elem.is_y);
@@ -176,22 +178,22 @@ __global__ void record_loss_fault_kernel(BadRows* bad_rows, LossFault* fault, co
 }
 
 struct FaultState {
-  BadRows* bad_rows = nullptr;       // device memory
-  LossFault* fault_host = nullptr;   // mapped pinned memory, as the host sees it
-  LossFault* fault_device = nullptr;   // the same memory, as kernels see it
+  BadRows* bad_rows = nullptr;        // device memory
+  LossFault* fault_host = nullptr;    // mapped pinned memory, as the host sees it
+  LossFault* fault_device = nullptr;  // the same memory, as kernels see it
 };
 
 FaultState faults;
-std::atomic<bool> faults_ready{false};   // set once the first loss call has made them
+std::atomic<bool> faults_ready{false};  // set once the first loss call has made them
 
 // Throws the first bad input a loss kernel flagged since the last look (cuda::raise_deferred_errors).
 void raise_loss_fault() {
-  if (!faults_ready) return;   // no loss has run: nothing to report, and nothing to allocate
+  if (!faults_ready) return;  // no loss has run: nothing to report, and nothing to allocate
   volatile LossFault* fault = faults.fault_host;
   if (fault->row < 0) return;
-  const LossFault found{fault->row, fault->label, fault->column, fault->value, fault->bad_label, fault->kind,
-                        fault->N, fault->C};
-  fault->row = -1;   // reported once; the next bad input is recorded afresh
+  const LossFault found{fault->row,       fault->label, fault->column, fault->value,
+                        fault->bad_label, fault->kind,  fault->N,      fault->C};
+  fault->row = -1;  // reported once; the next bad input is recorded afresh
   const LossKind kind = LossKind(found.kind);
   if (found.bad_label) {
     const std::string logits =
@@ -245,9 +247,9 @@ void cuda::loss_rows(const LossDesc& loss, const Tensor& out, const Tensor& grad
           dense_labels.data<int64_t>(), N, C, grad_scale, state.bad_rows);
     });
     KINDLING_CUDA_LAUNCH_CHECK("loss_rows_kernel");
-    record_loss_fault_kernel<<<1, 1, 0, cuda::stream()>>>(
-        state.bad_rows, state.fault_device, logits.data<float>(), dense_labels.data<int64_t>(), N, C,
-        int(loss.kind));
+    record_loss_fault_kernel<<<1, 1, 0, cuda::stream()>>>(state.bad_rows, state.fault_device,
+                                                          logits.data<float>(), dense_labels.data<int64_t>(),
+                                                          N, C, int(loss.kind));
     KINDLING_CUDA_LAUNCH_CHECK("record_loss_fault_kernel");
   }
   const ReduceOp total = loss.reduction == Reduction::mean ? ReduceOp::Mean : ReduceOp::Sum;

@@ -129,7 +129,7 @@ void forward_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const 
 // else 0 (relu's backward, computed on the fly).
 struct GradIn {
   const float* dy;
-  const float* relu_output;   // null: no ReLU
+  const float* relu_output;  // null: no ReLU
 };
 inline float relu_grad(float dy, float y) { return y > 0.0f ? dy : 0.0f; }
 
@@ -208,10 +208,9 @@ void backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, cons
 
 }  // namespace
 
-void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
-                                      const Tensor& save_invstd, const Tensor& running_mean,
-                                      const Tensor& running_var, const Tensor& x, const Tensor& weight,
-                                      const Tensor& bias, float momentum, float eps) {
+void CpuBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_invstd,
+                                      const Tensor& running_mean, const Tensor& running_var, const Tensor& x,
+                                      const Tensor& weight, const Tensor& bias, float momentum, float eps) {
   forward_train(y, save_mean, save_invstd, running_mean, running_var, x, weight, bias, momentum, eps, {});
 }
 

@@ -26,12 +26,12 @@
 namespace kindling {
 namespace {
 
-using cpu::LoweringPlan;
-using cpu::PackedA;
-using cpu::Workspace;
 using cpu::for_each_chunk;
 using cpu::lower_image;
+using cpu::LoweringPlan;
 using cpu::output_is_dense;
+using cpu::PackedA;
+using cpu::Workspace;
 
 // Columns lowering: per chunk of images one GEMM over their im2col matrices side by side
 // [CRS, images*PQ], its output block [Kg, images*PQ] split back into the images (when more than one).
@@ -40,29 +40,32 @@ void forward_columns(const Conv2dParams& p, const LoweringPlan& plan, float* y, 
   const int64_t col_floats = plan.images * plan.lowered_floats;
   const int64_t block_floats = plan.images > 1 ? plan.Kg * plan.images * plan.PQ : 0;
   const Workspace ws(plan.workers, col_floats + block_floats);
-  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
-    float* col = ws.slice(worker);
-    float* block = col + col_floats;
-    const int64_t ld = chunk_images * plan.PQ;
-    const std::vector<int64_t> rows = cpu::strided_rows(plan.CRS, ld);
-    for (int64_t g = 0; g < p.groups; ++g) {
-      for (int64_t b = 0; b < chunk_images; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, ld);
-      float* yg = y + (n0 * p.K + g * plan.Kg) * plan.PQ;
-      cpu::gemm_nn(weights[size_t(g)], ld, col, rows.data(), chunk_images == 1 ? yg : block, ld, false);
-      for (int64_t b = 0; b < chunk_images; ++b)
-        for (int64_t k = 0; k < plan.Kg; ++k) {
-          const float v = bias ? bias[g * plan.Kg + k] : 0.0f;
-          float* dst = yg + (b * p.K + k) * plan.PQ;
-          if (chunk_images == 1) {
-            if (bias)
-              for (int64_t i = 0; i < plan.PQ; ++i) dst[i] += v;
-          } else {
-            const float* src = block + k * ld + b * plan.PQ;
-            for (int64_t i = 0; i < plan.PQ; ++i) dst[i] = src[i] + v;
-          }
+  for_each_chunk(
+      p, plan, [](int64_t) {},
+      [&](int64_t worker, int64_t n0, int64_t chunk_images) {
+        float* col = ws.slice(worker);
+        float* block = col + col_floats;
+        const int64_t ld = chunk_images * plan.PQ;
+        const std::vector<int64_t> rows = cpu::strided_rows(plan.CRS, ld);
+        for (int64_t g = 0; g < p.groups; ++g) {
+          for (int64_t b = 0; b < chunk_images; ++b)
+            lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, ld);
+          float* yg = y + (n0 * p.K + g * plan.Kg) * plan.PQ;
+          cpu::gemm_nn(weights[size_t(g)], ld, col, rows.data(), chunk_images == 1 ? yg : block, ld, false);
+          for (int64_t b = 0; b < chunk_images; ++b)
+            for (int64_t k = 0; k < plan.Kg; ++k) {
+              const float v = bias ? bias[g * plan.Kg + k] : 0.0f;
+              float* dst = yg + (b * p.K + k) * plan.PQ;
+              if (chunk_images == 1) {
+                if (bias)
+                  for (int64_t i = 0; i < plan.PQ; ++i) dst[i] += v;
+              } else {
+                const float* src = block + k * ld + b * plan.PQ;
+                for (int64_t i = 0; i < plan.PQ; ++i) dst[i] = src[i] + v;
+              }
+            }
         }
-    }
-  });
+      });
 }
 
 // y = conv(x) + bias, given the weights packed per group as [Kg, CRS].
@@ -73,7 +76,7 @@ void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<
   const bool dense = output_is_dense(p, plan);
   const int64_t block_floats = dense ? 0 : plan.Kg * plan.wide;
   const Workspace ws(plan.workers, plan.lowered_floats + block_floats);
-  auto begin = [&](int64_t worker) {   // zero the padded image's borders, never written again
+  auto begin = [&](int64_t worker) {  // zero the padded image's borders, never written again
     if (plan.phased && plan.copy_input) std::fill_n(ws.slice(worker), plan.lowered_floats, 0.0f);
   };
   for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
@@ -85,7 +88,7 @@ void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<
         float* yg = y + (n * p.K + g * plan.Kg) * plan.PQ;
         cpu::gemm_nn(weights[size_t(g)], plan.wide, b, plan.rows.data(), dense ? yg : block,
                      dense ? plan.PQ : plan.wide, false);
-        for (int64_t k = 0; k < plan.Kg; ++k) {   // drop padding columns, add the bias
+        for (int64_t k = 0; k < plan.Kg; ++k) {  // drop padding columns, add the bias
           const float v = bias ? bias[g * plan.Kg + k] : 0.0f;
           if (dense && !bias) break;
           const float* src = (dense ? yg : block) + k * (dense ? plan.PQ : plan.wide);
@@ -98,7 +101,7 @@ void forward(const Conv2dParams& p, float* y, const float* x, const std::vector<
   });
 }
 
-std::vector<PackedA> pack_weights(const Conv2dParams& p, const float* w) {   // [Kg, CRS] per group
+std::vector<PackedA> pack_weights(const Conv2dParams& p, const float* w) {  // [Kg, CRS] per group
   const int64_t Kg = p.K / p.groups, CRS = p.C / p.groups * p.R * p.S;
   std::vector<PackedA> packed;
   for (int64_t g = 0; g < p.groups; ++g) packed.emplace_back(w + g * Kg * CRS, Kg, CRS, CRS, 1);
@@ -109,7 +112,8 @@ std::vector<PackedA> pack_weights(const Conv2dParams& p, const float* w) {   // 
 // in/out channels swapped (w'[g*Cg + c, k, r, s] = w[g*Kg + k, c, R-1-r, S-1-s]), padding
 // dil*(R-1) - pad. Usable when that padding is not negative.
 bool data_grad_is_convolution(const Conv2dParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= p.dil_h * (p.R - 1) && p.pad_w <= p.dil_w * (p.S - 1);
+  return p.stride_h == 1 && p.stride_w == 1 && p.pad_h <= p.dil_h * (p.R - 1) &&
+         p.pad_w <= p.dil_w * (p.S - 1);
 }
 
 void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy, const float* w) {
@@ -119,7 +123,7 @@ void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy,
   t.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
   const int64_t panel = PackedA::panel_rows();
-  std::vector<PackedA> flipped;   // per group [Cg, Kg*R*S]: row c, column (k, r, s)
+  std::vector<PackedA> flipped;  // per group [Cg, Kg*R*S]: row c, column (k, r, s)
   for (int64_t g = 0; g < p.groups; ++g) {
     const float* wg = w + g * Kg * Cg * RS;
     // Per k, the panel's channels c0.. are one contiguous [rows, R*S] block of w, read in order.
@@ -138,21 +142,22 @@ void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy,
 // dbias [K] = sum over n, p, q of dy [N,K,P,Q], in double; channels over threads.
 void bias_grad(const Conv2dParams& p, const float* dy, float* dbias) {
   const int64_t PQ = p.P * p.Q;
-  parallel_for(0, p.K, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, p.N * PQ)), [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) {
-      double sum = 0.0;
-      for (int64_t n = 0; n < p.N; ++n) sum += cpu::sum_f64(dy + (n * p.K + k) * PQ, PQ);
-      dbias[k] = float(sum);
-    }
-  });
+  parallel_for(0, p.K, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, p.N * PQ)),
+               [&](int64_t k0, int64_t k1) {
+                 for (int64_t k = k0; k < k1; ++k) {
+                   double sum = 0.0;
+                   for (int64_t n = 0; n < p.N; ++n) sum += cpu::sum_f64(dy + (n * p.K + k) * PQ, PQ);
+                   dbias[k] = float(sum);
+                 }
+               });
 }
 
 // Adds the workers' partial weight gradients into dw [K, C/G, R, S], in worker order. Each partial
 // is [K, C/G*R*S] at `offset` in its worker's slice, or [K, R*S, C/G] when taps_outer (the
 // channels-last kernel's order). Rows over threads: 11M floats per ResNet-18 step, too many for
 // one thread while the other waits.
-void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t workers, int64_t offset, float* dw,
-                  bool taps_outer = false) {
+void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t workers, int64_t offset,
+                  float* dw, bool taps_outer = false) {
   const int64_t Cg = p.C / p.groups, RS = p.R * p.S, CRS = Cg * RS;
   parallel_for(0, p.K, std::max<int64_t>(1, 16384 / CRS), [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
@@ -172,34 +177,40 @@ void sum_partials(const Conv2dParams& p, const Workspace& partials, int64_t work
 // Weight gradient, columns lowering: per chunk, dW_g += dy_g [Kg, images*PQ] · colᵀ [images*PQ, CRS] with the
 // broadcast kernel: the images' im2col matrices side by side, transposed so each pixel's taps are
 // a row of B, and dy packed as A (its pixels are the depth).
-void weight_grad_columns(const Conv2dParams& p, const LoweringPlan& plan, float* dw, const float* x, const float* dy) {
+void weight_grad_columns(const Conv2dParams& p, const LoweringPlan& plan, float* dw, const float* x,
+                         const float* dy) {
   const int64_t dw_floats = p.K * plan.CRS;
-  const int64_t col_floats = plan.images * plan.lowered_floats;   // [CRS, images*PQ], then its transpose
+  const int64_t col_floats = plan.images * plan.lowered_floats;  // [CRS, images*PQ], then its transpose
   const Workspace ws(plan.workers, 2 * col_floats + dw_floats);
   std::vector<char> started(size_t(plan.workers), 0);
-  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
-    float* col = ws.slice(worker);
-    float* col_t = col + col_floats;
-    float* dw_acc = col_t + col_floats;
-    const int64_t pixels = chunk_images * plan.PQ;
-    const std::vector<int64_t> pixel_rows = cpu::strided_rows(pixels, plan.CRS);
-    for (int64_t g = 0; g < p.groups; ++g) {
-      for (int64_t b = 0; b < chunk_images; ++b) lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, pixels);
-      cpu::transpose(col, plan.CRS, pixels, pixels, col_t, plan.CRS);
-      PackedA dy_panels(plan.Kg, pixels);
-      for (int64_t b = 0; b < chunk_images; ++b)
-        dy_panels.set_columns(b * plan.PQ, plan.PQ, dy + ((n0 + b) * p.K + g * plan.Kg) * plan.PQ, plan.PQ);
-      cpu::gemm_nn(dy_panels, plan.CRS, col_t, pixel_rows.data(), dw_acc + g * plan.Kg * plan.CRS, plan.CRS,
-                   started[size_t(worker)] != 0);
-    }
-    started[size_t(worker)] = 1;
-  });
+  for_each_chunk(
+      p, plan, [](int64_t) {},
+      [&](int64_t worker, int64_t n0, int64_t chunk_images) {
+        float* col = ws.slice(worker);
+        float* col_t = col + col_floats;
+        float* dw_acc = col_t + col_floats;
+        const int64_t pixels = chunk_images * plan.PQ;
+        const std::vector<int64_t> pixel_rows = cpu::strided_rows(pixels, plan.CRS);
+        for (int64_t g = 0; g < p.groups; ++g) {
+          for (int64_t b = 0; b < chunk_images; ++b)
+            lower_image(p, plan, x, n0 + b, g, col + b * plan.PQ, pixels);
+          cpu::transpose(col, plan.CRS, pixels, pixels, col_t, plan.CRS);
+          PackedA dy_panels(plan.Kg, pixels);
+          for (int64_t b = 0; b < chunk_images; ++b)
+            dy_panels.set_columns(b * plan.PQ, plan.PQ, dy + ((n0 + b) * p.K + g * plan.Kg) * plan.PQ,
+                                  plan.PQ);
+          cpu::gemm_nn(dy_panels, plan.CRS, col_t, pixel_rows.data(), dw_acc + g * plan.Kg * plan.CRS,
+                       plan.CRS, started[size_t(worker)] != 0);
+        }
+        started[size_t(worker)] = 1;
+      });
   sum_partials(p, ws, plan.workers, 2 * col_floats, dw);
 }
 
 // Weight gradient, phased lowering: per chunk one gemm_nt over its images (segments), dy read in
 // place when it is dense, else copied into [Kg, wide] blocks whose padding columns stay zero.
-void weight_grad_segments(const Conv2dParams& p, const LoweringPlan& plan, float* dw, const float* x, const float* dy) {
+void weight_grad_segments(const Conv2dParams& p, const LoweringPlan& plan, float* dw, const float* x,
+                          const float* dy) {
   const int64_t dw_floats = p.K * plan.CRS;
   const bool dense = output_is_dense(p, plan);
   const int64_t dy_floats = dense ? 0 : plan.Kg * plan.wide;
@@ -207,7 +218,8 @@ void weight_grad_segments(const Conv2dParams& p, const LoweringPlan& plan, float
   const Workspace ws(plan.workers, plan.images * (lowered_floats + dy_floats) + dw_floats);
   std::vector<char> started(size_t(plan.workers), 0);
   auto begin = [&](int64_t worker) {
-    if (plan.phased && (plan.copy_input || !dense)) std::fill_n(ws.slice(worker), ws.per_worker - dw_floats, 0.0f);
+    if (plan.phased && (plan.copy_input || !dense))
+      std::fill_n(ws.slice(worker), ws.per_worker - dw_floats, 0.0f);
   };
   for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* lowered = ws.slice(worker);
@@ -218,7 +230,8 @@ void weight_grad_segments(const Conv2dParams& p, const LoweringPlan& plan, float
     for (int64_t g = 0; g < p.groups; ++g) {
       // B_i: image n0+i lowered into slot i (or read in place: 1×1 unpadded).
       const float* b = lower_image(p, plan, x, n0, g, lowered);
-      for (int64_t i = 1; i < chunk_images; ++i) lower_image(p, plan, x, n0 + i, g, lowered + i * lowered_floats);
+      for (int64_t i = 1; i < chunk_images; ++i)
+        lower_image(p, plan, x, n0 + i, g, lowered + i * lowered_floats);
       const float* a = dy + (n0 * p.K + g * plan.Kg) * plan.PQ;
       cpu::Segments segments{chunk_images, p.K * plan.PQ, plan.copy_input ? lowered_floats : p.C * plan.HW};
       if (!dense) {
@@ -230,8 +243,8 @@ void weight_grad_segments(const Conv2dParams& p, const LoweringPlan& plan, float
         a = dy_blocks;
         segments.a_stride = plan.Kg * plan.wide;
       }
-      cpu::gemm_nt(plan.Kg, plan.CRS, plan.wide, a, plan.wide, b, plan.rows.data(), dw_acc + g * plan.Kg * plan.CRS,
-                   plan.CRS, accumulate, segments);
+      cpu::gemm_nt(plan.Kg, plan.CRS, plan.wide, a, plan.wide, b, plan.rows.data(),
+                   dw_acc + g * plan.Kg * plan.CRS, plan.CRS, accumulate, segments);
     }
   });
   const int64_t offset = plan.images * (lowered_floats + dy_floats);
@@ -249,7 +262,7 @@ void weight_grad_channels_last(const Conv2dParams& p, const LoweringPlan& plan, 
                                const float* dy) {
   const int64_t RS = p.R * p.S, Cg = plan.Cg, cols = RS * Cg;
   const int64_t channel_stride = plan.phases * plan.plane;
-  const int64_t image_floats = (channel_stride + (p.S - 1) * p.dil_w) * Cg;   // + read-past slack
+  const int64_t image_floats = (channel_stride + (p.S - 1) * p.dil_w) * Cg;  // + read-past slack
   const int64_t dw_floats = p.K * cols;
   const int64_t lowered_floats = plan.copy_input ? plan.lowered_floats : 0;
   const Workspace ws(plan.workers, lowered_floats + image_floats + dw_floats);
@@ -258,12 +271,12 @@ void weight_grad_channels_last(const Conv2dParams& p, const LoweringPlan& plan, 
   std::vector<char> started(size_t(plan.workers), 0);
   auto begin = [&](int64_t worker) {
     float* scratch = ws.slice(worker);
-    std::fill_n(scratch, lowered_floats + image_floats, 0.0f);   // padding and slack stay zero
+    std::fill_n(scratch, lowered_floats + image_floats, 0.0f);  // padding and slack stay zero
     dy_panels[size_t(worker)].emplace(plan.Kg, plan.wide);
     const float* image = scratch + lowered_floats;
     for (int64_t rs = 0; rs < RS; ++rs)
       for (int64_t c = 0; c < Cg; c += 16)
-        blocks[size_t(worker)].push_back(image + plan.rows[size_t(rs)] * Cg + c);   // rows[rs]: tap (0,r,s)
+        blocks[size_t(worker)].push_back(image + plan.rows[size_t(rs)] * Cg + c);  // rows[rs]: tap (0,r,s)
   };
   for_each_chunk(p, plan, begin, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
     float* lowered = ws.slice(worker);
@@ -272,12 +285,12 @@ void weight_grad_channels_last(const Conv2dParams& p, const LoweringPlan& plan, 
     PackedA& panels = *dy_panels[size_t(worker)];
     for (int64_t n = n0; n < n0 + chunk_images; ++n) {
       for (int64_t g = 0; g < p.groups; ++g) {
-        const float* phased = lower_image(p, plan, x, n, g, lowered);   // [Cg, phases*Hs*Ws]
+        const float* phased = lower_image(p, plan, x, n, g, lowered);  // [Cg, phases*Hs*Ws]
         cpu::transpose(phased, Cg, channel_stride, channel_stride, image, Cg);
         const float* dyg = dy + (n * p.K + g * plan.Kg) * plan.PQ;
         for (int64_t oh = 0; oh < p.P; ++oh) panels.set_columns(oh * plan.Ws, p.Q, dyg + oh * p.Q, plan.PQ);
-        cpu::gemm_nn_blocks(panels, cols, blocks[size_t(worker)].data(), Cg, dw_acc + g * plan.Kg * cols, cols,
-                            started[size_t(worker)] != 0);
+        cpu::gemm_nn_blocks(panels, cols, blocks[size_t(worker)].data(), Cg, dw_acc + g * plan.Kg * cols,
+                            cols, started[size_t(worker)] != 0);
       }
       started[size_t(worker)] = 1;
     }
@@ -298,25 +311,28 @@ void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor
 // dy [N,K,P,Q], w [K,C/G,R,S] -> dx [N,C,H,W];  dx[n]_g = col2im(W_gᵀ · dy[n]_g)
 void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& w) {
   if (p.N == 0) return;
-  if (data_grad_is_convolution(p)) return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
+  if (data_grad_is_convolution(p))
+    return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
   // Strided (or padded beyond the window): the explicit transpose through a column matrix.
   const LoweringPlan plan = cpu::make_lowering_plan(p, /*allow_phased=*/false);
   const float* dyp = dy.data<float>();
   float* dxp = dx.data<float>();
-  std::vector<PackedA> transposed;   // W_gᵀ [CRS, Kg]
+  std::vector<PackedA> transposed;  // W_gᵀ [CRS, Kg]
   for (int64_t g = 0; g < p.groups; ++g)
     transposed.emplace_back(w.data<float>() + g * plan.Kg * plan.CRS, plan.CRS, plan.Kg, 1, plan.CRS);
   const std::vector<int64_t> dy_rows = cpu::strided_rows(plan.Kg, plan.PQ);
   const Workspace ws(plan.workers, plan.lowered_floats);
-  for_each_chunk(p, plan, [](int64_t) {}, [&](int64_t worker, int64_t n0, int64_t chunk_images) {
-    float* dcol = ws.slice(worker);
-    for (int64_t n = n0; n < n0 + chunk_images; ++n)
-      for (int64_t g = 0; g < p.groups; ++g) {
-        cpu::gemm_nn(transposed[size_t(g)], plan.PQ, dyp + (n * p.K + g * plan.Kg) * plan.PQ, dy_rows.data(),
-                     dcol, plan.PQ, false);
-        cpu::col2im(p, plan.Cg, dcol, plan.PQ, dxp + (n * p.C + g * plan.Cg) * plan.HW);
-      }
-  });
+  for_each_chunk(
+      p, plan, [](int64_t) {},
+      [&](int64_t worker, int64_t n0, int64_t chunk_images) {
+        float* dcol = ws.slice(worker);
+        for (int64_t n = n0; n < n0 + chunk_images; ++n)
+          for (int64_t g = 0; g < p.groups; ++g) {
+            cpu::gemm_nn(transposed[size_t(g)], plan.PQ, dyp + (n * p.K + g * plan.Kg) * plan.PQ,
+                         dy_rows.data(), dcol, plan.PQ, false);
+            cpu::col2im(p, plan.Cg, dcol, plan.PQ, dxp + (n * p.C + g * plan.Cg) * plan.HW);
+          }
+      });
 }
 
 // x [N,C,H,W], dy [N,K,P,Q] -> dw [K,C/G,R,S] = sum_n dy[n]_g · B(x[n]_g)ᵀ per group,
@@ -327,7 +343,7 @@ void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, cons
   const LoweringPlan plan = cpu::make_lowering_plan(p);
   float* dwp = dw.data<float>();
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
-  if (p.N == 0) {   // an empty batch
+  if (p.N == 0) {  // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
   } else if (!plan.phased) {
     weight_grad_columns(p, plan, dwp, x.data<float>(), dy.data<float>());

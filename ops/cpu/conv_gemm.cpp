@@ -33,19 +33,19 @@ using simd::Vec;
 
 // Register budget: gemm_nn holds kRows x kVectors accumulators plus kVectors B vectors and one
 // broadcast; gemm_nt holds kNtRows x kNtCols accumulators plus kNtRows + kNtCols operands.
-constexpr int kRows = simd::kRegisters == 32 ? 8 : 4;    // gemm_nn: rows of C per tile (one A panel)
-constexpr int kVectors = 3;                              // gemm_nn: vectors of C per tile row
+constexpr int kRows = simd::kRegisters == 32 ? 8 : 4;  // gemm_nn: rows of C per tile (one A panel)
+constexpr int kVectors = 3;                            // gemm_nn: vectors of C per tile row
 constexpr int kNtRows = simd::kRegisters == 32 ? 4 : 3, kNtCols = kNtRows;
 static_assert(kRows * kVectors + kVectors + 1 <= simd::kRegisters);
 static_assert(kNtRows * kNtCols + kNtRows + kNtCols <= simd::kRegisters);
 
 // Where gemm_nn's B vectors come from: vector v of row k of the current column tile.
-struct OffsetRows {   // row k at base + offsets[k], its vectors side by side
+struct OffsetRows {  // row k at base + offsets[k], its vectors side by side
   const float* base;
   const int64_t* offsets;
   const float* at(int64_t k, int v) const { return base + offsets[k] + kLanes * v; }
 };
-struct ColumnBlocks {   // vector v of row k at start[v] + k*ld
+struct ColumnBlocks {  // vector v of row k at start[v] + k*ld
   const float* start[kVectors];
   int64_t ld;
   const float* at(int64_t k, int v) const { return start[v] + k * ld; }
@@ -123,7 +123,7 @@ void nn_tiles(const PackedA& a, int64_t N, MakeSource make_source, float* C, int
     for (int64_t n0 = 0; n0 < N; n0 += kLanes * kVectors) {
       const int64_t width = std::min<int64_t>(kLanes * kVectors, N - n0);
       const int vectors = int((width + kLanes - 1) / kLanes);
-      const int64_t last = width - kLanes * (vectors - 1);   // columns of the last vector
+      const int64_t last = width - kLanes * (vectors - 1);  // columns of the last vector
       const auto source = make_source(n0, vectors);
       for (int64_t m0 = 0; m0 < M; m0 += kRows) {
         const float* panel = a.packed() + m0 * K;
@@ -168,11 +168,12 @@ inline __attribute__((always_inline)) __m512 lane_sums16(const __m512 (&v)[16]) 
 // (lane_sums16), then per row a lane permute down to lane 0 and a masked store.
 template <int MR, int NR>
 void store_dot_products(const Vec (&acc)[16], float* C, int64_t ldc, bool accumulate) {
-  const __m512 sums = lane_sums16(acc);   // lane m*4 + n holds C[m][n]
+  const __m512 sums = lane_sums16(acc);  // lane m*4 + n holds C[m][n]
   const __mmask16 row_mask = __mmask16((1u << NR) - 1u);
 #pragma GCC unroll 4
   for (int m = 0; m < MR; ++m) {
-    const __m512i from = _mm512_add_epi32(_mm512_set1_epi32(m * 4), _mm512_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i from = _mm512_add_epi32(_mm512_set1_epi32(m * 4),
+                                          _mm512_setr_epi32(0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0));
     const __m512 row = _mm512_permutex2var_ps(sums, from, sums);
     float* c = C + m * ldc;
     const __m512 value = accumulate ? _mm512_add_ps(row, _mm512_maskz_loadu_ps(row_mask, c)) : row;
@@ -231,31 +232,41 @@ constexpr std::array<std::array<NtTile, kNtCols>, sizeof...(MR)> nt_rows(std::in
   return {nt_row<int(MR) + 1>(std::make_index_sequence<kNtCols>{})...};
 }
 // kNtTiles[mr-1][nr-1]: full tiles and the ragged edges.
-constexpr std::array<std::array<NtTile, kNtCols>, kNtRows> kNtTiles = nt_rows(std::make_index_sequence<kNtRows>{});
+constexpr std::array<std::array<NtTile, kNtCols>, kNtRows> kNtTiles =
+    nt_rows(std::make_index_sequence<kNtRows>{});
 
 }  // namespace
 
 int64_t PackedA::panel_rows() { return kRows; }
 
 void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
-  for (int64_t m0 = 0; m0 < rows_; m0 += kRows)   // a panel is the transpose of kRows rows
+  for (int64_t m0 = 0; m0 < rows_; m0 += kRows)  // a panel is the transpose of kRows rows
     transpose(src + m0 * src_stride, std::min<int64_t>(kRows, rows_ - m0), count, src_stride,
               packed_.get() + (m0 * cols_ + k0 * kRows), kRows);
 }
 
-void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
-             int64_t ldc, bool accumulate) {
-  nn_tiles(a, N, [&](int64_t n0, int) { return OffsetRows{B + n0, row_offsets}; }, C, ldc, accumulate);
+void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C, int64_t ldc,
+             bool accumulate) {
+  nn_tiles(
+      a, N,
+      [&](int64_t n0, int) {
+        return OffsetRows{B + n0, row_offsets};
+      },
+      C, ldc, accumulate);
 }
 
-void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C, int64_t ldc,
-                    bool accumulate) {
-  nn_tiles(a, N, [&](int64_t n0, int vectors) {
-    ColumnBlocks source{{}, ldb};   // column c of a row lies in block c/16 at c%16
-    for (int v = 0; v < vectors; ++v) source.start[v] = blocks[(n0 + kLanes * v) / 16] + (n0 + kLanes * v) % 16;
-    for (int v = vectors; v < kVectors; ++v) source.start[v] = source.start[0];
-    return source;
-  }, C, ldc, accumulate);
+void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C,
+                    int64_t ldc, bool accumulate) {
+  nn_tiles(
+      a, N,
+      [&](int64_t n0, int vectors) {
+        ColumnBlocks source{{}, ldb};  // column c of a row lies in block c/16 at c%16
+        for (int v = 0; v < vectors; ++v)
+          source.start[v] = blocks[(n0 + kLanes * v) / 16] + (n0 + kLanes * v) % 16;
+        for (int v = vectors; v < kVectors; ++v) source.start[v] = source.start[0];
+        return source;
+      },
+      C, ldc, accumulate);
 }
 
 void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
@@ -275,28 +286,28 @@ void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
 int64_t PackedA::panel_rows() { return 1; }
 
 void PackedA::set_columns(int64_t k0, int64_t count, const float* src, int64_t src_stride) {
-  for (int64_t m = 0; m < rows_; ++m) std::copy_n(src + m * src_stride, count, packed_.get() + (m * cols_ + k0));
+  for (int64_t m = 0; m < rows_; ++m)
+    std::copy_n(src + m * src_stride, count, packed_.get() + (m * cols_ + k0));
 }
 
 namespace {
 // rows x length floats, row i copied from B + row_offsets[i].
 std::vector<float> gather_rows(const float* B, const int64_t* row_offsets, int64_t rows, int64_t length) {
   std::vector<float> dense(size_t(rows * length));
-  for (int64_t i = 0; i < rows; ++i)
-    std::copy_n(B + row_offsets[i], length, dense.begin() + i * length);
+  for (int64_t i = 0; i < rows; ++i) std::copy_n(B + row_offsets[i], length, dense.begin() + i * length);
   return dense;
 }
 }  // namespace
 
-void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
-             int64_t ldc, bool accumulate) {
+void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C, int64_t ldc,
+             bool accumulate) {
   const std::vector<float> dense = gather_rows(B, row_offsets, a.cols(), N);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(a.rows()), int(N), int(a.cols()), 1.0f,
               a.packed(), int(a.cols()), dense.data(), int(N), accumulate ? 1.0f : 0.0f, C, int(ldc));
 }
 
-void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C, int64_t ldc,
-                    bool accumulate) {
+void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C,
+                    int64_t ldc, bool accumulate) {
   const int64_t K = a.cols();
   std::vector<float> dense(size_t(K * N));
   for (int64_t k = 0; k < K; ++k)
@@ -310,15 +321,17 @@ void gemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const
   for (int64_t t = 0; t < segments.count; ++t) {
     const std::vector<float> dense = gather_rows(B + t * segments.b_stride, row_offsets, N, K);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(N), int(K), 1.0f,
-                A + t * segments.a_stride, int(lda), dense.data(), int(K),
-                accumulate || t > 0 ? 1.0f : 0.0f, C, int(ldc));
+                A + t * segments.a_stride, int(lda), dense.data(), int(K), accumulate || t > 0 ? 1.0f : 0.0f,
+                C, int(ldc));
   }
 }
 
 #endif
 
 PackedA::PackedA(int64_t rows, int64_t cols, Uninitialised)
-    : rows_(rows), cols_(cols), panel_(panel_rows()),
+    : rows_(rows),
+      cols_(cols),
+      panel_(panel_rows()),
       packed_(new float[size_t((rows + panel_ - 1) / panel_ * cols * panel_)]) {}
 
 PackedA::PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride)

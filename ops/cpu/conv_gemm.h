@@ -38,12 +38,12 @@ class PackedA {
     const int64_t panels = (rows_ + panel_ - 1) / panel_;
     parallel_for(0, panels, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols_ * panel_)),
                  [&](int64_t first, int64_t end) {
-      for (int64_t m0 = first * panel_; m0 < std::min(end * panel_, rows_); m0 += panel_) {
-        float* out = packed_.get() + m0 * cols_;
-        if (rows_ - m0 < panel_) std::fill_n(out, cols_ * panel_, 0.0f);
-        write_panel(m0, std::min(panel_, rows_ - m0), out);
-      }
-    });
+                   for (int64_t m0 = first * panel_; m0 < std::min(end * panel_, rows_); m0 += panel_) {
+                     float* out = packed_.get() + m0 * cols_;
+                     if (rows_ - m0 < panel_) std::fill_n(out, cols_ * panel_, 0.0f);
+                     write_panel(m0, std::min(panel_, rows_ - m0), out);
+                   }
+                 });
   }
   // A[m][k] = data[m*row_stride + k*col_stride].
   PackedA(const float* data, int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
@@ -62,20 +62,20 @@ class PackedA {
   struct Uninitialised {};
   PackedA(int64_t rows, int64_t cols, Uninitialised);
   int64_t rows_, cols_, panel_;
-  std::unique_ptr<float[]> packed_;   // [ceil(rows/panel)][cols][panel]
+  std::unique_ptr<float[]> packed_;  // [ceil(rows/panel)][cols][panel]
 };
 
 // C[M,N] = A·B, plus C's old value when accumulate; M = a.rows(), K = a.cols(); row k of B is the
 // N floats at B + row_offsets[k]; C row-major with row stride ldc.
-void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C,
-             int64_t ldc, bool accumulate);
+void gemm_nn(const PackedA& a, int64_t N, const float* B, const int64_t* row_offsets, float* C, int64_t ldc,
+             bool accumulate);
 
 // As gemm_nn, with B's columns in blocks of 16: column 16*j + i of row k is blocks[j][k*ldb + i]
 // (N a multiple of 16, or the last block's extra columns unused). The weight gradient of a
 // stride-1 convolution in this form reads a channels-last padded image: block (tap, channels
 // c..c+15) at the tap's shift, one pixel per row.
-void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C, int64_t ldc,
-                    bool accumulate);
+void gemm_nn_blocks(const PackedA& a, int64_t N, const float* const* blocks, int64_t ldb, float* C,
+                    int64_t ldc, bool accumulate);
 
 // C[M,N] = sum over segments t of A_t·B_tᵀ, plus C's old value when accumulate: the weight
 // gradient dy·colᵀ summed over a chunk of images, image t being segment t. A_t [M,K] is row-major

@@ -11,8 +11,8 @@
 namespace kindling::cpu {
 namespace {
 
-constexpr int64_t kChunkPixels = 512;                   // images per dot-product GEMM up to this
-constexpr int64_t kMaxChunkFloats = int64_t(1) << 20;   // one worker's lowered images at most
+constexpr int64_t kChunkPixels = 512;                  // images per dot-product GEMM up to this
+constexpr int64_t kMaxChunkFloats = int64_t(1) << 20;  // one worker's lowered images at most
 
 }  // namespace
 
@@ -53,14 +53,15 @@ LoweringPlan make_lowering_plan(const Conv2dParams& p, bool allow_phased) {
   }
   const int64_t threads = num_threads();
   int64_t images = std::max<int64_t>(1, kChunkPixels / std::max<int64_t>(plan.wide, 1));
-  images = std::min(images, std::max<int64_t>(1, kMaxChunkFloats / std::max<int64_t>(plan.lowered_floats, 1)));
+  images =
+      std::min(images, std::max<int64_t>(1, kMaxChunkFloats / std::max<int64_t>(plan.lowered_floats, 1)));
   plan.workers = std::min<int64_t>(threads, p.N);
-  plan.images = std::min(images, std::max<int64_t>(1, (p.N + threads - 1) / threads));   // every thread busy
+  plan.images = std::min(images, std::max<int64_t>(1, (p.N + threads - 1) / threads));  // every thread busy
   return plan;
 }
 
-const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const float* t, int64_t n, int64_t g,
-                         float* lowered, int64_t ld) {
+const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const float* t, int64_t n,
+                         int64_t g, float* lowered, int64_t ld) {
   const float* image = t + (n * p.C + g * plan.Cg) * plan.HW;
   if (!plan.copy_input) return image;
   if (!plan.phased) {
@@ -69,7 +70,8 @@ const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const 
   }
   const int64_t sh = p.stride_h, sw = p.stride_w;
   for (int64_t a = 0; a < sh; ++a) {
-    const ValidRange rows = valid_range(plan.Hs, sh, a - p.pad_h, p.H);   // phase row i is image row i*sh + a - ph
+    const ValidRange rows =
+        valid_range(plan.Hs, sh, a - p.pad_h, p.H);  // phase row i is image row i*sh + a - ph
     for (int64_t b = 0; b < sw; ++b) {
       const ValidRange cols = valid_range(plan.Ws, sw, b - p.pad_w, p.W);
       const int64_t phase = a * sw + b;
@@ -78,7 +80,8 @@ const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const 
           const float* src = image + c * plan.HW + (i * sh + a - p.pad_h) * p.W;
           float* dst = lowered + (c * plan.phases + phase) * plan.plane + i * plan.Ws;
           if (sw == 1) {
-            std::memcpy(dst + cols.lo, src + cols.lo + b - p.pad_w, size_t(cols.hi - cols.lo) * sizeof(float));
+            std::memcpy(dst + cols.lo, src + cols.lo + b - p.pad_w,
+                        size_t(cols.hi - cols.lo) * sizeof(float));
           } else {
             for (int64_t j = cols.lo; j < cols.hi; ++j) dst[j] = src[j * sw + b - p.pad_w];
           }

@@ -42,11 +42,13 @@ LoweringPlan make_lowering_plan(const Conv2dParams& p, bool allow_phased = true)
 // Lowers group g of image n of t [N, C, H, W] into `lowered` and returns where B starts. Phased:
 // only positions that hold image pixels are written, the caller zeroes the buffer once. Columns:
 // the matrix has row stride ld (images*PQ when a chunk's images sit side by side; 0 means PQ).
-const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const float* t, int64_t n, int64_t g,
-                         float* lowered, int64_t ld = 0);
+const float* lower_image(const Conv2dParams& p, const LoweringPlan& plan, const float* t, int64_t n,
+                         int64_t g, float* lowered, int64_t ld = 0);
 
 // True when the GEMM's columns are y's pixels (no padding columns to drop).
-inline bool output_is_dense(const Conv2dParams& p, const LoweringPlan& plan) { return !plan.phased || plan.Ws == p.Q; }
+inline bool output_is_dense(const Conv2dParams& p, const LoweringPlan& plan) {
+  return !plan.phased || plan.Ws == p.Q;
+}
 
 // Runs fn(worker, first_image, images) for every chunk; each worker has its own thread and an
 // equal contiguous share of the batch (within one image), cut into near-equal chunks of at most
@@ -72,7 +74,8 @@ void for_each_chunk(const Conv2dParams& p, const LoweringPlan& plan, Begin&& beg
 struct Workspace {
   Tensor buffer;
   int64_t per_worker;
-  Workspace(int64_t workers, int64_t floats_per_worker) : per_worker(std::max<int64_t>(floats_per_worker, 16)) {
+  Workspace(int64_t workers, int64_t floats_per_worker)
+      : per_worker(std::max<int64_t>(floats_per_worker, 16)) {
     buffer = empty({std::max<int64_t>(workers, 1) * per_worker});
   }
   float* slice(int64_t worker) const { return buffer.data<float>() + worker * per_worker; }

@@ -41,8 +41,10 @@ class CpuBackend : public Backend {
   void conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias, const Tensor& x,
                          const Tensor& dy) override;
   // pool.cpp
-  void max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices, const Tensor& x) override;
-  void max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& indices) override;
+  void max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices,
+                      const Tensor& x) override;
+  void max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy,
+                      const Tensor& indices) override;
   void avg_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& x) override;
   void avg_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy) override;
   // batchnorm.cpp
@@ -69,8 +71,8 @@ class CpuBackend : public Backend {
   // optim.cpp
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const SgdArgs& args) override;
-  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                  const Tensor& exp_avg_sq, const AdamWArgs& args) override;
+  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                  const AdamWArgs& args) override;
 };
 
 }  // namespace kindling

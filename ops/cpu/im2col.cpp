@@ -26,7 +26,7 @@ void zero(float* p, int64_t n) {
 }
 
 #if defined(__AVX512F__)
-constexpr int64_t kSmallPlane = 64;   // pixels: four 16-float registers
+constexpr int64_t kSmallPlane = 64;  // pixels: four 16-float registers
 
 // Where the 16 outputs j0..j0+15 of one tap come from: plane pixel index[i] (bit 5 picks the
 // register pair), or zero where `inside` is clear.
@@ -53,7 +53,7 @@ void im2col_small_plane(const Conv2dParams& p, int64_t C, const float* x, float*
       const __m512i idx = _mm512_load_si512(index);
       lanes[size_t(rs * vectors + v)] = {idx, inside, _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32))};
     }
-  auto part = [&](int64_t v) {   // load mask of the plane's register v
+  auto part = [&](int64_t v) {  // load mask of the plane's register v
     const int64_t left = HW - 16 * v;
     return left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u);
   };
@@ -96,7 +96,7 @@ void im2col(const Conv2dParams& p, int64_t C, const float* x, float* col, int64_
         // Plain loops rather than memcpy/memset calls: rows of small planes are a few floats.
         for (int64_t i = 0; i < rows.lo * p.Q; ++i) row[i] = 0.0f;
         for (int64_t oh = rows.lo; oh < rows.hi; ++oh) {
-          const float* src = xc + (oh * sh + off_h) * p.W;   // the input row; column ow*sw + off_w
+          const float* src = xc + (oh * sh + off_h) * p.W;  // the input row; column ow*sw + off_w
           float* dst = row + oh * p.Q;
           for (int64_t ow = 0; ow < cols.lo; ++ow) dst[ow] = 0.0f;
           for (int64_t ow = cols.lo; ow < cols.hi; ++ow) dst[ow] = src[ow * sw + off_w];
@@ -121,7 +121,7 @@ void col2im(const Conv2dParams& p, int64_t C, const float* col, int64_t ld, floa
         const ValidRange cols = valid_range(p.Q, sw, off_w, p.W);
         const float* row = col + ((c * p.R + r) * p.S + s) * ld;
         for (int64_t oh = rows.lo; oh < rows.hi; ++oh) {
-          float* dst = dxc + (oh * sh + off_h) * p.W;   // the input row; column ow*sw + off_w
+          float* dst = dxc + (oh * sh + off_h) * p.W;  // the input row; column ow*sw + off_w
           const float* src = row + oh * p.Q;
           if (sw == 1) {
             float* d = dst + cols.lo + off_w;

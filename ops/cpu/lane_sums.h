@@ -31,7 +31,7 @@ struct MomentSums {
   f64x8 s0 = {}, s1 = {}, q0 = {}, q1 = {};
   double s_tail = 0.0, q_tail = 0.0;
   void add(const float* x, int64_t n) {
-    f64x8 a0 = s0, a1 = s1, b0 = q0, b1 = q1;   // locals, so the loop keeps them in registers
+    f64x8 a0 = s0, a1 = s1, b0 = q0, b1 = q1;  // locals, so the loop keeps them in registers
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
       f64x8 u, v;
@@ -54,7 +54,7 @@ struct SumAndDot {
   f64x8 s0 = {}, s1 = {}, d0 = {}, d1 = {};
   double s_tail = 0.0, d_tail = 0.0;
   void add(const float* a, const float* b, int64_t n) {
-    f64x8 t0 = s0, t1 = s1, e0 = d0, e1 = d1;   // locals, so the loop keeps them in registers
+    f64x8 t0 = s0, t1 = s1, e0 = d0, e1 = d1;  // locals, so the loop keeps them in registers
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
       f64x8 a0, a1, b0, b1;

@@ -16,8 +16,8 @@ constexpr int64_t kMinTaskFlops = int64_t(1) << 18;
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              int(M), int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, int(M),
+              int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
 
 }  // namespace
@@ -26,10 +26,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // trans_x (X then stored as [K,M] / [N,K]); X[b] = X + b * stride_x.
 void CpuBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                       const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
-                      int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
-                      int64_t batch) {
+                      int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (M == 0 || N == 0 || batch == 0) return;
-  if (K == 0) {   // an empty sum: C = beta * C (BLAS implementations disagree on this edge)
+  if (K == 0) {  // an empty sum: C = beta * C (BLAS implementations disagree on this edge)
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
@@ -38,7 +37,7 @@ void CpuBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
         }
     return;
   }
-  const int threads = num_threads();   // also starts the pool, which pins OpenBLAS to one thread
+  const int threads = num_threads();  // also starts the pool, which pins OpenBLAS to one thread
   const int64_t flops = M * N * std::max<int64_t>(K, 1);
   if (batch >= threads || M < 2 * threads) {
     const int64_t grain = std::max<int64_t>(1, kMinTaskFlops / flops);

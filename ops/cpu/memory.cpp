@@ -18,14 +18,15 @@ void CpuBackend::copy(const Tensor& dst, const Tensor& src) {
       const S* in = static_cast<const S*>(src.data_ptr());
       cpu::for_each_run<2>(dst.shape(), {&dst.strides(), &src.strides()},
                            [&](std::array<int64_t, 2> off, int64_t n, std::array<int64_t, 2> st) {
-        if constexpr (std::is_same_v<D, S>) {
-          if (st[0] == 1 && st[1] == 1) {
-            std::memcpy(out + off[0], in + off[1], size_t(n) * sizeof(D));
-            return;
-          }
-        }
-        for (int64_t i = 0; i < n; ++i) out[off[0] + i * st[0]] = D(in[off[1] + i * st[1]]);
-      });
+                             if constexpr (std::is_same_v<D, S>) {
+                               if (st[0] == 1 && st[1] == 1) {
+                                 std::memcpy(out + off[0], in + off[1], size_t(n) * sizeof(D));
+                                 return;
+                               }
+                             }
+                             for (int64_t i = 0; i < n; ++i)
+                               out[off[0] + i * st[0]] = D(in[off[1] + i * st[1]]);
+                           });
     });
   });
 }
@@ -45,8 +46,8 @@ void CpuBackend::fill(const Tensor& dst, double value) {
     const T v = T(value);
     cpu::for_each_run<1>(dst.shape(), {&dst.strides()},
                          [&](std::array<int64_t, 1> off, int64_t n, std::array<int64_t, 1> st) {
-      for (int64_t i = 0; i < n; ++i) out[off[0] + i * st[0]] = v;
-    });
+                           for (int64_t i = 0; i < n; ++i) out[off[0] + i * st[0]] = v;
+                         });
   });
 }
 

@@ -15,9 +15,9 @@
 namespace kindling {
 namespace {
 
-constexpr int64_t kChunk = 16384;   // elements of one row reduced by one task
-constexpr int64_t kBlock = 256;     // inner columns accumulated side by side (a row of cache lines)
-constexpr int64_t kGrain = 32768;   // elements below which a loop stays serial
+constexpr int64_t kChunk = 16384;  // elements of one row reduced by one task
+constexpr int64_t kBlock = 256;    // inner columns accumulated side by side (a row of cache lines)
+constexpr int64_t kGrain = 32768;  // elements below which a loop stays serial
 
 // Sums accumulate in double: a float accumulator loses digits after ~1e7 additions. add_dense
 // sums a contiguous run with vector lanes (lane_sums.h) instead of one serial chain of adds.
@@ -31,7 +31,7 @@ struct SumAcc {
   static Out finish(const State& s, int64_t) { return float(s); }
 };
 struct MeanAcc : SumAcc {
-  static Out finish(const State& s, int64_t n) { return float(s / double(n)); }   // 0/0 = NaN
+  static Out finish(const State& s, int64_t n) { return float(s / double(n)); }  // 0/0 = NaN
 };
 struct SumSquaresAcc : SumAcc {
   static void add(State& s, float x, int64_t) { s += double(x) * double(x); }
@@ -46,7 +46,9 @@ template <bool IsMax>
 struct ExtremumAcc {
   using State = float;
   using Out = float;
-  static State start() { return IsMax ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity(); }
+  static State start() {
+    return IsMax ? -std::numeric_limits<float>::infinity() : std::numeric_limits<float>::infinity();
+  }
   static void add(State& s, float x, int64_t) {
     if ((IsMax ? x > s : x < s) || std::isnan(x)) s = std::isnan(s) ? s : x;
   }
@@ -101,8 +103,10 @@ void reduce_rows(const float* x, typename Acc::Out* y, int64_t outer, int64_t R)
       const float* row = x + o * R;
       State s = Acc::start();
       add_run<Acc>(s, row + r0, r1 - r0, r0);
-      if (chunks == 1) y[o] = Acc::finish(s, R);
-      else partial[size_t(task)] = s;
+      if (chunks == 1)
+        y[o] = Acc::finish(s, R);
+      else
+        partial[size_t(task)] = s;
     }
   });
   if (chunks == 1) return;
@@ -139,8 +143,10 @@ template <typename Acc>
 void run(const Tensor& out, const Tensor& in, int64_t outer, int64_t R, int64_t inner) {
   const float* x = in.data<float>();
   auto* y = out.data<typename Acc::Out>();
-  if (inner == 1) reduce_rows<Acc>(x, y, outer, R);
-  else reduce_columns<Acc>(x, y, outer, R, inner);
+  if (inner == 1)
+    reduce_rows<Acc>(x, y, outer, R);
+  else
+    reduce_columns<Acc>(x, y, outer, R, inner);
 }
 
 }  // namespace
@@ -150,18 +156,25 @@ void run(const Tensor& out, const Tensor& in, int64_t outer, int64_t R, int64_t 
 void CpuBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64_t outer, int64_t R,
                         int64_t inner) {
   KINDLING_CHECK(in.dtype() == DType::f32 && in.is_contiguous() && in.numel() == outer * R * inner,
-                 ShapeError, "reduce: input {} is not a contiguous f32 [{},{},{}]", in.describe(), outer,
-                 R, inner);
+                 ShapeError, "reduce: input {} is not a contiguous f32 [{},{},{}]", in.describe(), outer, R,
+                 inner);
   KINDLING_CHECK(out.is_contiguous() && out.numel() == outer * inner, ShapeError,
                  "reduce: output {} is not a contiguous [{},{}]", out.describe(), outer, inner);
   switch (op) {
-    case ReduceOp::Sum: return run<SumAcc>(out, in, outer, R, inner);
-    case ReduceOp::Mean: return run<MeanAcc>(out, in, outer, R, inner);
-    case ReduceOp::SumSquares: return run<SumSquaresAcc>(out, in, outer, R, inner);
-    case ReduceOp::Max: return run<ExtremumAcc<true>>(out, in, outer, R, inner);
-    case ReduceOp::Min: return run<ExtremumAcc<false>>(out, in, outer, R, inner);
-    case ReduceOp::ArgMax: return run<ArgAcc<true>>(out, in, outer, R, inner);
-    case ReduceOp::ArgMin: return run<ArgAcc<false>>(out, in, outer, R, inner);
+    case ReduceOp::Sum:
+      return run<SumAcc>(out, in, outer, R, inner);
+    case ReduceOp::Mean:
+      return run<MeanAcc>(out, in, outer, R, inner);
+    case ReduceOp::SumSquares:
+      return run<SumSquaresAcc>(out, in, outer, R, inner);
+    case ReduceOp::Max:
+      return run<ExtremumAcc<true>>(out, in, outer, R, inner);
+    case ReduceOp::Min:
+      return run<ExtremumAcc<false>>(out, in, outer, R, inner);
+    case ReduceOp::ArgMax:
+      return run<ArgAcc<true>>(out, in, outer, R, inner);
+    case ReduceOp::ArgMin:
+      return run<ArgAcc<false>>(out, in, outer, R, inner);
   }
 }
 

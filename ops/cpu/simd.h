@@ -41,7 +41,7 @@ inline float sum(Vec v) { return _mm512_reduce_add_ps(v); }
 constexpr int kLanes = 8;
 constexpr int kRegisters = 16;
 using Vec = __m256;
-using Mask = __m256i;   // a lane is on when its sign bit is set (vmaskmovps)
+using Mask = __m256i;  // a lane is on when its sign bit is set (vmaskmovps)
 
 inline Mask first_lanes(int64_t n) {
   const int count = n >= 8 ? 8 : int(n);

@@ -19,7 +19,6 @@ void for_each_row(int64_t rows, int64_t C, RowFn fn) {
   });
 }
 
-
 }  // namespace
 
 // in, out [rows, C]; m = max_j in[r,j], s = sum_j exp(in[r,j] - m);

@@ -12,18 +12,17 @@ namespace kindling::cpu {
 
 template <size_t K>
 struct StridedLayout {
-  Shape shape;                       // coalesced, innermost last
-  std::array<Shape, K> strides;      // per operand, in elements
+  Shape shape;                   // coalesced, innermost last
+  std::array<Shape, K> strides;  // per operand, in elements
 };
 
 template <size_t K>
 StridedLayout<K> coalesce(const Shape& shape, const std::array<const Shape*, K>& strides) {
   StridedLayout<K> layout;
   for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;   // size-1 dims carry no stepping
+    if (shape[d] == 1) continue;  // size-1 dims carry no stepping
     bool merge = !layout.shape.empty();
-    for (size_t k = 0; k < K && merge; ++k)
-      merge = layout.strides[k].back() == (*strides[k])[d] * shape[d];
+    for (size_t k = 0; k < K && merge; ++k) merge = layout.strides[k].back() == (*strides[k])[d] * shape[d];
     if (merge) {
       layout.shape.back() *= shape[d];
       for (size_t k = 0; k < K; ++k) layout.strides[k].back() = (*strides[k])[d];
@@ -32,7 +31,7 @@ StridedLayout<K> coalesce(const Shape& shape, const std::array<const Shape*, K>&
       for (size_t k = 0; k < K; ++k) layout.strides[k].push_back((*strides[k])[d]);
     }
   }
-  if (layout.shape.empty()) {   // a scalar or all-ones shape: one run of length 1
+  if (layout.shape.empty()) {  // a scalar or all-ones shape: one run of length 1
     layout.shape.push_back(1);
     for (size_t k = 0; k < K; ++k) layout.strides[k].push_back(1);
   }
@@ -53,7 +52,7 @@ void for_each_run(const Shape& shape, const std::array<const Shape*, K>& strides
   std::array<int64_t, K> inner_strides;
   for (size_t k = 0; k < K; ++k) inner_strides[k] = layout.strides[k].back();
   const int64_t piece = std::max<int64_t>(1, std::min(inner, grain_elements));
-  const int64_t pieces = (inner + piece - 1) / piece;   // per run
+  const int64_t pieces = (inner + piece - 1) / piece;  // per run
   const int64_t grain_tasks = std::max<int64_t>(1, grain_elements / piece);
   parallel_for(0, outer * pieces, grain_tasks, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {

@@ -45,19 +45,19 @@ inline __attribute__((always_inline)) void transpose_block(__m512 (&r)[16]) {
 inline __attribute__((always_inline)) void transpose_block(__m256 (&r)[8]) {
   __m256 t[8], u[8];
 #pragma GCC unroll 4
-  for (int i = 0; i < 8; i += 2) {   // interleave row pairs: (r0 r1) -> a0 b0 a1 b1 | a4 b4 a5 b5
+  for (int i = 0; i < 8; i += 2) {  // interleave row pairs: (r0 r1) -> a0 b0 a1 b1 | a4 b4 a5 b5
     t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
   }
 #pragma GCC unroll 2
-  for (int i = 0; i < 8; i += 4) {   // 4-row columns within each 128-bit half
+  for (int i = 0; i < 8; i += 4) {  // 4-row columns within each 128-bit half
     u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
     u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
     u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
     u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
   }
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {   // low halves of rows 0-3 with those of rows 4-7, then the high
+  for (int i = 0; i < 4; ++i) {  // low halves of rows 0-3 with those of rows 4-7, then the high
     r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
     r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
   }
@@ -66,7 +66,8 @@ inline __attribute__((always_inline)) void transpose_block(__m256 (&r)[8]) {
 
 }  // namespace
 
-void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride, float* dst, int64_t dst_stride) {
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride, float* dst,
+               int64_t dst_stride) {
   using simd::kLanes;
   for (int64_t i0 = 0; i0 < rows; i0 += kLanes) {
     const int64_t block_rows = std::min<int64_t>(kLanes, rows - i0);
@@ -96,7 +97,8 @@ void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride,
 
 #else
 
-void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride, float* dst, int64_t dst_stride) {
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride, float* dst,
+               int64_t dst_stride) {
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) dst[j * dst_stride + i] = src[i * src_stride + j];
 }

@@ -7,6 +7,7 @@
 namespace kindling::cpu {
 
 // dst[j*dst_stride + i] = src[i*src_stride + j] for i < rows, j < cols.
-void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride, float* dst, int64_t dst_stride);
+void transpose(const float* src, int64_t rows, int64_t cols, int64_t src_stride, float* dst,
+               int64_t dst_stride);
 
 }  // namespace kindling::cpu

@@ -24,7 +24,7 @@ class CudaCachingAllocator final : public CachingAllocator {
     void* ptr = nullptr;
     cudaError_t status = cudaMalloc(&ptr, cls);
     if (status == cudaErrorMemoryAllocation) {
-      (void)cudaGetLastError();   // clear the error, give the cache back, try once more
+      (void)cudaGetLastError();  // clear the error, give the cache back, try once more
       release_cached_blocks();
       status = cudaMalloc(&ptr, cls);
     }
@@ -58,7 +58,7 @@ class PinnedStaging {
       const size_t n = std::min(kChunk, bytes - done);
       Buffer& buffer = buffers_[next_];
       next_ ^= 1;
-      KINDLING_CUDA_CHECK(cudaEventSynchronize(buffer.copied));   // its previous copy has left it
+      KINDLING_CUDA_CHECK(cudaEventSynchronize(buffer.copied));  // its previous copy has left it
       std::memcpy(buffer.host, host_src + done, n);
       KINDLING_CUDA_CHECK(
           cudaMemcpyAsync(device_dst + done, buffer.host, n, cudaMemcpyHostToDevice, stream()));
@@ -74,8 +74,8 @@ class PinnedStaging {
     auto queue = [&](size_t chunk) {
       Buffer& buffer = buffers_[chunk % 2];
       const size_t n = std::min(kChunk, bytes - chunk * kChunk);
-      KINDLING_CUDA_CHECK(cudaMemcpyAsync(buffer.host, device_src + chunk * kChunk, n,
-                                          cudaMemcpyDeviceToHost, stream()));
+      KINDLING_CUDA_CHECK(
+          cudaMemcpyAsync(buffer.host, device_src + chunk * kChunk, n, cudaMemcpyDeviceToHost, stream()));
       KINDLING_CUDA_CHECK(cudaEventRecord(buffer.copied, stream()));
     };
     queue(0);
@@ -108,7 +108,7 @@ class PinnedStaging {
 };
 
 PinnedStaging& staging() {
-  static auto* instance = new PinnedStaging();   // never destroyed, like the allocators
+  static auto* instance = new PinnedStaging();  // never destroyed, like the allocators
   return *instance;
 }
 

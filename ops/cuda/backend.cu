@@ -7,11 +7,11 @@
 #include "ops/cuda/cuda_context.h"
 
 #include <algorithm>
-#include <initializer_list>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -52,7 +52,7 @@ struct Context {
 };
 
 Context& context() {
-  static auto* instance = new Context();   // never destroyed: the driver may be gone at exit
+  static auto* instance = new Context();  // never destroyed: the driver may be gone at exit
   return *instance;
 }
 
@@ -132,17 +132,18 @@ int device_count() {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status == cudaSuccess) return count;
-  (void)cudaGetLastError();   // clear the error so that later calls start clean
+  (void)cudaGetLastError();  // clear the error so that later calls start clean
   int driver_version = 0;
   // No driver library at all (a CPU machine) and a driver that sees no device are plain absences.
   const bool no_driver = cudaDriverGetVersion(&driver_version) != cudaSuccess || driver_version == 0;
   if (status == cudaErrorNoDevice || no_driver) return 0;
   int runtime_version = 0;
   (void)cudaRuntimeGetVersion(&runtime_version);
-  throw DeviceError(fmt::format("CUDA: cudaGetDeviceCount failed: {}; driver supports CUDA {}.{}, kindling "
-                                "was built with CUDA runtime {}.{}",
-                                cuda_error_text(status), driver_version / 1000, driver_version % 1000 / 10,
-                                runtime_version / 1000, runtime_version % 1000 / 10));
+  throw DeviceError(
+      fmt::format("CUDA: cudaGetDeviceCount failed: {}; driver supports CUDA {}.{}, kindling "
+                  "was built with CUDA runtime {}.{}",
+                  cuda_error_text(status), driver_version / 1000, driver_version % 1000 / 10,
+                  runtime_version / 1000, runtime_version % 1000 / 10));
 }
 
 Backend* make_backend_if_available(std::string& why_not) {

@@ -24,7 +24,8 @@ cuda::ChannelGeometry geometry(const char* op, const Tensor& x) {
 float* channel_ptr(const char* op, const Tensor& t, int64_t C) {
   if (!t.defined()) return nullptr;
   KINDLING_CHECK(t.dtype() == DType::f32 && t.is_contiguous() && t.numel() == C, ShapeError,
-                 "{} on CUDA: expected a contiguous f32 [{}] per-channel tensor, got {}", op, C, t.describe());
+                 "{} on CUDA: expected a contiguous f32 [{}] per-channel tensor, got {}", op, C,
+                 t.describe());
   return t.data<float>();
 }
 
@@ -43,11 +44,11 @@ struct SumAndSquares {
 struct TrainStats {
   float* save_mean;
   float* save_invstd;
-  float* running_mean;   // both null or both set
+  float* running_mean;  // both null or both set
   float* running_var;
-  const float* weight;   // null: 1
-  const float* bias;     // null: 0
-  float4* norm;          // (mean, scale, bias, unused) per channel, for the normalising pass
+  const float* weight;  // null: 1
+  const float* bias;    // null: 0
+  float4* norm;         // (mean, scale, bias, unused) per channel, for the normalising pass
   double count, momentum, eps;
   __device__ void operator()(int64_t c, double2 sums) const {
     const double mean = sums.x / count;
@@ -68,7 +69,8 @@ struct TrainStats {
 // [C]: (mean, scale, bias) = (running_mean, weight / sqrt(running_var + eps), bias), scale in double.
 __global__ void eval_norm_kernel(float4* norm, const float* running_mean, const float* running_var,
                                  const float* weight, const float* bias, double eps, int64_t C) {
-  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C; c += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C;
+       c += int64_t(blockDim.x) * gridDim.x) {
     const double scale = (weight ? double(weight[c]) : 1.0) / sqrt(double(running_var[c]) + eps);
     norm[c] = make_float4(running_mean[c], float(scale), bias ? bias[c] : 0.0f, 0.0f);
   }
@@ -79,7 +81,8 @@ __global__ void eval_norm_kernel(float4* norm, const float* running_mean, const 
 template <bool kRelu>
 __global__ void channel_norm_kernel(float* y, const float* x, const float* residual, const float4* norm,
                                     int64_t C, int64_t L, int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(blockDim.x) * gridDim.x) {
     const float4 k = norm[(i / L) % C];
     float v = (x[i] - k.x) * k.y + k.z;
     if (residual != nullptr) v = v + residual[i];
@@ -99,8 +102,10 @@ void launch_channel_norm(const Tensor& y, const Tensor& x, const float4* norm, c
   const Tensor* r = epilogue.residual;
   const bool has_residual = r != nullptr && r->defined();
   KINDLING_CHECK(!has_residual || (r->shape() == x.shape() && r->dtype() == DType::f32 && r->is_contiguous()),
-                 ShapeError, "batch_norm_relu on CUDA: expected a contiguous f32 residual shaped like x {}, "
-                 "got {}", x.describe(), r->describe());
+                 ShapeError,
+                 "batch_norm_relu on CUDA: expected a contiguous f32 residual shaped like x {}, "
+                 "got {}",
+                 x.describe(), r->describe());
   const float* residual = has_residual ? r->data<float>() : nullptr;
   const unsigned grid = cuda::grid_for(x.numel(), kBlock);
   float* out = y.data<float>();
@@ -121,7 +126,7 @@ __device__ inline float grad_in(const float* dy, const float* relu_output, int64
 // Per channel: sum g, and sum g * xhat with xhat = (x - mean) * invstd, g = grad_in(dy, relu_output).
 struct GradSums {
   const float* dy;
-  const float* relu_output;   // null: no ReLU
+  const float* relu_output;  // null: no ReLU
   const float* x;
   const float* mean;
   const float* invstd;
@@ -136,17 +141,17 @@ struct GradSums {
 struct GradFinish {
   const float* mean;
   const float* invstd;
-  const float* weight;   // null: 1
+  const float* weight;  // null: 1
   float* dweight;
   float* dbias;
-  float4* dx_coef;       // (a, b, d, mean)
+  float4* dx_coef;  // (a, b, d, mean)
   double count;
   __device__ void operator()(int64_t c, double2 sums) const {
     if (dbias) dbias[c] = float(sums.x);
     if (dweight) dweight[c] = float(sums.y);
     const double k = double(invstd[c]) * (weight ? double(weight[c]) : 1.0);
-    dx_coef[c] = make_float4(float(k), float(-k * double(invstd[c]) * sums.y / count), float(-k * sums.x / count),
-                             mean[c]);
+    dx_coef[c] = make_float4(float(k), float(-k * double(invstd[c]) * sums.y / count),
+                             float(-k * sums.x / count), mean[c]);
   }
 };
 
@@ -155,7 +160,8 @@ struct GradFinish {
 __global__ void batch_norm_dx_kernel(float* dx, float* dresidual, const float* dy, const float* relu_output,
                                      const float* x, const float4* coef, int64_t C, int64_t L,
                                      int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(blockDim.x) * gridDim.x) {
     const float g = grad_in(dy, relu_output, i);
     if (dresidual != nullptr) dresidual[i] = g;
     if (dx == nullptr) continue;
@@ -210,9 +216,10 @@ void backward(const char* op, const Tensor& dx, const Tensor& dweight, const Ten
               const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd) {
   const cuda::ChannelGeometry g = geometry(op, x);
   for (const Tensor* t : {&dx, &dy, &dresidual})
-    KINDLING_CHECK(!t->defined() || (t->shape() == x.shape() && t->dtype() == DType::f32 && t->is_contiguous()),
-                   ShapeError, "{} on CUDA: expected contiguous f32 gradients shaped like x {}, got {}", op,
-                   x.describe(), t->describe());
+    KINDLING_CHECK(
+        !t->defined() || (t->shape() == x.shape() && t->dtype() == DType::f32 && t->is_contiguous()),
+        ShapeError, "{} on CUDA: expected contiguous f32 gradients shaped like x {}, got {}", op,
+        x.describe(), t->describe());
   if (g.C == 0) return;
   const float* mean = channel_ptr(op, save_mean, g.C);
   const float* invstd = channel_ptr(op, save_invstd, g.C);
@@ -235,15 +242,16 @@ void CudaBackend::batch_norm_fwd_train(const Tensor& y, const Tensor& save_mean,
   forward_train(y, save_mean, save_invstd, running_mean, running_var, x, weight, bias, momentum, eps, {});
 }
 
-void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                      const Tensor& running_mean, const Tensor& running_var, float eps) {
+void CudaBackend::batch_norm_fwd_eval(const Tensor& y, const Tensor& x, const Tensor& weight,
+                                      const Tensor& bias, const Tensor& running_mean,
+                                      const Tensor& running_var, float eps) {
   forward_eval(y, x, weight, bias, running_mean, running_var, eps, {});
 }
 
 // dx may be undefined (only the parameter gradients wanted); dweight, dbias likewise.
-void CudaBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, const Tensor& dy,
-                                 const Tensor& x, const Tensor& weight, const Tensor& save_mean,
-                                 const Tensor& save_invstd) {
+void CudaBackend::batch_norm_bwd(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                                 const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                 const Tensor& save_mean, const Tensor& save_invstd) {
   backward("batch_norm_bwd", dx, dweight, dbias, Tensor(), dy, nullptr, x, weight, save_mean, save_invstd);
 }
 

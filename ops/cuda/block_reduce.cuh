@@ -28,7 +28,7 @@ __device__ T block_reduce(T value, Combine combine) {
   __shared__ T total;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
   value = warp_reduce(value, combine);
-  __syncthreads();   // a previous call's readers of `total` are done
+  __syncthreads();  // a previous call's readers of `total` are done
   if (lane == 0) warp_totals[warp] = value;
   __syncthreads();
   if (threadIdx.x == 0) {

@@ -14,7 +14,7 @@
 namespace kindling::cuda {
 
 struct ChannelGeometry {
-  int64_t N, C, L;   // element (n, c, l) sits at (n*C + c)*L + l
+  int64_t N, C, L;  // element (n, c, l) sits at (n*C + c)*L + l
 };
 
 // Stage 1. term(index, c) -> double2 is summed over the channel's items in block (c, s)'s slice.
@@ -22,7 +22,7 @@ template <typename Term>
 __global__ void channel_partial_sums_kernel(ChannelGeometry g, int slices, Term term, double2* partial) {
   const int64_t c = blockIdx.x;
   const int s = int(blockIdx.y);
-  const uint32_t items = uint32_t(g.N * g.L);   // < 2^31, checked by the launcher
+  const uint32_t items = uint32_t(g.N * g.L);  // < 2^31, checked by the launcher
   const uint32_t L = uint32_t(g.L);
   const uint32_t per_slice = (items + uint32_t(slices) - 1) / uint32_t(slices);
   const uint32_t begin = uint32_t(s) * per_slice;
@@ -41,7 +41,8 @@ __global__ void channel_partial_sums_kernel(ChannelGeometry g, int slices, Term 
 // Stage 2. finish(c, sums) for every channel.
 template <typename Finish>
 __global__ void channel_finish_kernel(int64_t C, int slices, const double2* partial, Finish finish) {
-  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C; c += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < C;
+       c += int64_t(blockDim.x) * gridDim.x) {
     double2 sum = make_double2(0.0, 0.0);
     for (int s = 0; s < slices; ++s) {
       sum.x += partial[c * slices + s].x;
@@ -57,14 +58,15 @@ template <typename Term, typename Finish>
 void channel_sums(const char* op, ChannelGeometry g, Term term, Finish finish) {
   if (g.C == 0) return;
   KINDLING_CHECK(g.N * g.L < (int64_t(1) << 31) && g.C <= int64_t(INT32_MAX), ShapeError,
-                 "{} on CUDA: {} items per channel and {} channels exceed the kernel's 32-bit indexing",
-                 op, g.N * g.L, g.C);
+                 "{} on CUDA: {} items per channel and {} channels exceed the kernel's 32-bit indexing", op,
+                 g.N * g.L, g.C);
   constexpr int kBlock = 256;
-  constexpr int64_t kItemsPerBlock = kBlock * 16;   // enough work per block to hide the final tree
+  constexpr int64_t kItemsPerBlock = kBlock * 16;  // enough work per block to hide the final tree
   const int64_t items = g.N * g.L;
   // Enough blocks in all to fill the GPU, at most 64 slices per channel.
   const int64_t wanted = std::max<int64_t>(1, int64_t(num_sms()) * 4 / std::max<int64_t>(g.C, 1));
-  const int slices = int(std::clamp<int64_t>(std::min(wanted, (items + kItemsPerBlock - 1) / kItemsPerBlock), 1, 64));
+  const int slices =
+      int(std::clamp<int64_t>(std::min(wanted, (items + kItemsPerBlock - 1) / kItemsPerBlock), 1, 64));
   DeviceBuffer partial(size_t(g.C) * size_t(slices) * sizeof(double2));
   channel_partial_sums_kernel<<<dim3(unsigned(g.C), unsigned(slices)), kBlock, 0, stream()>>>(
       g, slices, term, partial.as<double2>());

@@ -23,8 +23,8 @@ namespace kindling {
 namespace {
 
 int to_int(const char* op, const char* what, int64_t value) {
-  KINDLING_CHECK(value >= 0 && value <= INT_MAX, ShapeError, "{} on CUDA: {} = {} exceeds cuDNN's int",
-                 op, what, value);
+  KINDLING_CHECK(value >= 0 && value <= INT_MAX, ShapeError, "{} on CUDA: {} = {} exceeds cuDNN's int", op,
+                 what, value);
   return int(value);
 }
 
@@ -39,13 +39,15 @@ struct ConvDescriptors {
     KINDLING_CUDA_CHECK(cudnnCreateTensorDescriptor(&y));
     KINDLING_CUDA_CHECK(cudnnCreateFilterDescriptor(&w));
     KINDLING_CUDA_CHECK(cudnnCreateConvolutionDescriptor(&conv));
-    KINDLING_CUDA_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(op, "N", p.N),
-                                                   to_int(op, "C", p.C), to_int(op, "H", p.H), to_int(op, "W", p.W)));
+    KINDLING_CUDA_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+                                                   to_int(op, "N", p.N), to_int(op, "C", p.C),
+                                                   to_int(op, "H", p.H), to_int(op, "W", p.W)));
     KINDLING_CUDA_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(p.N),
-                                                   to_int(op, "K", p.K), to_int(op, "P", p.P), to_int(op, "Q", p.Q)));
+                                                   to_int(op, "K", p.K), to_int(op, "P", p.P),
+                                                   to_int(op, "Q", p.Q)));
     KINDLING_CUDA_CHECK(cudnnSetFilter4dDescriptor(w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, int(p.K),
-                                                   to_int(op, "C/groups", p.C / p.groups), to_int(op, "R", p.R),
-                                                   to_int(op, "S", p.S)));
+                                                   to_int(op, "C/groups", p.C / p.groups),
+                                                   to_int(op, "R", p.R), to_int(op, "S", p.S)));
     KINDLING_CUDA_CHECK(cudnnSetConvolution2dDescriptor(
         conv, to_int(op, "pad_h", p.pad_h), to_int(op, "pad_w", p.pad_w), to_int(op, "stride_h", p.stride_h),
         to_int(op, "stride_w", p.stride_w), to_int(op, "dil_h", p.dil_h), to_int(op, "dil_w", p.dil_w),
@@ -53,11 +55,12 @@ struct ConvDescriptors {
     KINDLING_CUDA_CHECK(cudnnSetConvolutionGroupCount(conv, to_int(op, "groups", p.groups)));
     int n = 0, k = 0, out_h = 0, out_w = 0;
     KINDLING_CUDA_CHECK(cudnnGetConvolution2dForwardOutputDim(conv, x, w, &n, &k, &out_h, &out_w));
-    KINDLING_CHECK(n == p.N && k == p.K && out_h == p.P && out_w == p.Q, ShapeError,
-                   "conv2d on CUDA: cuDNN computes an output of [{},{},{},{}] where the op expects [{},{},{},{}]",
-                   n, k, out_h, out_w, p.N, p.K, p.P, p.Q);
+    KINDLING_CHECK(
+        n == p.N && k == p.K && out_h == p.P && out_w == p.Q, ShapeError,
+        "conv2d on CUDA: cuDNN computes an output of [{},{},{},{}] where the op expects [{},{},{},{}]", n, k,
+        out_h, out_w, p.N, p.K, p.P, p.Q);
   }
-  ~ConvDescriptors() {   // destructors do not throw: statuses are ignored here
+  ~ConvDescriptors() {  // destructors do not throw: statuses are ignored here
     if (conv) cudnnDestroyConvolutionDescriptor(conv);
     if (w) cudnnDestroyFilterDescriptor(w);
     if (y) cudnnDestroyTensorDescriptor(y);
@@ -72,7 +75,7 @@ const char* const kDirectionNames[] = {"forward", "backward data", "backward fil
 
 struct Algo {
   bool chosen = false;
-  int algo = 0;            // a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
+  int algo = 0;  // a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t
   cudnnMathType_t math = CUDNN_FMA_MATH;
   size_t workspace = 0;
 };
@@ -80,22 +83,37 @@ struct Algo {
 struct ConvPlan {
   explicit ConvPlan(const Conv2dParams& p) : desc(p) {}
   ConvDescriptors desc;
-  std::array<Algo, 3> algo;   // by Direction
+  std::array<Algo, 3> algo;  // by Direction
 };
 
 // The batch size, the rest of the geometry, then the determinism and TF32 switches. With N = 0 it
 // keys what all batch sizes of one geometry share.
 using PlanKey = std::array<int64_t, 18>;
 PlanKey plan_key(const Conv2dParams& p, int64_t N) {
-  return {N,          p.C,        p.H,        p.W,        p.K,      p.R,      p.S,
-          p.P,        p.Q,        p.stride_h, p.stride_w, p.pad_h,  p.pad_w,  p.dil_h,
-          p.dil_w,    p.groups,   cuda::deterministic(),  cuda::allow_tf32()};
+  return {N,
+          p.C,
+          p.H,
+          p.W,
+          p.K,
+          p.R,
+          p.S,
+          p.P,
+          p.Q,
+          p.stride_h,
+          p.stride_w,
+          p.pad_h,
+          p.pad_w,
+          p.dil_h,
+          p.dil_w,
+          p.groups,
+          cuda::deterministic(),
+          cuda::allow_tf32()};
 }
 
 std::mutex plans_mutex;
 // Per shape: descriptors and chosen algorithms. Per shape less the batch size: the algorithms
 // chosen for it at the first batch size searched, which other batch sizes reuse.
-auto* plans = new std::map<PlanKey, std::unique_ptr<ConvPlan>>();   // lives as long as the handles
+auto* plans = new std::map<PlanKey, std::unique_ptr<ConvPlan>>();  // lives as long as the handles
 auto* choices = new std::map<PlanKey, std::array<Algo, 3>>();
 
 ConvPlan& plan_for(const Conv2dParams& p) {
@@ -141,7 +159,7 @@ class SearchWorkspace {
       }
       (void)cudaGetLastError();
       ptr_ = nullptr;
-      if (!cache_emptied) {   // blocks cached by the allocator may be what is missing
+      if (!cache_emptied) {  // blocks cached by the allocator may be what is missing
         cuda::device_allocator().empty_cache();
         cache_emptied = true;
       } else {
@@ -193,7 +211,7 @@ Algo pick(Direction direction, const Perf* perf, int count, size_t limit, const 
 // The algorithm of `direction` for this plan: cached; else the one chosen for the same geometry at
 // another batch size, if cuDNN can run it on this shape within kReuseLimit; else a search.
 // `search(workspace)` runs cudnnFind* in that workspace and returns pick()'s choice.
-constexpr size_t kReuseLimit = size_t(1) << 30;   // the search workspace's own ceiling
+constexpr size_t kReuseLimit = size_t(1) << 30;  // the search workspace's own ceiling
 
 template <typename Search>
 const Algo& algorithm(Direction direction, ConvPlan& plan, const Conv2dParams& p, Search search) {
@@ -233,7 +251,8 @@ void run_with(const ConvDescriptors& d, const Algo& algo, Call call) {
 // y[n,k,p,q] += bias[k]; y [N,K,PQ] contiguous, bias [K] with stride bias_stride.
 __global__ void add_bias_kernel(float* y, const float* bias, int64_t bias_stride, int64_t K, int64_t PQ,
                                 int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x)
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(blockDim.x) * gridDim.x)
     y[i] += bias[((i / PQ) % K) * bias_stride];
 }
 
@@ -286,7 +305,8 @@ void CudaBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tenso
 }
 
 // dy [N,K,P,Q], w [K,C/G,R,S] -> dx [N,C,H,W];  dx = the transposed convolution of dy with w
-void CudaBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& w) {
+void CudaBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy,
+                                  const Tensor& w) {
   check_conv_tensors("conv2d_bwd_data", {&dx, &dy, &w});
   if (dx.numel() == 0) return;
   if (dy.numel() == 0) return fill(dx, 0.0);
@@ -301,17 +321,16 @@ void CudaBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const
     return pick(kBackwardData, perf, count, search.size(), d, p);
   });
   run_with(d, algo, [&](void* workspace, size_t bytes) {
-    KINDLING_CUDA_CHECK(cudnnConvolutionBackwardData(cuda::cudnn(), &kOne, d.w, w.data<float>(), d.y,
-                                                     dy.data<float>(), d.conv,
-                                                     cudnnConvolutionBwdDataAlgo_t(algo.algo), workspace,
-                                                     bytes, &kZero, d.x, dx.data<float>()));
+    KINDLING_CUDA_CHECK(cudnnConvolutionBackwardData(
+        cuda::cudnn(), &kOne, d.w, w.data<float>(), d.y, dy.data<float>(), d.conv,
+        cudnnConvolutionBwdDataAlgo_t(algo.algo), workspace, bytes, &kZero, d.x, dx.data<float>()));
   });
 }
 
 // x [N,C,H,W], dy [N,K,P,Q] -> dw [K,C/G,R,S] = sum_{n,p,q} dy[n,k,p,q] * x[n, g*C/G + c, ...],
 // dbias [K] (if defined) = sum_{n,p,q} dy[n,k,p,q].
-void CudaBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias, const Tensor& x,
-                                    const Tensor& dy) {
+void CudaBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias,
+                                    const Tensor& x, const Tensor& dy) {
   check_conv_tensors("conv2d_bwd_weight", {&dw, &x, &dy});
   if (dbias.defined()) {
     cuda::channel_sums("conv2d_bwd_weight", cuda::ChannelGeometry{p.N, p.K, p.P * p.Q},
@@ -330,10 +349,9 @@ void CudaBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, con
     return pick(kBackwardFilter, perf, count, search.size(), d, p);
   });
   run_with(d, algo, [&](void* workspace, size_t bytes) {
-    KINDLING_CUDA_CHECK(cudnnConvolutionBackwardFilter(cuda::cudnn(), &kOne, d.x, x.data<float>(), d.y,
-                                                       dy.data<float>(), d.conv,
-                                                       cudnnConvolutionBwdFilterAlgo_t(algo.algo), workspace,
-                                                       bytes, &kZero, d.w, dw.data<float>()));
+    KINDLING_CUDA_CHECK(cudnnConvolutionBackwardFilter(
+        cuda::cudnn(), &kOne, d.x, x.data<float>(), d.y, dy.data<float>(), d.conv,
+        cudnnConvolutionBwdFilterAlgo_t(algo.algo), workspace, bytes, &kZero, d.w, dw.data<float>()));
   });
 }
 

@@ -44,8 +44,10 @@ class CudaBackend final : public Backend {
   void conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, const Tensor& dbias, const Tensor& x,
                          const Tensor& dy) override;
   // pool.cu
-  void max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices, const Tensor& x) override;
-  void max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& indices) override;
+  void max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices,
+                      const Tensor& x) override;
+  void max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy,
+                      const Tensor& indices) override;
   void avg_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& x) override;
   void avg_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy) override;
   // batchnorm.cu
@@ -72,8 +74,8 @@ class CudaBackend final : public Backend {
   // optim.cu
   void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
                 const SgdArgs& args) override;
-  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
-                  const Tensor& exp_avg_sq, const AdamWArgs& args) override;
+  void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                  const AdamWArgs& args) override;
 };
 
 // The cuDNN algorithms chosen for this convolution shape, for logs and tests: "forward

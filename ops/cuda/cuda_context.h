@@ -32,7 +32,7 @@ inline void check(cudnnStatus_t status, const char* call, const char* file, int 
 // The stream, handles and device facts, created on first use (cudaSetDevice(0) first).
 cudaStream_t stream();
 cublasHandle_t cublas();
-cudnnHandle_t cudnn();   // created lazily: loading cuDNN costs time that CPU-only work need not pay
+cudnnHandle_t cudnn();  // created lazily: loading cuDNN costs time that CPU-only work need not pay
 int num_sms();
 
 // Errors that kernels only flag, so that the call that launched them does not wait for the GPU (a

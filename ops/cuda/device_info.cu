@@ -20,15 +20,15 @@ CudaInfo cuda_info() {
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     info.error = fmt::format("no GPU ({})", cudaGetErrorString(status));
-    cudaGetLastError();   // clear the sticky error so later calls start clean
+    cudaGetLastError();  // clear the sticky error so later calls start clean
     return info;
   }
   if (count == 0) info.error = "no GPU";
   for (int i = 0; i < count; ++i) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
-    info.gpus.push_back(fmt::format("{} (sm_{}{}, {} GiB)", prop.name, prop.major, prop.minor,
-                                    prop.totalGlobalMem >> 30));
+    info.gpus.push_back(
+        fmt::format("{} (sm_{}{}, {} GiB)", prop.name, prop.major, prop.minor, prop.totalGlobalMem >> 30));
   }
   cublasHandle_t handle = nullptr;
   if (count > 0 && cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS) {

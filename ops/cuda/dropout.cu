@@ -9,8 +9,10 @@ namespace {
 
 // mask [numel] f32 contiguous; mask[i] = u_i >= p ? 1/(1-p) : 0 (all zeros when p == 1),
 // u_i = bits_to_unit_float(random_bits(seed, offset + i))
-__global__ void dropout_mask_kernel(float* mask, int64_t n, float p, float keep_scale, uint64_t seed, uint64_t offset) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x)
+__global__ void dropout_mask_kernel(float* mask, int64_t n, float p, float keep_scale, uint64_t seed,
+                                    uint64_t offset) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(blockDim.x) * gridDim.x)
     mask[i] = bits_to_unit_float(random_bits(seed, offset + uint64_t(i))) >= p ? keep_scale : 0.0f;
 }
 
@@ -23,8 +25,8 @@ void CudaBackend::dropout_mask(const Tensor& mask, float p, uint64_t seed, uint6
   if (n == 0) return;
   constexpr int kBlock = 256;
   const float keep_scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  dropout_mask_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(mask.data<float>(), n, p, keep_scale,
-                                                                                seed, offset);
+  dropout_mask_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(mask.data<float>(), n, p,
+                                                                                keep_scale, seed, offset);
   KINDLING_CUDA_LAUNCH_CHECK("dropout_mask_kernel");
 }
 

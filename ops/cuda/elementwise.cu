@@ -18,25 +18,42 @@ struct UnaryFn {
   float alpha, beta;
   __device__ float operator()(float x) const {
     switch (op) {
-      case UnaryOp::Neg: return -x;
-      case UnaryOp::Exp: return expf(x);
-      case UnaryOp::Log: return logf(x);
-      case UnaryOp::Sqrt: return sqrtf(x);
-      case UnaryOp::Rsqrt: return 1.0f / sqrtf(x);
-      case UnaryOp::Abs: return fabsf(x);
-      case UnaryOp::Sign: return float((x > 0) - (x < 0));
-      case UnaryOp::Relu: return x > 0.0f ? x : 0.0f;
-      case UnaryOp::Sigmoid: return 1.0f / (1.0f + expf(-x));
-      case UnaryOp::Tanh: return tanhf(x);
-      case UnaryOp::Sin: return sinf(x);
-      case UnaryOp::Cos: return cosf(x);
-      case UnaryOp::Square: return x * x;
-      case UnaryOp::Reciprocal: return 1.0f / x;
-      case UnaryOp::PowScalar: return powf(x, alpha);
-      case UnaryOp::Clamp: return fminf(fmaxf(x, alpha), beta);
-      case UnaryOp::Affine: return alpha * x + beta;
+      case UnaryOp::Neg:
+        return -x;
+      case UnaryOp::Exp:
+        return expf(x);
+      case UnaryOp::Log:
+        return logf(x);
+      case UnaryOp::Sqrt:
+        return sqrtf(x);
+      case UnaryOp::Rsqrt:
+        return 1.0f / sqrtf(x);
+      case UnaryOp::Abs:
+        return fabsf(x);
+      case UnaryOp::Sign:
+        return float((x > 0) - (x < 0));
+      case UnaryOp::Relu:
+        return x > 0.0f ? x : 0.0f;
+      case UnaryOp::Sigmoid:
+        return 1.0f / (1.0f + expf(-x));
+      case UnaryOp::Tanh:
+        return tanhf(x);
+      case UnaryOp::Sin:
+        return sinf(x);
+      case UnaryOp::Cos:
+        return cosf(x);
+      case UnaryOp::Square:
+        return x * x;
+      case UnaryOp::Reciprocal:
+        return 1.0f / x;
+      case UnaryOp::PowScalar:
+        return powf(x, alpha);
+      case UnaryOp::Clamp:
+        return fminf(fmaxf(x, alpha), beta);
+      case UnaryOp::Affine:
+        return alpha * x + beta;
     }
-    return x;   // unreachable: every op is listed above
+    return x;  // unreachable: every op is listed above
   }
 };
 
@@ -44,22 +61,36 @@ struct BinaryFn {
   BinaryOp op;
   __device__ float operator()(float x, float y) const {
     switch (op) {
-      case BinaryOp::Add: return x + y;
-      case BinaryOp::Sub: return x - y;
-      case BinaryOp::Mul: return x * y;
-      case BinaryOp::Div: return x / y;
-      case BinaryOp::Pow: return powf(x, y);
-      case BinaryOp::Maximum: return fmaxf(x, y);
-      case BinaryOp::Minimum: return fminf(x, y);
-      case BinaryOp::Eq: return float(x == y);
-      case BinaryOp::Ne: return float(x != y);
-      case BinaryOp::Lt: return float(x < y);
-      case BinaryOp::Le: return float(x <= y);
-      case BinaryOp::Gt: return float(x > y);
-      case BinaryOp::Ge: return float(x >= y);
-      case BinaryOp::ReluBackward: return y > 0.0f ? x : 0.0f;
+      case BinaryOp::Add:
+        return x + y;
+      case BinaryOp::Sub:
+        return x - y;
+      case BinaryOp::Mul:
+        return x * y;
+      case BinaryOp::Div:
+        return x / y;
+      case BinaryOp::Pow:
+        return powf(x, y);
+      case BinaryOp::Maximum:
+        return fmaxf(x, y);
+      case BinaryOp::Minimum:
+        return fminf(x, y);
+      case BinaryOp::Eq:
+        return float(x == y);
+      case BinaryOp::Ne:
+        return float(x != y);
+      case BinaryOp::Lt:
+        return float(x < y);
+      case BinaryOp::Le:
+        return float(x <= y);
+      case BinaryOp::Gt:
+        return float(x > y);
+      case BinaryOp::Ge:
+        return float(x >= y);
+      case BinaryOp::ReluBackward:
+        return y > 0.0f ? x : 0.0f;
     }
-    return x;   // unreachable
+    return x;  // unreachable
   }
 };
 

@@ -15,7 +15,8 @@ namespace {
 __global__ void scale_matrices_kernel(float* C, int64_t M, int64_t N, int64_t ldc, int64_t stride_c,
                                       int64_t batch, float beta) {
   const int64_t total = batch * M * N;
-  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < total;
+       t += int64_t(blockDim.x) * gridDim.x) {
     const int64_t b = t / (M * N), i = (t / N) % M, j = t % N;
     float& c = C[b * stride_c + i * ldc + j];
     c = beta == 0.0f ? 0.0f : beta * c;
@@ -33,8 +34,7 @@ void check_int(const char* what, int64_t value) {
 // trans_x (X then stored as [K,M] / [N,K]); X[b] = X + b * stride_x.
 void CudaBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb,
-                       int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c,
-                       int64_t batch) {
+                       int64_t stride_b, float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (M == 0 || N == 0 || batch == 0) return;
   if (K == 0) {
     constexpr int kBlock = 256;
@@ -58,9 +58,9 @@ void CudaBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
   check_int("batch", batch);
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  KINDLING_CUDA_CHECK(cublasSgemmStridedBatched(cuda::cublas(), op_b, op_a, int(N), int(M), int(K), &alpha,
-                                                B, int(ldb), stride_b, A, int(lda), stride_a, &beta, C,
-                                                int(ldc), stride_c, int(batch)));
+  KINDLING_CUDA_CHECK(cublasSgemmStridedBatched(cuda::cublas(), op_b, op_a, int(N), int(M), int(K), &alpha, B,
+                                                int(ldb), stride_b, A, int(lda), stride_a, &beta, C, int(ldc),
+                                                stride_c, int(batch)));
 }
 
 }  // namespace kindling

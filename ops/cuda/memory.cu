@@ -32,7 +32,8 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
                  dst.describe(), src.describe());
   if (dst.numel() == 0) return;
   if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
-    KINDLING_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), size_t(dst.numel()) * dtype_size(dst.dtype()),
+    KINDLING_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(),
+                                        size_t(dst.numel()) * dtype_size(dst.dtype()),
                                         cudaMemcpyDeviceToDevice, cuda::stream()));
     return;
   }
@@ -40,8 +41,9 @@ void CudaBackend::copy(const Tensor& dst, const Tensor& src) {
     using D = decltype(dst_zero);
     dispatch_dtype(src.dtype(), "copy", "CUDA", [&](auto src_zero) {
       using S = decltype(src_zero);
-      cuda::strided_walk<2>("copy", dst.shape(), {&dst.strides(), &src.strides()},
-                            ConvertCopy<D, S>{static_cast<D*>(dst.data_ptr()), static_cast<const S*>(src.data_ptr())});
+      cuda::strided_walk<2>(
+          "copy", dst.shape(), {&dst.strides(), &src.strides()},
+          ConvertCopy<D, S>{static_cast<D*>(dst.data_ptr()), static_cast<const S*>(src.data_ptr())});
     });
   });
 }
@@ -60,14 +62,15 @@ void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
 
 void CudaBackend::fill(const Tensor& dst, double value) {
   if (dst.numel() == 0) return;
-  if (value == 0.0 && !std::signbit(value) && dst.is_contiguous()) {   // all-zero bits in every dtype
-    KINDLING_CUDA_CHECK(cudaMemsetAsync(dst.data_ptr(), 0, size_t(dst.numel()) * dtype_size(dst.dtype()),
-                                        cuda::stream()));
+  if (value == 0.0 && !std::signbit(value) && dst.is_contiguous()) {  // all-zero bits in every dtype
+    KINDLING_CUDA_CHECK(
+        cudaMemsetAsync(dst.data_ptr(), 0, size_t(dst.numel()) * dtype_size(dst.dtype()), cuda::stream()));
     return;
   }
   dispatch_dtype(dst.dtype(), "fill", "CUDA", [&](auto zero) {
     using T = decltype(zero);
-    cuda::strided_walk<1>("fill", dst.shape(), {&dst.strides()}, Fill<T>{static_cast<T*>(dst.data_ptr()), T(value)});
+    cuda::strided_walk<1>("fill", dst.shape(), {&dst.strides()},
+                          Fill<T>{static_cast<T*>(dst.data_ptr()), T(value)});
   });
 }
 

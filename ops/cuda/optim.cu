@@ -15,14 +15,15 @@ constexpr int kBlock = 256;
 void check_same(const char* op, const Tensor& param, std::initializer_list<const Tensor*> tensors) {
   for (const Tensor* t : tensors)
     KINDLING_CHECK(t->dtype() == DType::f32 && t->is_contiguous() && t->numel() == param.numel(), ShapeError,
-                   "{} on CUDA: expected contiguous f32 tensors of {} elements like the parameter, got {}", op,
-                   param.numel(), t->describe());
+                   "{} on CUDA: expected contiguous f32 tensors of {} elements like the parameter, got {}",
+                   op, param.numel(), t->describe());
 }
 
 // param, grad, buf [n]; g = grad + wd*p; buf = first ? g : momentum*buf + (1-dampening)*g;
 // g = nesterov ? g + momentum*buf : buf (g itself when momentum == 0); p -= lr*g
 __global__ void sgd_step_kernel(float* param, const float* grad, float* buf, int64_t n, SgdArgs a) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(blockDim.x) * gridDim.x) {
     float g = grad[i] + a.weight_decay * param[i];
     if (a.momentum != 0.0f) {
       const float b = a.first_step ? g : a.momentum * buf[i] + (1.0f - a.dampening) * g;
@@ -35,9 +36,10 @@ __global__ void sgd_step_kernel(float* param, const float* grad, float* buf, int
 
 // param, grad, m, v [n]; p -= lr*wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g²;
 // p -= (lr / (1-b1^t)) * m / (sqrt(v) / sqrt(1-b2^t) + eps)   (PyTorch's arrangement, as on the CPU)
-__global__ void adamw_step_kernel(float* param, const float* grad, float* m, float* v, int64_t n, float b1, float b2,
-                                  float eps, float decay, float step_size, float inv_sqrt_bias2) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(blockDim.x) * gridDim.x) {
+__global__ void adamw_step_kernel(float* param, const float* grad, float* m, float* v, int64_t n, float b1,
+                                  float b2, float eps, float decay, float step_size, float inv_sqrt_bias2) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(blockDim.x) * gridDim.x) {
     const float g = grad[i];
     const float mi = b1 * m[i] + (1.0f - b1) * g;
     const float vi = b2 * v[i] + (1.0f - b2) * g * g;
@@ -53,15 +55,15 @@ void CudaBackend::sgd_step(const Tensor& param, const Tensor& grad, const Tensor
                            const SgdArgs& args) {
   check_same("sgd_step", param, {&param, &grad});
   if (args.momentum != 0.0f) {
-    KINDLING_CHECK(momentum_buffer.defined(), ValueError, "sgd_step on CUDA: momentum {} needs a momentum buffer",
-                   args.momentum);
+    KINDLING_CHECK(momentum_buffer.defined(), ValueError,
+                   "sgd_step on CUDA: momentum {} needs a momentum buffer", args.momentum);
     check_same("sgd_step", param, {&momentum_buffer});
   }
   const int64_t n = param.numel();
   if (n == 0) return;
   sgd_step_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
-      param.data<float>(), grad.data<float>(), args.momentum != 0.0f ? momentum_buffer.data<float>() : nullptr, n,
-      args);
+      param.data<float>(), grad.data<float>(),
+      args.momentum != 0.0f ? momentum_buffer.data<float>() : nullptr, n, args);
   KINDLING_CUDA_LAUNCH_CHECK("sgd_step_kernel");
 }
 

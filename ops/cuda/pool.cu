@@ -21,7 +21,8 @@ void check_pool_tensors(const char* op, std::initializer_list<const Tensor*> ten
 struct Covering {
   int64_t first, last;
 };
-__device__ inline Covering windows_covering(int64_t h, int64_t pad, int64_t stride, int64_t window, int64_t outputs) {
+__device__ inline Covering windows_covering(int64_t h, int64_t pad, int64_t stride, int64_t window,
+                                            int64_t outputs) {
   // window p covers h when p*stride - pad <= h <= p*stride - pad + window - 1
   const int64_t hi = h + pad;
   const int64_t first = hi - window + 1 <= 0 ? 0 : (hi - window + 1 + stride - 1) / stride;
@@ -32,8 +33,10 @@ __device__ inline Covering windows_covering(int64_t h, int64_t pad, int64_t stri
 // x [N,C,H,W] -> y, indices [N,C,P,Q]; y[n,c,p,q] = max over the in-bounds window
 // x[n,c, p*sh - ph + r, q*sw - pw + s], indices = h*W + w of the first maximum (of the last NaN
 // when the window holds any: a NaN replaces the running maximum).
-__global__ void max_pool_fwd_kernel(Pool2dParams p, float* y, int64_t* indices, const float* x, int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+__global__ void max_pool_fwd_kernel(Pool2dParams p, float* y, int64_t* indices, const float* x,
+                                    int64_t total) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(blockDim.x) * gridDim.x) {
     const int64_t q = i % p.Q, pp = (i / p.Q) % p.P, plane = i / (p.P * p.Q);
     const float* xp = x + plane * p.H * p.W;
     const int64_t h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
@@ -56,8 +59,10 @@ __global__ void max_pool_fwd_kernel(Pool2dParams p, float* y, int64_t* indices, 
 
 // dy, indices [N,C,P,Q] -> dx [N,C,H,W]; dx[n,c,h,w] = sum of dy[n,c,p,q] over the windows
 // covering (h, w) whose kept index is h*W + w.
-__global__ void max_pool_bwd_kernel(Pool2dParams p, float* dx, const float* dy, const int64_t* indices, int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+__global__ void max_pool_bwd_kernel(Pool2dParams p, float* dx, const float* dy, const int64_t* indices,
+                                    int64_t total) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(blockDim.x) * gridDim.x) {
     const int64_t w = i % p.W, h = (i / p.W) % p.H, plane = i / (p.H * p.W);
     const Covering rows = windows_covering(h, p.pad_h, p.stride_h, p.R, p.P);
     const Covering cols = windows_covering(w, p.pad_w, p.stride_w, p.S, p.Q);
@@ -85,7 +90,8 @@ __device__ inline float avg_divisor(const Pool2dParams& p, int64_t pp, int64_t q
 
 // x [N,C,H,W] -> y [N,C,P,Q]; y[n,c,p,q] = sum over the in-bounds window / avg_divisor(p, q)
 __global__ void avg_pool_fwd_kernel(Pool2dParams p, float* y, const float* x, int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(blockDim.x) * gridDim.x) {
     const int64_t q = i % p.Q, pp = (i / p.Q) % p.P, plane = i / (p.P * p.Q);
     const float* xp = x + plane * p.H * p.W;
     const int64_t h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
@@ -99,13 +105,15 @@ __global__ void avg_pool_fwd_kernel(Pool2dParams p, float* y, const float* x, in
 // dy [N,C,P,Q] -> dx [N,C,H,W]; dx[n,c,h,w] = sum over windows (p,q) covering (h,w) of
 // dy[n,c,p,q] / avg_divisor(p, q)
 __global__ void avg_pool_bwd_kernel(Pool2dParams p, float* dx, const float* dy, int64_t total) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(blockDim.x) * gridDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += int64_t(blockDim.x) * gridDim.x) {
     const int64_t w = i % p.W, h = (i / p.W) % p.H, plane = i / (p.H * p.W);
     const Covering rows = windows_covering(h, p.pad_h, p.stride_h, p.R, p.P);
     const Covering cols = windows_covering(w, p.pad_w, p.stride_w, p.S, p.Q);
     float sum = 0.0f;
     for (int64_t pp = rows.first; pp <= rows.last; ++pp)
-      for (int64_t q = cols.first; q <= cols.last; ++q) sum += dy[(plane * p.P + pp) * p.Q + q] / avg_divisor(p, pp, q);
+      for (int64_t q = cols.first; q <= cols.last; ++q)
+        sum += dy[(plane * p.P + pp) * p.Q + q] / avg_divisor(p, pp, q);
     dx[i] = sum;
   }
 }
@@ -114,7 +122,8 @@ __global__ void avg_pool_bwd_kernel(Pool2dParams p, float* dx, const float* dy, 
 
 // x [N,C,H,W] -> y, indices [N,C,P,Q]; y = max over the clipped window, indices = h*W + w of the
 // first maximum in row-major order, or of the last NaN when the window holds any.
-void CudaBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices, const Tensor& x) {
+void CudaBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const Tensor& indices,
+                                 const Tensor& x) {
   check_pool_tensors("max_pool2d_fwd", {&y, &indices, &x});
   const int64_t total = y.numel();
   if (total == 0) return;
@@ -124,7 +133,8 @@ void CudaBackend::max_pool2d_fwd(const Pool2dParams& p, const Tensor& y, const T
 }
 
 // dy, indices [N,C,P,Q] -> dx [N,C,H,W];  dx[n,c,i] = sum of dy[n,c,p,q] over outputs whose index is i
-void CudaBackend::max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& indices) {
+void CudaBackend::max_pool2d_bwd(const Pool2dParams& p, const Tensor& dx, const Tensor& dy,
+                                 const Tensor& indices) {
   check_pool_tensors("max_pool2d_bwd", {&dx, &dy, &indices});
   const int64_t total = dx.numel();
   if (total == 0) return;

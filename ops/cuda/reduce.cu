@@ -16,7 +16,7 @@ namespace {
 
 struct ArgAcc {
   float value;
-  int64_t index;   // -1: nothing seen yet
+  int64_t index;  // -1: nothing seen yet
 };
 __device__ inline ArgAcc shfl_down(ArgAcc v, int offset) {
   return {__shfl_down_sync(0xffffffffu, v.value, offset), __shfl_down_sync(0xffffffffu, v.index, offset)};
@@ -28,7 +28,9 @@ struct SumReducer {
   using Acc = double;
   using Out = float;
   __device__ static Acc init() { return 0.0; }
-  __device__ static Acc step(Acc acc, float x, int64_t) { return acc + (kSquares ? double(x) * double(x) : double(x)); }
+  __device__ static Acc step(Acc acc, float x, int64_t) {
+    return acc + (kSquares ? double(x) * double(x) : double(x));
+  }
   __device__ static Acc combine(Acc a, Acc b) { return a + b; }
   __device__ static Out finish(Acc acc, int64_t count) { return float(kMean ? acc / double(count) : acc); }
 };
@@ -62,10 +64,10 @@ struct ArgReducer {
   __device__ static Acc combine(Acc a, Acc b) {
     if (b.index < 0) return a;
     if (a.index < 0 || beats<kMax>(b.value, a.value)) return b;
-    if (!beats<kMax>(a.value, b.value) && b.index < a.index) return b;   // a tie: the first index
+    if (!beats<kMax>(a.value, b.value) && b.index < a.index) return b;  // a tie: the first index
     return a;
   }
-  __device__ static Out finish(Acc acc, int64_t) { return acc.index; }   // -1 for an empty row, as on the CPU
+  __device__ static Out finish(Acc acc, int64_t) { return acc.index; }  // -1 for an empty row, as on the CPU
 };
 
 // in [outer, reduce] -> out [outer]; out[o] = R over r of in[o,r] (R::step in order, R::combine along
@@ -81,8 +83,8 @@ __global__ void reduce_rows_kernel(const float* in, typename R::Out* out, int64_
   }
 }
 
-constexpr int kColumnsPerBlock = 32;   // blockDim.x: consecutive inner indices, coalesced loads
-constexpr int kSlicesPerBlock = 8;     // blockDim.y: interleaved slices of the reduce dim
+constexpr int kColumnsPerBlock = 32;  // blockDim.x: consecutive inner indices, coalesced loads
+constexpr int kSlicesPerBlock = 8;    // blockDim.y: interleaved slices of the reduce dim
 
 // in [outer, reduce, inner] -> out [outer, inner]; out[o,i] = R over r of in[o,r,i]. A block covers
 // 32 columns of one outer index.
@@ -97,9 +99,10 @@ __global__ void reduce_columns_kernel(const float* in, typename R::Out* out, int
     typename R::Acc acc = R::init();
     if (i < inner) {
       const float* column = in + o * reduce * inner + i;
-      for (int64_t r = threadIdx.y; r < reduce; r += kSlicesPerBlock) acc = R::step(acc, column[r * inner], r);
+      for (int64_t r = threadIdx.y; r < reduce; r += kSlicesPerBlock)
+        acc = R::step(acc, column[r * inner], r);
     }
-    __syncthreads();   // the previous iteration's readers of `partial` are done
+    __syncthreads();  // the previous iteration's readers of `partial` are done
     partial[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && i < inner) {
@@ -143,13 +146,20 @@ void CudaBackend::reduce(ReduceOp op, const Tensor& out, const Tensor& in, int64
   void* y = out.data_ptr();
   using namespace cuda;
   switch (op) {
-    case ReduceOp::Sum: return launch_reduce<SumReducer<false, false>>(x, y, outer, reduce, inner);
-    case ReduceOp::Mean: return launch_reduce<SumReducer<false, true>>(x, y, outer, reduce, inner);
-    case ReduceOp::SumSquares: return launch_reduce<SumReducer<true, false>>(x, y, outer, reduce, inner);
-    case ReduceOp::Max: return launch_reduce<ExtremeReducer<true>>(x, y, outer, reduce, inner);
-    case ReduceOp::Min: return launch_reduce<ExtremeReducer<false>>(x, y, outer, reduce, inner);
-    case ReduceOp::ArgMax: return launch_reduce<ArgReducer<true>>(x, y, outer, reduce, inner);
-    case ReduceOp::ArgMin: return launch_reduce<ArgReducer<false>>(x, y, outer, reduce, inner);
+    case ReduceOp::Sum:
+      return launch_reduce<SumReducer<false, false>>(x, y, outer, reduce, inner);
+    case ReduceOp::Mean:
+      return launch_reduce<SumReducer<false, true>>(x, y, outer, reduce, inner);
+    case ReduceOp::SumSquares:
+      return launch_reduce<SumReducer<true, false>>(x, y, outer, reduce, inner);
+    case ReduceOp::Max:
+      return launch_reduce<ExtremeReducer<true>>(x, y, outer, reduce, inner);
+    case ReduceOp::Min:
+      return launch_reduce<ExtremeReducer<false>>(x, y, outer, reduce, inner);
+    case ReduceOp::ArgMax:
+      return launch_reduce<ArgReducer<true>>(x, y, outer, reduce, inner);
+    case ReduceOp::ArgMin:
+      return launch_reduce<ArgReducer<false>>(x, y, outer, reduce, inner);
   }
 }
 

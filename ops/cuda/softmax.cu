@@ -3,12 +3,11 @@
 // The row maximum is subtracted before exp, as on the CPU, so every exp is <= 1 and the sum >= 1.
 #include "ops/cuda/block_reduce.cuh"
 #include "ops/cuda/cuda_backend.h"
-#include "ops/kernel_checks.h"
 #include "ops/cuda/cuda_context.h"
+#include "ops/kernel_checks.h"
 
 namespace kindling {
 namespace {
-
 
 struct Max {
   __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
@@ -53,18 +52,23 @@ __global__ void softmax_bwd_kernel(float* grad_in, const float* grad_out, const 
     float s = 0.0f;
     for (int64_t j = threadIdx.x; j < C; j += blockDim.x) s += kLog ? g[j] : g[j] * y[j];
     s = cuda::block_reduce(s, Plus{});
-    for (int64_t j = threadIdx.x; j < C; j += blockDim.x) dx[j] = kLog ? g[j] - expf(y[j]) * s : y[j] * (g[j] - s);
+    for (int64_t j = threadIdx.x; j < C; j += blockDim.x)
+      dx[j] = kLog ? g[j] - expf(y[j]) * s : y[j] * (g[j] - s);
   }
 }
 
 // labels [N] i64 (range-checked by the caller, any stride) -> out [N, C] f32;
 // out[n, c] = (c == labels[n]).
-__global__ void one_hot_kernel(float* out, const int64_t* labels, int64_t label_stride, int64_t N, int64_t C) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * C; i += int64_t(blockDim.x) * gridDim.x)
+__global__ void one_hot_kernel(float* out, const int64_t* labels, int64_t label_stride, int64_t N,
+                               int64_t C) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * C;
+       i += int64_t(blockDim.x) * gridDim.x)
     out[i] = labels[(i / C) * label_stride] == i % C ? 1.0f : 0.0f;
 }
 
-unsigned row_blocks(int64_t rows) { return unsigned(std::max<int64_t>(1, std::min<int64_t>(rows, int64_t(cuda::num_sms()) * 32))); }
+unsigned row_blocks(int64_t rows) {
+  return unsigned(std::max<int64_t>(1, std::min<int64_t>(rows, int64_t(cuda::num_sms()) * 32)));
+}
 
 }  // namespace
 
@@ -75,8 +79,12 @@ void CudaBackend::softmax_fwd(const Tensor& out, const Tensor& in, bool log) {
   const int64_t rows = in.size(0), C = in.size(1);
   if (rows == 0 || C == 0) return;
   const int threads = cuda::threads_for_row(C, 512);
-  if (log) softmax_fwd_kernel<true><<<row_blocks(rows), threads, 0, cuda::stream()>>>(out.data<float>(), in.data<float>(), rows, C);
-  else softmax_fwd_kernel<false><<<row_blocks(rows), threads, 0, cuda::stream()>>>(out.data<float>(), in.data<float>(), rows, C);
+  if (log)
+    softmax_fwd_kernel<true>
+        <<<row_blocks(rows), threads, 0, cuda::stream()>>>(out.data<float>(), in.data<float>(), rows, C);
+  else
+    softmax_fwd_kernel<false>
+        <<<row_blocks(rows), threads, 0, cuda::stream()>>>(out.data<float>(), in.data<float>(), rows, C);
   KINDLING_CUDA_LAUNCH_CHECK("softmax_fwd_kernel");
 }
 
@@ -91,8 +99,10 @@ void CudaBackend::softmax_bwd(const Tensor& grad_in, const Tensor& grad_out, con
   float* dx = grad_in.data<float>();
   const float* g = grad_out.data<float>();
   const float* y = out.data<float>();
-  if (log) softmax_bwd_kernel<true><<<row_blocks(rows), threads, 0, cuda::stream()>>>(dx, g, y, rows, C);
-  else softmax_bwd_kernel<false><<<row_blocks(rows), threads, 0, cuda::stream()>>>(dx, g, y, rows, C);
+  if (log)
+    softmax_bwd_kernel<true><<<row_blocks(rows), threads, 0, cuda::stream()>>>(dx, g, y, rows, C);
+  else
+    softmax_bwd_kernel<false><<<row_blocks(rows), threads, 0, cuda::stream()>>>(dx, g, y, rows, C);
   KINDLING_CUDA_LAUNCH_CHECK("softmax_bwd_kernel");
 }
 

@@ -19,8 +19,8 @@ constexpr int kMaxDims = 8;
 template <int K>
 struct StridedArgs {
   int ndim;
-  int64_t sizes[kMaxDims];          // innermost last
-  int64_t strides[K][kMaxDims];     // per operand, in elements
+  int64_t sizes[kMaxDims];       // innermost last
+  int64_t strides[K][kMaxDims];  // per operand, in elements
 };
 
 // One coalesced dim: operand k's element i sits at i * stride[k].
@@ -78,15 +78,15 @@ void strided_walk(const char* op, const Shape& shape, const std::array<const Sha
     return;
   }
   KINDLING_CHECK(ndim <= kMaxDims, ShapeError,
-                 "{} on CUDA: shape {} has {} dims that cannot be merged; at most {} are supported",
-                 op, shape_str(shape), ndim, kMaxDims);
+                 "{} on CUDA: shape {} has {} dims that cannot be merged; at most {} are supported", op,
+                 shape_str(shape), ndim, kMaxDims);
   StridedArgs<K> args{};
   args.ndim = ndim;
   for (int d = 0; d < ndim; ++d) {
     args.sizes[d] = layout.shape[d];
     for (int k = 0; k < K; ++k) args.strides[k][d] = layout.strides[k][d];
   }
-  if (n <= int64_t(INT32_MAX)) {   // i + grid stride then stays below 2^32
+  if (n <= int64_t(INT32_MAX)) {  // i + grid stride then stays below 2^32
     strided_walk_kernel<K, uint32_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(uint32_t(n), args, f);
   } else {
     strided_walk_kernel<K, int64_t><<<grid_for(n, kBlock), kBlock, 0, stream()>>>(n, args, f);

@@ -79,7 +79,7 @@ TEST_CASE("sharding for N = 1, 2, 3: the ranks' shares, in rank order, are the o
     dataset.labels.push_back(i % 10);
   }
   data::LoaderOptions options;
-  options.batch_size = 12;   // 50 = 4 * 12 + 2: a ragged last batch
+  options.batch_size = 12;  // 50 = 4 * 12 + 2: a ragged last batch
   options.seed = 7;
   options.augment = true;
   options.crop_padding = 1;
@@ -119,7 +119,7 @@ TEST_CASE("sharding for N = 1, 2, 3: the ranks' shares, in rank order, are the o
 namespace {
 
 struct Problem {
-  Tensor images, labels;   // the global batch: 2B rows
+  Tensor images, labels;  // the global batch: 2B rows
 };
 
 Problem make_problem(int64_t rows, int64_t channels, int64_t side, uint64_t seed) {
@@ -165,7 +165,7 @@ void train_one_process(Module& model, const Problem& p, int steps) {
 void train_data_parallel(Module& model, const Problem& p, int steps, dist::Communicator& c = comm()) {
   dist::broadcast_tensors(c, model.parameters());
   Sgd optimizer(model.named_parameters(), sgd_options());
-  dist::GradientReducer reducer(c, model.parameters(), 4096);   // several buckets
+  dist::GradientReducer reducer(c, model.parameters(), 4096);  // several buckets
   Loss loss("ce");
   const int64_t global = p.labels.numel();
   const data::ShareRange share = data::batch_share(global, c.rank(), c.size());
@@ -276,7 +276,7 @@ TEST_CASE("a collective that a peer never joins times out naming the rank and th
   comm().set_timeout(1.0);
   comm().set_step(17);
   if (comm().rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(30));
-  comm().barrier();   // rank 0 throws after 1 s; main aborts the job
+  comm().barrier();  // rank 0 throws after 1 s; main aborts the job
 }
 
 TEST_CASE("NCCL: collectives on CUDA tensors, and one-rank data-parallel steps equal plain steps") {
@@ -313,7 +313,7 @@ TEST_CASE("NCCL: collectives on CUDA tensors, and one-rank data-parallel steps e
 }
 
 int main(int argc, char** argv) {
-  dist::world().set_timeout(60);   // a failing check on one rank must not hang the other for long
+  dist::world().set_timeout(60);  // a failing check on one rank must not hang the other for long
   doctest::Context context(argc, argv);
   const int failed = context.run();
   return dist::finish(failed ? 1 : 0);

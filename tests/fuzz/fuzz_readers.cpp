@@ -64,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     parse_cifar_into("input.gz", decoded, CifarFormat::cifar10, cifar);
   });
   check_pair(input);
-  for (CifarFormat format : {CifarFormat::cifar10, CifarFormat::cifar100_fine, CifarFormat::cifar100_coarse}) {
+  for (CifarFormat format :
+       {CifarFormat::cifar10, CifarFormat::cifar100_fine, CifarFormat::cifar100_coarse}) {
     expect_only_kindling_errors([&] {
       ImageDataset d;
       parse_cifar_into("input.bin", input, format, d);
