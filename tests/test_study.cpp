@@ -5,6 +5,7 @@
 #include "apps/study_plot.h"
 #include "apps/study_report.h"
 #include "tests/test_data_files.h"
+#include "tests/test_losses_common.h"
 
 #include <doctest/doctest.h>
 #include <fmt/core.h>
@@ -43,18 +44,7 @@ SeedRun make_run(int64_t epochs, double first_top1, double step, bool scaled, in
   return run;
 }
 
-const std::vector<std::string> kTwelve = {"ce",
-                                          "label_smoothing",
-                                          "lace",
-                                          "expectation",
-                                          "ce_expectation_mix",
-                                          "min_ent",
-                                          "mix_ent",
-                                          "squentropy",
-                                          "square",
-                                          "ngl",
-                                          "focal",
-                                          "poly1"};
+const std::vector<std::string>& kTwelve = test::default_specs();
 
 }  // namespace
 
