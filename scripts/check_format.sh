@@ -5,13 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clang_format=$(command -v clang-format-14 || command -v clang-format)
-mapfile -t sources < <(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh')
+# The repository's files, new ones not yet added included.
+files() { git ls-files --cached --others --exclude-standard "$@"; }
+mapfile -t sources < <(files '*.cpp' '*.h' '*.cu' '*.cuh')
 if [[ ${1:-} == --fix ]]; then
   "$clang_format" -i "${sources[@]}"
   exit 0
 fi
 "$clang_format" --dry-run --Werror "${sources[@]}"
-mapfile -t all < <(git ls-files '*.cpp' '*.h' '*.cu' '*.cuh' '*.py' '*.sh' '*.cmake' 'CMakeLists.txt' \
+mapfile -t all < <(files '*.cpp' '*.h' '*.cu' '*.cuh' '*.py' '*.sh' '*.cmake' 'CMakeLists.txt' \
   '*/CMakeLists.txt' '.ci/run')
 long=$(python3 - "${all[@]}" <<'PY'
 import sys

@@ -14,10 +14,10 @@
 
 namespace kindling::checkpoint_test {
 
-
 // A fresh directory per test case, so ctest -j cannot mix their files.
 inline std::string scratch(const std::string& test) {
-  const std::filesystem::path dir = std::filesystem::path(KINDLING_BINARY_DIR) / "test_checkpoint_files" / test;
+  const std::filesystem::path dir =
+      std::filesystem::path(KINDLING_BINARY_DIR) / "test_checkpoint_files" / test;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
@@ -68,6 +68,5 @@ inline std::string bytes_of(const Tensor& t) {
   return std::string(static_cast<const char*>(host.data_ptr()),
                      size_t(host.numel()) * dtype_size(host.dtype()));
 }
-
 
 }  // namespace kindling::checkpoint_test
