@@ -9,6 +9,15 @@
 
 namespace kindling {
 
+std::vector<int64_t> host_labels(const char* who, const Tensor& labels, const Tensor& logits) {
+  const int64_t C = logits.size(1);
+  std::vector<int64_t> y = labels.to_vector<int64_t>();
+  for (size_t n = 0; n < y.size(); ++n)
+    KINDLING_CHECK(y[n] >= 0 && y[n] < C, ValueError, "{}: labels[{}] = {} is outside [0, {}) for logits {}",
+                   who, n, y[n], C, logits.describe());
+  return y;
+}
+
 void MetricsAccumulator::add(const Tensor& logits, const Tensor& labels) {
   KINDLING_CHECK(logits.defined() && labels.defined() && logits.dim() == 2 && labels.dim() == 1 &&
                      labels.size(0) == logits.size(0),
@@ -20,11 +29,7 @@ void MetricsAccumulator::add(const Tensor& logits, const Tensor& labels) {
                  labels.describe());
   const int64_t N = logits.size(0), C = logits.size(1);
   const std::vector<float> z = logits.to_vector<float>();
-  const std::vector<int64_t> y = labels.to_vector<int64_t>();
-  for (int64_t n = 0; n < N; ++n)
-    KINDLING_CHECK(y[size_t(n)] >= 0 && y[size_t(n)] < C, ValueError,
-                   "metrics: labels[{}] = {} is outside [0, {}) for logits {}", n, y[size_t(n)], C,
-                   logits.describe());
+  const std::vector<int64_t> y = host_labels("metrics", labels, logits);
 
   std::vector<int64_t> rank(static_cast<size_t>(N));
   std::vector<double> nll(static_cast<size_t>(N));

@@ -50,6 +50,10 @@ struct ClassificationMetrics {
   double top1 = 0, top5 = 0, nll = 0, ece15 = 0, ece10 = 0;
   std::vector<ReliabilityBin> reliability;  // 15 bins, those of ece15
 };
+// labels [N] i64 copied to the host, each checked to lie in [0, C) for logits [N, C]: otherwise
+// ValueError "<who>: labels[n] = v is outside [0, C) for logits <logits>", naming the first bad row.
+std::vector<int64_t> host_labels(const char* who, const Tensor& labels, const Tensor& logits);
+
 // All metrics of one batch (or a whole evaluation set held as one tensor).
 // Every metric of what `accumulator` has seen (ECE with 15 and with 10 bins).
 ClassificationMetrics summarize(const MetricsAccumulator& accumulator);

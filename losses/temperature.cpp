@@ -5,6 +5,7 @@
 #include "losses/temperature.h"
 
 #include "core/error.h"
+#include "losses/metrics.h"
 
 #include <cmath>
 #include <vector>
@@ -33,11 +34,7 @@ HostLogits to_host(const Tensor& logits, const Tensor& labels) {
   h.rows = logits.size(0);
   h.classes = logits.size(1);
   h.z = logits.to_vector<float>();
-  h.y = labels.to_vector<int64_t>();
-  for (int64_t n = 0; n < h.rows; ++n)
-    KINDLING_CHECK(h.y[size_t(n)] >= 0 && h.y[size_t(n)] < h.classes, ValueError,
-                   "temperature: labels[{}] = {} is outside [0, {}) for logits {}", n, h.y[size_t(n)],
-                   h.classes, logits.describe());
+  h.y = host_labels("temperature", labels, logits);
   for (float v : h.z) h.finite &= std::isfinite(v);
   return h;
 }
