@@ -167,14 +167,21 @@ std::string BatchNorm2d::describe() const {
   return fmt::format("BatchNorm2d({}, eps={}, momentum={})", num_features_, eps_, momentum_);
 }
 
+namespace {
+// Calls fn on every BatchNorm2d of the module tree under `model`, `model` included.
+template <typename Fn>
+void for_each_batchnorm(Module& model, const Fn& fn) {
+  if (auto* batchnorm = dynamic_cast<BatchNorm2d*>(&model)) fn(*batchnorm);
+  for (const auto& [name, child] : model.children()) for_each_batchnorm(*child, fn);
+}
+}  // namespace
+
 void set_sync_batchnorm(Module& model, const SumOverRanks& sum_over_ranks) {
-  if (auto* batchnorm = dynamic_cast<BatchNorm2d*>(&model)) batchnorm->set_sum_over_ranks(sum_over_ranks);
-  for (const auto& [name, child] : model.children()) set_sync_batchnorm(*child, sum_over_ranks);
+  for_each_batchnorm(model, [&](BatchNorm2d& batchnorm) { batchnorm.set_sum_over_ranks(sum_over_ranks); });
 }
 
 void set_fused_batchnorm_relu(Module& model, bool fused) {
-  if (auto* batchnorm = dynamic_cast<BatchNorm2d*>(&model)) batchnorm->set_fuse_relu(fused);
-  for (const auto& [name, child] : model.children()) set_fused_batchnorm_relu(*child, fused);
+  for_each_batchnorm(model, [&](BatchNorm2d& batchnorm) { batchnorm.set_fuse_relu(fused); });
 }
 
 // ---- activations, pooling, dropout, flatten ----
