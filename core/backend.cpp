@@ -4,6 +4,7 @@
 #include "core/backend.h"
 
 #include <array>
+#include <cstdlib>
 #include <mutex>
 #include <string_view>
 
