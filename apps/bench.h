@@ -32,6 +32,7 @@ struct BenchResult {
   double images_per_s = -1, gflop_per_s = -1;
   double gflop_per_image = -1;   // training steps: forward and backward, nn/flops.h
   double peak_gflop_per_s = -1;  // CPU training steps: the FP32 peak the step is measured against
+  bool winograd = false;         // CPU training steps: 3×3 stride-1 layers by Winograd (GFLOP/s effective)
   size_t peak_bytes = 0;
   double peak_fraction() const { return peak_gflop_per_s > 0 ? gflop_per_s / peak_gflop_per_s : -1; }
   nlohmann::json to_json() const;

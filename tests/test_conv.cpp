@@ -3,12 +3,14 @@
 // errors naming the shapes.
 #include "core/rng.h"
 #include "ops/conv.h"
+#include "ops/cpu/conv_winograd.h"
 #include "ops/cpu/reference/reference_backend.h"
 #include "tests/test_op_util.h"
 
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 using namespace kindling;
@@ -120,6 +122,94 @@ TEST_CASE("conv2d gradients match the reference kernels on every lowering") {
     CHECK(max_relative_diff(values_of(w.grad()), want.dw) < 1e-5);
     if (cc.bias) CHECK(max_relative_diff(values_of(b.grad()), want.db) < 1e-5);
   }
+}
+
+TEST_CASE("Winograd F(2x2,3x3) matches the reference kernels, forward and both gradients") {
+  // Called directly, whatever winograd_applies says: even and odd output sizes (a last tile
+  // cropped), paddings 0..2 (the data gradient's padding is 2 - padding), channel counts that
+  // leave a ragged panel or vector, one-pixel outputs, batches split unevenly over chunks.
+  const ConvCase cases[] = {
+      {{2, 16, 8, 8}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
+      {{3, 16, 7, 9}, {24, 16, 3, 3}, 1, 1, 1, 1, false},
+      {{5, 32, 6, 5}, {16, 32, 3, 3}, 1, 0, 1, 1, true},
+      {{2, 24, 5, 5}, {16, 24, 3, 3}, 1, 2, 1, 1, true},
+      {{7, 16, 4, 4}, {32, 16, 3, 3}, 1, 1, 1, 1, false},
+      {{3, 16, 1, 1}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
+      {{9, 16, 16, 16}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
+      {{2, 17, 9, 6}, {19, 17, 3, 3}, 1, Size2{0, 2}, 1, 1, true},
+      {{2, 3, 37, 35}, {5, 3, 3, 3}, 1, 1, 1, 1, true},  // rows wider than two vectors of tiles
+  };
+  Generator gen(23);
+  for (const ConvCase& cc : cases) {
+    Tensor x = randn(cc.x, {}, &gen), w = randn(cc.w, {}, &gen);
+    Tensor b = cc.bias ? randn({cc.w[0]}, {}, &gen) : Tensor();
+    const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " padding ", cc.padding.h, "x", cc.padding.w);
+    Tensor y = empty({p.N, p.K, p.P, p.Q});
+    cpu::winograd_conv(p, y.data<float>(), x.data<float>(), w.data<float>(), false,
+                       b.defined() ? b.data<float>() : nullptr);
+    CHECK(max_relative_diff(values_of(y), reference_conv2d(x, w, b, p)) < 1e-5);
+    // The data gradient: the convolution of dy with the flipped weights, padding 2 - padding.
+    Tensor dy = randn(y.shape(), {}, &gen), dx = empty(x.shape());
+    Conv2dParams t = p;
+    t.C = p.K, t.H = p.P, t.W = p.Q, t.K = p.C, t.P = p.H, t.Q = p.W, t.pad_h = 2 - p.pad_h,
+    t.pad_w = 2 - p.pad_w;
+    cpu::winograd_conv(t, dx.data<float>(), dy.data<float>(), w.data<float>(), true, nullptr);
+    const ConvGrads want = reference_conv2d_grads(x, w, dy, p);
+    CHECK(max_relative_diff(values_of(dx), want.dx) < 1e-5);
+    Tensor dw = empty(w.shape());
+    cpu::winograd_weight_grad(p, dw.data<float>(), x.data<float>(), dy.data<float>());
+    CHECK(max_relative_diff(values_of(dw), want.dw) < 1e-5);
+  }
+}
+
+TEST_CASE("conv2d takes Winograd for 3x3 stride-1 layers and its gradients match") {
+  ::unsetenv("KINDLING_WINOGRAD");  // a suite run with KINDLING_WINOGRAD=0 still tests this path
+  const ConvCase cases[] = {
+      {{3, 16, 8, 8}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
+      {{2, 32, 12, 9}, {24, 32, 3, 3}, 1, 1, 1, 1, false},
+  };
+  Generator gen(24);
+  for (const ConvCase& cc : cases) {
+    Tensor x = randn(cc.x, {}, &gen).set_requires_grad(true),
+           w = randn(cc.w, {}, &gen).set_requires_grad(true);
+    Tensor b = cc.bias ? randn({cc.w[0]}, {}, &gen).set_requires_grad(true) : Tensor();
+    const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    REQUIRE(cpu::winograd_applies(p));  // else this case tests the direct kernels
+    Tensor y = conv2d(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+    Tensor dy = randn(y.shape(), {}, &gen);
+    y.backward(dy);
+    const ConvGrads want = reference_conv2d_grads(x.detach(), w.detach(), dy, p);
+    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w));
+    CHECK(max_relative_diff(values_of(y), reference_conv2d(x.detach(), w.detach(),
+                                                           b.defined() ? b.detach() : b, p)) < 1e-5);
+    CHECK(max_relative_diff(values_of(x.grad()), want.dx) < 1e-5);
+    CHECK(max_relative_diff(values_of(w.grad()), want.dw) < 1e-5);
+  }
+  // Finite differences through conv2d on a Winograd shape, all three gradients.
+  std::vector<Tensor> inputs{randn({1, 16, 8, 8}, {}, &gen), randn({16, 16, 3, 3}, {}, &gen),
+                             randn({16}, {}, &gen)};
+  REQUIRE(cpu::winograd_applies(conv2d_params(inputs[0], inputs[1], inputs[2], 1, 1, 1, 1)));
+  auto f = [](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], in[2], 1, 1); };
+  for (size_t which = 0; which < inputs.size(); ++which) {
+    std::vector<Tensor> fresh;
+    for (const Tensor& t : inputs) fresh.push_back(t.detach().clone().set_requires_grad(true));
+    check_gradient(f, fresh, which);
+  }
+}
+
+TEST_CASE("KINDLING_WINOGRAD=0 sends a Winograd shape to the direct kernels") {
+  ::unsetenv("KINDLING_WINOGRAD");
+  Tensor x = zeros({1, 16, 8, 8}), w = zeros({16, 16, 3, 3});
+  const Conv2dParams p = conv2d_params(x, w, {}, 1, 1, 1, 1);
+  CHECK(cpu::winograd_applies(p));
+  ::setenv("KINDLING_WINOGRAD", "0", 1);
+  CHECK_FALSE(cpu::winograd_applies(p));
+  ::unsetenv("KINDLING_WINOGRAD");
+  CHECK_FALSE(
+      cpu::winograd_applies(conv2d_params(zeros({1, 8, 8, 8}), zeros({16, 8, 3, 3}), {}, 1, 1, 1, 1)));
+  CHECK_FALSE(cpu::winograd_applies(conv2d_params(x, w, {}, 2, 1, 1, 1)));
+  CHECK_FALSE(cpu::winograd_applies(conv2d_params(zeros({1, 16, 4, 4}), w, {}, 1, 1, 1, 1)));  // 4x4 output
 }
 
 TEST_CASE("conv2d output sizes follow PyTorch's formula") {

@@ -1,7 +1,9 @@
 // CPU convolution as GEMMs (ops/cpu/conv_gemm: AVX-512 register tiles, or cblas_sgemm) over the
 // lowered image (ops/cpu/conv_lowering.h: the phased padded image, or im2col columns). The batch
 // is cut into chunks spread over the thread pool; each worker owns a slice of one workspace and
-// runs single-threaded GEMMs, so there is one level of threads. Per group g:
+// runs single-threaded GEMMs, so there is one level of threads. Stride-1 3×3 convolutions with
+// 16 channels or more in and out go to Winograd F(2×2, 3×3) (ops/cpu/conv_winograd.h), forward
+// and both gradients. Otherwise, per group g:
 //   forward      y[n]_g [Kg, PQ] = W_g [Kg, CRS] · B(x[n]_g)     (per image; per chunk for columns)
 //   data grad    stride 1: a forward convolution of dy with the flipped, transposed weights;
 //                otherwise dcol [CRS, PQ] = W_gᵀ · dy[n]_g, dx[n]_g = col2im(dcol)
@@ -11,6 +13,7 @@
 //                phased groups whose channels are not a multiple of 16, as dot products.
 #include "ops/cpu/conv_gemm.h"
 #include "ops/cpu/conv_lowering.h"
+#include "ops/cpu/conv_winograd.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/im2col.h"
 #include "ops/cpu/lane_sums.h"
@@ -121,6 +124,7 @@ void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy,
   t.C = p.K, t.H = p.P, t.W = p.Q, t.K = p.C, t.P = p.H, t.Q = p.W;
   t.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
   t.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
+  if (cpu::winograd_applies(t)) return cpu::winograd_conv(t, dx, dy, w, /*flipped=*/true, nullptr);
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
   const int64_t panel = PackedA::panel_rows();
   std::vector<PackedA> flipped;  // per group [Cg, Kg*R*S]: row c, column (k, r, s)
@@ -304,8 +308,10 @@ void weight_grad_channels_last(const Conv2dParams& p, const LoweringPlan& plan, 
 // y[n,k,p,q] = bias[k] + sum_{c,r,s} x[n, g*C/G + c, p*sh - ph + r*dh, q*sw - pw + s*dw] * w[k,c,r,s]
 void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor& x, const Tensor& w,
                             const Tensor& bias) {
-  forward(p, y.data<float>(), x.data<float>(), pack_weights(p, w.data<float>()),
-          bias.defined() ? bias.data<float>() : nullptr);
+  const float* b = bias.defined() ? bias.data<float>() : nullptr;
+  if (cpu::winograd_applies(p))
+    return cpu::winograd_conv(p, y.data<float>(), x.data<float>(), w.data<float>(), false, b);
+  forward(p, y.data<float>(), x.data<float>(), pack_weights(p, w.data<float>()), b);
 }
 
 // dy [N,K,P,Q], w [K,C/G,R,S] -> dx [N,C,H,W];  dx[n]_g = col2im(W_gᵀ · dy[n]_g)
@@ -345,6 +351,8 @@ void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, cons
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
   if (p.N == 0) {  // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
+  } else if (cpu::winograd_applies(p)) {
+    cpu::winograd_weight_grad(p, dwp, x.data<float>(), dy.data<float>());
   } else if (!plan.phased) {
     weight_grad_columns(p, plan, dwp, x.data<float>(), dy.data<float>());
   } else if (plan.Cg % 16 == 0) {

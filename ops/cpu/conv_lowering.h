@@ -50,24 +50,30 @@ inline bool output_is_dense(const Conv2dParams& p, const LoweringPlan& plan) {
   return !plan.phased || plan.Ws == p.Q;
 }
 
-// Runs fn(worker, first_image, images) for every chunk; each worker has its own thread and an
-// equal contiguous share of the batch (within one image), cut into near-equal chunks of at most
-// plan.images, and calls begin(worker) before its first chunk. Splitting images rather than
-// whole chunks between the workers keeps them balanced when the chunk count is odd (64 images
-// in chunks of 14: 32 + 32, not 28 + 36).
+// Runs fn(worker, first_image, images) for every chunk of a batch of N images; each of `workers`
+// threads takes an equal contiguous share of the batch (within one image), cut into near-equal
+// chunks of at most `images`, and calls begin(worker) before its first chunk. Splitting images
+// rather than whole chunks between the workers keeps them balanced when the chunk count is odd
+// (64 images in chunks of 14: 32 + 32, not 28 + 36).
 template <typename Begin, typename Fn>
-void for_each_chunk(const Conv2dParams& p, const LoweringPlan& plan, Begin&& begin, Fn&& fn) {
-  parallel_for(0, plan.workers, 1, [&](int64_t first_worker, int64_t end_worker) {
+void for_each_chunk(int64_t N, int64_t workers, int64_t images, Begin&& begin, Fn&& fn) {
+  parallel_for(0, workers, 1, [&](int64_t first_worker, int64_t end_worker) {
     for (int64_t worker = first_worker; worker < end_worker; ++worker) {
       begin(worker);
-      const int64_t first = p.N * worker / plan.workers, count = p.N * (worker + 1) / plan.workers - first;
-      const int64_t chunks = (count + plan.images - 1) / plan.images;
+      const int64_t first = N * worker / workers, count = N * (worker + 1) / workers - first;
+      const int64_t chunks = (count + images - 1) / images;
       for (int64_t chunk = 0; chunk < chunks; ++chunk) {
         const int64_t n0 = first + count * chunk / chunks;
         fn(worker, n0, first + count * (chunk + 1) / chunks - n0);
       }
     }
   });
+}
+
+// The same over a convolution's batch as its plan cuts it.
+template <typename Begin, typename Fn>
+void for_each_chunk(const Conv2dParams& p, const LoweringPlan& plan, Begin&& begin, Fn&& fn) {
+  for_each_chunk(p.N, plan.workers, plan.images, begin, fn);
 }
 
 // Uninitialised scratch from the caching allocator, carved into one slice per worker.

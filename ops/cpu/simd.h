@@ -33,6 +33,24 @@ inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline void store_first(float* p, Vec v, int64_t n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+// Lanes lo..hi-1 (clamped to 0..16).
+inline Mask lanes_between(int64_t lo, int64_t hi) {
+  return Mask(first_lanes(hi < 0 ? 0 : hi) & ~first_lanes(lo < 0 ? 0 : lo));
+}
+// The 32 floats of a then b split by parity: even = a0 a2 .. a14 b0 .. b14, odd = a1 a3 .. b15.
+inline void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+  const __m512i even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  even = _mm512_permutex2var_ps(a, even_index, b);
+  odd = _mm512_permutex2var_ps(a, _mm512_add_epi32(even_index, _mm512_set1_epi32(1)), b);
+}
+// The inverse: lo = a0 b0 a1 b1 .. a7 b7, hi = a8 b8 .. a15 b15.
+inline void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
+  const __m512i lo_index = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  lo = _mm512_permutex2var_ps(a, lo_index, b);
+  hi = _mm512_permutex2var_ps(a, _mm512_add_epi32(lo_index, _mm512_set1_epi32(8)), b);
+}
 inline float sum(Vec v) { return _mm512_reduce_add_ps(v); }
 
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -71,6 +89,27 @@ inline void store_first(float* p, Vec v, int64_t n) {
 }
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+inline Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
+inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+// Lanes lo..hi-1 (clamped to 0..8).
+inline Mask lanes_between(int64_t lo, int64_t hi) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int first = lo < 0 ? 0 : lo > 8 ? 8 : int(lo), end = hi < 0 ? 0 : hi > 8 ? 8 : int(hi);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(first), lane),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32(end), lane));
+}
+// The 16 floats of a then b split by parity: even = a0 a2 a4 a6 b0 b2 b4 b6, odd = a1 .. b7.
+inline void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+  // shuffle_ps works per 128-bit half: a0 a2 b0 b2 | a4 a6 b4 b6; the 64-bit swap puts them in order.
+  even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+  odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+// The inverse: lo = a0 b0 a1 b1 a2 b2 a3 b3, hi = a4 b4 .. a7 b7.
+inline void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
+  const Vec low_pairs = _mm256_unpacklo_ps(a, b), high_pairs = _mm256_unpackhi_ps(a, b);  // per 128 bits
+  lo = _mm256_permute2f128_ps(low_pairs, high_pairs, 0x20);
+  hi = _mm256_permute2f128_ps(low_pairs, high_pairs, 0x31);
+}
 inline float sum(Vec v) {
   const __m128 halves = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
