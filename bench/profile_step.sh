@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Where a CPU training step spends its time: perf samples (software clock, so it works in virtual
 # machines) of build/bench/resnet_step, each sample's function put into one category: the
-# convolutions' GEMM tiles, their lowering and packing, BatchNorm, elementwise maps, pooling, loss
-# and softmax, reductions, the optimizer, memory copies, allocation and page faults, the thread
-# pool and the kernel, the rest. Shares are of all samples of the process, every thread included.
+# convolutions' GEMM tiles, their lowering and packing, the Winograd tile transforms, BatchNorm,
+# elementwise maps, pooling, loss and softmax, reductions, the optimizer, memory copies, allocation
+# and page faults, the thread pool and the kernel, the rest. Shares are of all samples of the
+# process, every thread included.
 #   bench/profile_step.sh [model=resnet20] [batch=128] [steps=20]      needs linux-perf
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,7 @@ import re, sys
 # First match wins; patterns are searched in "<dso> <symbol>".
 categories = [
     ("conv GEMM tiles", r"nn_tile|nt_tile|tn_tile|_tile<|gemm|libopenblas"),
+    ("conv Winograd transforms", r"winograd"),
     ("conv lowering and packing", r"lower|im2col|col2im|for_each_chunk|LoweringPlan|transpose|pack|"
                                   r"PackedA|sum_partials|conv2d"),
     ("BatchNorm", r"batch_norm|batchnorm|add_grad_sums|normalise_channel|for_each_channel|forward_train|"

@@ -124,10 +124,12 @@ TEST_CASE("conv2d gradients match the reference kernels on every lowering") {
   }
 }
 
-TEST_CASE("Winograd F(2x2,3x3) matches the reference kernels, forward and both gradients") {
-  // Called directly, whatever winograd_applies says: even and odd output sizes (a last tile
-  // cropped), paddings 0..2 (the data gradient's padding is 2 - padding), channel counts that
-  // leave a ragged panel or vector, one-pixel outputs, batches split unevenly over chunks.
+TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) match the reference kernels, forward and both gradients") {
+  // Called directly, whatever winograd_tile says: output sizes that are and are not multiples of
+  // the tile (a last tile cropped), paddings 0..2 (the data gradient's padding is 2 - padding),
+  // channel counts that leave a ragged panel or vector, one-pixel outputs, batches split unevenly
+  // over chunks, rows wider than a vector of tiles. The tolerance is relative to the largest
+  // output: F(4x4,3x3)'s transforms multiply by up to 8 and round more (conv_winograd.h).
   const ConvCase cases[] = {
       {{2, 16, 8, 8}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
       {{3, 16, 7, 9}, {24, 16, 3, 3}, 1, 1, 1, 1, false},
@@ -137,29 +139,38 @@ TEST_CASE("Winograd F(2x2,3x3) matches the reference kernels, forward and both g
       {{3, 16, 1, 1}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
       {{9, 16, 16, 16}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
       {{2, 17, 9, 6}, {19, 17, 3, 3}, 1, Size2{0, 2}, 1, 1, true},
-      {{2, 3, 37, 35}, {5, 3, 3, 3}, 1, 1, 1, 1, true},  // rows wider than two vectors of tiles
+      {{2, 3, 37, 35}, {5, 3, 3, 3}, 1, 1, 1, 1, true},
+      {{2, 64, 11, 13}, {64, 64, 3, 3}, 1, 1, 1, 1, false},
+      {{1, 8, 70, 66}, {4, 8, 3, 3}, 1, 1, 1, 1, true},
+      // rows packed several to a vector, the last tile row cropped (7 rows), one tile per row
+      {{2, 16, 7, 8}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
+      {{3, 16, 5, 4}, {16, 16, 3, 3}, 1, 1, 1, 1, false},
   };
   Generator gen(23);
-  for (const ConvCase& cc : cases) {
-    Tensor x = randn(cc.x, {}, &gen), w = randn(cc.w, {}, &gen);
-    Tensor b = cc.bias ? randn({cc.w[0]}, {}, &gen) : Tensor();
-    const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
-    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " padding ", cc.padding.h, "x", cc.padding.w);
-    Tensor y = empty({p.N, p.K, p.P, p.Q});
-    cpu::winograd_conv(p, y.data<float>(), x.data<float>(), w.data<float>(), false,
-                       b.defined() ? b.data<float>() : nullptr);
-    CHECK(max_relative_diff(values_of(y), reference_conv2d(x, w, b, p)) < 1e-5);
-    // The data gradient: the convolution of dy with the flipped weights, padding 2 - padding.
-    Tensor dy = randn(y.shape(), {}, &gen), dx = empty(x.shape());
-    Conv2dParams t = p;
-    t.C = p.K, t.H = p.P, t.W = p.Q, t.K = p.C, t.P = p.H, t.Q = p.W, t.pad_h = 2 - p.pad_h,
-    t.pad_w = 2 - p.pad_w;
-    cpu::winograd_conv(t, dx.data<float>(), dy.data<float>(), w.data<float>(), true, nullptr);
-    const ConvGrads want = reference_conv2d_grads(x, w, dy, p);
-    CHECK(max_relative_diff(values_of(dx), want.dx) < 1e-5);
-    Tensor dw = empty(w.shape());
-    cpu::winograd_weight_grad(p, dw.data<float>(), x.data<float>(), dy.data<float>());
-    CHECK(max_relative_diff(values_of(dw), want.dw) < 1e-5);
+  for (const int64_t m : {2, 4}) {
+    const double tolerance = m == 2 ? 1e-6 : 1e-5;
+    for (const ConvCase& cc : cases) {
+      Tensor x = randn(cc.x, {}, &gen), w = randn(cc.w, {}, &gen);
+      Tensor b = cc.bias ? randn({cc.w[0]}, {}, &gen) : Tensor();
+      const Conv2dParams p = conv2d_params(x, w, b, cc.stride, cc.padding, cc.dilation, cc.groups);
+      INFO("F(", m, "x", m, ",3x3) x ", shape_str(cc.x), " w ", shape_str(cc.w), " padding ", cc.padding.h,
+           "x", cc.padding.w);
+      Tensor y = empty({p.N, p.K, p.P, p.Q});
+      cpu::winograd_conv(p, y.data<float>(), x.data<float>(), w.data<float>(), false,
+                         b.defined() ? b.data<float>() : nullptr, m);
+      CHECK(max_relative_diff(values_of(y), reference_conv2d(x, w, b, p)) < tolerance);
+      // The data gradient: the convolution of dy with the flipped weights, padding 2 - padding.
+      Tensor dy = randn(y.shape(), {}, &gen), dx = empty(x.shape());
+      Conv2dParams t = p;
+      t.C = p.K, t.H = p.P, t.W = p.Q, t.K = p.C, t.P = p.H, t.Q = p.W, t.pad_h = 2 - p.pad_h,
+      t.pad_w = 2 - p.pad_w;
+      cpu::winograd_conv(t, dx.data<float>(), dy.data<float>(), w.data<float>(), true, nullptr, m);
+      const ConvGrads want = reference_conv2d_grads(x, w, dy, p);
+      CHECK(max_relative_diff(values_of(dx), want.dx) < tolerance);
+      Tensor dw = empty(w.shape());
+      cpu::winograd_weight_grad(p, dw.data<float>(), x.data<float>(), dy.data<float>(), m);
+      CHECK(max_relative_diff(values_of(dw), want.dw) < tolerance);
+    }
   }
 }
 
@@ -198,13 +209,21 @@ TEST_CASE("conv2d takes Winograd for 3x3 stride-1 layers and its gradients match
   }
 }
 
-TEST_CASE("KINDLING_WINOGRAD=0 sends a Winograd shape to the direct kernels") {
+TEST_CASE("KINDLING_WINOGRAD picks the tile, and 0 sends a Winograd shape to the direct kernels") {
   ::unsetenv("KINDLING_WINOGRAD");
   Tensor x = zeros({1, 16, 8, 8}), w = zeros({16, 16, 3, 3});
   const Conv2dParams p = conv2d_params(x, w, {}, 1, 1, 1, 1);
-  CHECK(cpu::winograd_applies(p));
+  const Conv2dParams large = conv2d_params(zeros({1, 16, 16, 16}), w, {}, 1, 1, 1, 1);
+  CHECK(cpu::winograd_tile(p) == 2);
+  CHECK(cpu::winograd_tile(p, /*weight_gradient=*/true) == 4);
+  CHECK(cpu::winograd_tile(large) == 4);
+  ::setenv("KINDLING_WINOGRAD", "2", 1);
+  CHECK(cpu::winograd_tile(large) == 2);
+  ::setenv("KINDLING_WINOGRAD", "4", 1);
+  CHECK(cpu::winograd_tile(p) == 4);
   ::setenv("KINDLING_WINOGRAD", "0", 1);
   CHECK_FALSE(cpu::winograd_applies(p));
+  CHECK_FALSE(cpu::winograd_enabled());
   ::unsetenv("KINDLING_WINOGRAD");
   CHECK_FALSE(
       cpu::winograd_applies(conv2d_params(zeros({1, 8, 8, 8}), zeros({16, 8, 3, 3}), {}, 1, 1, 1, 1)));

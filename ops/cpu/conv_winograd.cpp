@@ -1,9 +1,9 @@
-// Winograd F(2×2, 3×3) convolution and weight gradient (see conv_winograd.h) over the tile
+// Winograd F(m×m, 3×3) convolution and weight gradient (see conv_winograd.h) over the tile
 // transforms of winograd_transforms.h. Per chunk of images, one worker:
-//   convolution      V [16][C][T] from the input tiles, M[ξ] = U[ξ] · V[ξ] (16 gemm_nn of depth
+//   convolution      V [α²][C][T] from the input tiles, M[ξ] = U[ξ] · V[ξ] (α² gemm_nn of depth
 //                    C), the output tiles from M;
-//   weight gradient  V from the input tiles, D [16][K][T] from the output gradient's tiles,
-//                    dU[ξ] += D[ξ] · V[ξ]ᵀ (16 gemm_nt of depth T) into the worker's partial sum;
+//   weight gradient  V from the input tiles, D [α²][K][T] from the output gradient's tiles,
+//                    dU[ξ] += D[ξ] · V[ξ]ᵀ (α² gemm_nt of depth T) into the worker's partial sum;
 //                    the partials are added in worker order, so the result does not depend on
 //                    thread timing, and transformed back to dw once.
 #include "ops/cpu/conv_winograd.h"
@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace kindling::cpu {
@@ -26,6 +27,7 @@ using namespace winograd;
 
 constexpr int64_t kMinChannels = 16;          // below, the GEMMs' depth C is too shallow to pay
 constexpr int64_t kMinOutputPixels = 64;      // 8×8: smaller planes have too few tiles per image
+constexpr int64_t kLargeTilePlane = 16;       // the convolution's F(4×4, 3×3) from 16×16 output planes
 constexpr int64_t kMinChunkTiles = 128;       // GEMM columns per chunk at least: U[ξ] is reused over them
 constexpr int64_t kChunkTiles = 512;          // GEMM columns per chunk at most, as the direct kernels' pixels
 constexpr int64_t kMaxChunkFloats = 1 << 18;  // the transformed operands of one chunk: 1 MB, half an L2
@@ -35,12 +37,12 @@ struct Chunks {
   int64_t images, workers;
 };
 
-// Images per chunk: the 16 planes of C + K rows within kMaxChunkFloats and at most kChunkTiles
+// Images per chunk: the α² planes of C + K rows within kMaxChunkFloats and at most kChunkTiles
 // tiles, but at least kMinChunkTiles (each U[ξ] must serve enough columns) and no more than a
 // worker's share.
 Chunks chunks(const Conv2dParams& p, const Geometry& geo) {
   const int64_t threads = num_threads();
-  const int64_t floats_per_image = kPositions * (p.C + p.K) * geo.per_image;
+  const int64_t floats_per_image = geo.positions * (p.C + p.K) * geo.per_image;
   const int64_t fit = std::min(kChunkTiles / geo.per_image, kMaxChunkFloats / floats_per_image);
   const int64_t least = (kMinChunkTiles + geo.per_image - 1) / geo.per_image;
   return {std::clamp<int64_t>(std::max(fit, least), 1, (p.N + threads - 1) / threads),
@@ -50,26 +52,32 @@ Chunks chunks(const Conv2dParams& p, const Geometry& geo) {
 }  // namespace
 
 bool winograd_enabled() {
-  const char* env = std::getenv("KINDLING_WINOGRAD");  // per call: tests compare both paths
+  const char* env = std::getenv("KINDLING_WINOGRAD");
   return !(env && std::strcmp(env, "0") == 0);
 }
 
-bool winograd_applies(const Conv2dParams& p) {
-  return winograd_enabled() && p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
-         p.dil_w == 1 && p.groups == 1 && p.C >= kMinChannels && p.K >= kMinChannels &&
-         p.P * p.Q >= kMinOutputPixels;
+int64_t winograd_tile(const Conv2dParams& p, bool weight_gradient) {
+  const char* env = std::getenv("KINDLING_WINOGRAD");  // per call: tests compare the paths
+  const std::string choice = env ? env : "";
+  if (choice == "0") return 0;
+  const bool fits = p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+                    p.dil_w == 1 && p.groups == 1 && p.C >= kMinChannels && p.K >= kMinChannels &&
+                    p.P * p.Q >= kMinOutputPixels;
+  if (!fits) return 0;
+  if (choice == "2" || choice == "4") return choice == "2" ? 2 : 4;
+  return weight_gradient || (p.P >= kLargeTilePlane && p.Q >= kLargeTilePlane) ? 4 : 2;
 }
 
 void winograd_conv(const Conv2dParams& p, float* y, const float* x, const float* w, bool flipped,
-                   const float* bias) {
+                   const float* bias, int64_t m) {
   if (p.N == 0) return;
-  const Geometry geo = geometry(p);
-  const std::vector<PackedA> U = transform_weights(p, w, flipped);
+  const Geometry geo = geometry(p, m != 0 ? m : winograd_tile(p));
+  const std::vector<PackedA> U = transform_weights(p, geo, w, flipped);
   const auto [images, workers] = chunks(p, geo);
   const int64_t max_ld = images * geo.per_image;
   // Per worker: V, M, the input transform's scratch, the output transform's.
-  const int64_t v_floats = kPositions * plane_floats(p.C, max_ld);
-  const int64_t m_floats = kPositions * plane_floats(p.K, max_ld);
+  const int64_t v_floats = geo.positions * plane_floats(p.C, max_ld);
+  const int64_t m_floats = geo.positions * plane_floats(p.K, max_ld);
   const int64_t scratch_floats = input_scratch_floats(geo);
   const Workspace ws(workers, v_floats + m_floats + scratch_floats + output_scratch_floats(p, geo));
   auto scratch = [&](int64_t worker) { return ws.slice(worker) + v_floats + m_floats; };
@@ -86,7 +94,7 @@ void winograd_conv(const Conv2dParams& p, float* y, const float* x, const float*
           transform_input(p, geo, x + (n0 + b) * p.C * p.H * p.W, V + b * geo.per_image, ld, v_plane,
                           in_scratch);
         const std::vector<int64_t> v_rows = strided_rows(p.C, ld);
-        for (int64_t xi = 0; xi < kPositions; ++xi)
+        for (int64_t xi = 0; xi < geo.positions; ++xi)
           gemm_nn(U[size_t(xi)], ld, V + xi * v_plane, v_rows.data(), M + xi * m_plane, ld, false);
         for (int64_t b = 0; b < chunk_images; ++b)
           transform_output(p, geo, M + b * geo.per_image, ld, m_plane, y + (n0 + b) * p.K * p.P * p.Q, bias,
@@ -94,19 +102,19 @@ void winograd_conv(const Conv2dParams& p, float* y, const float* x, const float*
       });
 }
 
-void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, const float* dy) {
+void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, const float* dy, int64_t m) {
   if (p.N == 0) {
     std::fill_n(dw, p.K * p.C * 9, 0.0f);
     return;
   }
-  const Geometry geo = geometry(p);
+  const Geometry geo = geometry(p, m != 0 ? m : winograd_tile(p, /*weight_gradient=*/true));
   const auto [images, workers] = chunks(p, geo);
   const int64_t max_ld = images * geo.per_image;
-  // Per worker: V, D, the partial dU [16][K][C], the input transform's scratch, the output
+  // Per worker: V, D, the partial dU [α²][K][C], the input transform's scratch, the output
   // gradient's.
-  const int64_t v_floats = kPositions * plane_floats(p.C, max_ld);
-  const int64_t d_floats = kPositions * plane_floats(p.K, max_ld);
-  const int64_t du_floats = kPositions * p.K * p.C;
+  const int64_t v_floats = geo.positions * plane_floats(p.C, max_ld);
+  const int64_t d_floats = geo.positions * plane_floats(p.K, max_ld);
+  const int64_t du_floats = geo.positions * p.K * p.C;
   const int64_t in_floats = input_scratch_floats(geo), dy_floats = dy_scratch_floats(geo);
   const Workspace ws(workers, v_floats + d_floats + du_floats + in_floats + dy_floats);
   auto partial = [&](int64_t worker) { return ws.slice(worker) + v_floats + d_floats; };
@@ -128,7 +136,7 @@ void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, cons
                        dy_scratch);
         }
         const std::vector<int64_t> v_rows = strided_rows(p.C, ld);
-        for (int64_t xi = 0; xi < kPositions; ++xi)
+        for (int64_t xi = 0; xi < geo.positions; ++xi)
           gemm_nt(p.K, p.C, ld, D + xi * d_plane, ld, V + xi * v_plane, v_rows.data(),
                   partial(worker) + xi * p.K * p.C, p.C, started[size_t(worker)] != 0);
         started[size_t(worker)] = 1;
@@ -140,7 +148,7 @@ void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, cons
       for (int64_t i = first; i < end; ++i) total[i] += add[i];
     }
   });
-  weight_grad_from_transformed(p, total, dw);
+  weight_grad_from_transformed(p, geo, total, dw);
 }
 
 }  // namespace kindling::cpu

@@ -31,10 +31,17 @@ inline Vec load(const float* p, Mask lanes) { return _mm512_maskz_loadu_ps(lanes
 inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 // The first min(n, 16) lanes of v to p.
 inline void store_first(float* p, Vec v, int64_t n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
+// Lanes first..end-1 of v to p[first..end-1] (0 <= first < end <= 16).
+inline void store_lanes(float* p, Vec v, int64_t first, int64_t end) {
+  _mm512_mask_storeu_ps(p, Mask(first_lanes(end) & ~first_lanes(first)), v);
+}
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
 inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+inline Vec and_bits(Vec a, Vec b) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+}
 // Lanes lo..hi-1 (clamped to 0..16).
 inline Mask lanes_between(int64_t lo, int64_t hi) {
   return Mask(first_lanes(hi < 0 ? 0 : hi) & ~first_lanes(lo < 0 ? 0 : lo));
@@ -87,10 +94,18 @@ inline void store_first(float* p, Vec v, int64_t n) {
   }
   if (n >= 1) _mm_store_ss(p, part);
 }
+// Lanes first..end-1 of v to p[first..end-1] (0 <= first < end <= 8): shifted down, then stored
+// as store_first does, for the reason given there.
+inline void store_lanes(float* p, Vec v, int64_t first, int64_t end) {
+  const __m256i down =
+      _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(first)));
+  store_first(p + first, _mm256_permutevar8x32_ps(v, down), end - first);
+}
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 inline Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
 inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+inline Vec and_bits(Vec a, Vec b) { return _mm256_and_ps(a, b); }
 // Lanes lo..hi-1 (clamped to 0..8).
 inline Mask lanes_between(int64_t lo, int64_t hi) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

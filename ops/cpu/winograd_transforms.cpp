@@ -1,79 +1,36 @@
-// The tile transforms of Winograd's F(2×2, 3×3) (see winograd_transforms.h), with
-//   Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1],
-//   Aᵀ = [1 1 1 0; 0 1 -1 -1].
-// The tiles' transforms (input, output, output gradient) hold one tile per vector lane and run
-// over an image's tiles as flat loops where the tile geometry allows it, so an 8×8 plane's 16
-// tiles fill an AVX-512 vector instead of four of its lanes; the weights' hold one input channel
-// per lane.
+// The tile transforms of Winograd's F(m×m, 3×3) (see winograd_transforms.h), written once over
+// the matrices of winograd_matrices.h for m = 2 and 4. The tiles' transforms (input, output,
+// output gradient) run over an image's tiles as flat loops where the tile geometry allows it:
+// rows are split by phase (row mod m), so the α rows of every tile t = ty*TW + tx are arrays read
+// at t or t + TW, and an 8×8 plane's tiles fill a vector instead of a few of its lanes. Columns
+// are split by phase in registers (split_phases) as a row is read, and merged back (merge_phases)
+// as an output row is written. The weights' transforms hold one input channel per lane.
 #include "ops/cpu/winograd_transforms.h"
 
 #include "ops/cpu/conv_lowering.h"
-#include "ops/cpu/simd.h"
 #include "ops/cpu/transpose.h"
+#include "ops/cpu/winograd_matrices.h"
 
 #include "core/parallel.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace kindling::cpu::winograd {
 namespace {
 
-// A row of tiles is processed kStep tiles at a time: one vector register each (simd.h), or one
-// float on a machine with neither AVX-512 nor AVX2.
-#ifdef KINDLING_SIMD
-using simd::Vec;
-constexpr int64_t kStep = simd::kLanes;
-inline Vec broadcast(float x) { return simd::broadcast(x); }
-inline Vec load(const float* p) { return simd::load(p); }
-inline void store(float* p, Vec v, int64_t n) { simd::store_first(p, v, n); }
-inline Vec add(Vec a, Vec b) { return simd::add(a, b); }
-inline Vec sub(Vec a, Vec b) { return simd::sub(a, b); }
-inline Vec mul(Vec a, Vec b) { return simd::mul(a, b); }
-// xp[v .. v+kStep) of a row zero-padded by pad on the left, row [W] holding the pixels.
-inline Vec load_padded(const float* row, int64_t v, int64_t pad, int64_t W) {
-  const int64_t first = pad - v, end = W + pad - v;  // lanes holding pixels
-  if (first <= 0 && end >= kStep) return simd::load(row + v - pad);
-  return simd::load(row + v - pad, simd::lanes_between(first, end));
-}
-inline void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) { simd::deinterleave(a, b, even, odd); }
-inline void interleave(Vec a, Vec b, Vec& lo, Vec& hi) { simd::interleave(a, b, lo, hi); }
-#else
-using Vec = float;
-constexpr int64_t kStep = 1;
-inline Vec broadcast(float x) { return x; }
-inline Vec load(const float* p) { return *p; }
-inline void store(float* p, Vec v, int64_t) { *p = v; }
-inline Vec add(Vec a, Vec b) { return a + b; }
-inline Vec sub(Vec a, Vec b) { return a - b; }
-inline Vec mul(Vec a, Vec b) { return a * b; }
-inline Vec load_padded(const float* row, int64_t v, int64_t pad, int64_t W) {
-  return v >= pad && v < W + pad ? row[v - pad] : 0.0f;
-}
-inline void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) { even = a, odd = b; }
-inline void interleave(Vec a, Vec b, Vec& lo, Vec& hi) { lo = a, hi = b; }
-#endif
+int64_t whole_vectors(int64_t n) { return (n + kStep - 1) / kStep * kStep; }
 
-}  // namespace
-
-Geometry geometry(const Conv2dParams& p) {
-  Geometry g;
-  g.tiles_h = (p.P + 1) / 2, g.tiles_w = (p.Q + 1) / 2;
-  g.per_image = g.tiles_h * g.tiles_w;
-  g.rows = 2 * g.tiles_h + 2;
-  return g;
-}
-
-int64_t plane_floats(int64_t rows, int64_t ld) { return (rows * ld + 1023) / 1024 * 1024 + 16; }
-
-// Per output channel k the C filters are transposed to taps [9][C], so that the transform runs along
-// c with whole vectors and writes each u[ξ][k] row in order.
-std::vector<PackedA> transform_weights(const Conv2dParams& p, const float* w, bool flipped) {
-  const int64_t K = p.K, C = p.C, row = (C + kStep - 1) / kStep * kStep;
-  const Workspace u_buffer(1, kPositions * K * C);
+// Per output channel k the C filters are transposed to taps [9][C], so that G g Gᵀ runs along c
+// with whole vectors and writes each u[ξ][k] row in order.
+template <typename T>
+std::vector<PackedA> weights(const Conv2dParams& p, const float* w, bool flipped) {
+  constexpr int a = T::alpha;
+  const int64_t K = p.K, C = p.C, row = whole_vectors(C);
+  const Workspace u_buffer(1, a * a * K * C);
   float* u = u_buffer.slice(0);
   parallel_for(0, K, std::max<int64_t>(1, 2048 / C), [&](int64_t k0, int64_t k1) {
     std::vector<float> taps(size_t(9 * row));  // taps[rs*row + c] = w'[k, c, r, s]
-    const Vec half = broadcast(0.5f);
     for (int64_t k = k0; k < k1; ++k) {
       if (flipped) {  // w'[k, c, r, s] = w[c, k, 2-r, 2-s]: tap rs is w's tap 8-rs
         transpose(w + k * 9, C, 9, K * 9, taps.data(), row);
@@ -85,195 +42,328 @@ std::vector<PackedA> transform_weights(const Conv2dParams& p, const float* w, bo
       }
       for (int64_t c = 0; c < C; c += kStep) {
         const int64_t n = std::min(kStep, C - c);
-        Vec gg[4][3];  // G g
+        Vec gg[a][3];  // G g, column by column
         for (int s = 0; s < 3; ++s) {
-          const Vec g0 = load(taps.data() + s * row + c), g1 = load(taps.data() + (3 + s) * row + c);
-          const Vec g2 = load(taps.data() + (6 + s) * row + c);
-          gg[0][s] = g0, gg[1][s] = mul(half, add(add(g0, g1), g2)),
-          gg[2][s] = mul(half, add(sub(g0, g1), g2));
-          gg[3][s] = g2;
+          const Vec column[3] = {load(taps.data() + s * row + c), load(taps.data() + (3 + s) * row + c),
+                                 load(taps.data() + (6 + s) * row + c)};
+          Vec out[a];
+          apply<T::G>(column, out);
+          for (int i = 0; i < a; ++i) gg[i][s] = out[i];
         }
-        for (int i = 0; i < 4; ++i) {  // (G g) Gᵀ, row i
-          const Vec* r = gg[i];
-          const Vec out[4] = {r[0], mul(half, add(add(r[0], r[1]), r[2])),
-                              mul(half, add(sub(r[0], r[1]), r[2])), r[2]};
-          for (int j = 0; j < 4; ++j) store(u + ((i * 4 + j) * K + k) * C + c, out[j], n);
+        for (int i = 0; i < a; ++i) {  // (G g) Gᵀ, row i
+          Vec out[a];
+          apply<T::G>(gg[i], out);
+          for (int j = 0; j < a; ++j) store(u + ((i * a + j) * K + k) * C + c, out[j], n);
         }
       }
     }
   });
   std::vector<PackedA> packed;
-  packed.reserve(kPositions);
-  for (int64_t xi = 0; xi < kPositions; ++xi) packed.emplace_back(u + xi * K * C, K, C, C, 1);
+  packed.reserve(a * a);
+  for (int64_t xi = 0; xi < a * a; ++xi) packed.emplace_back(u + xi * K * C, K, C, C, 1);
   return packed;
 }
 
-namespace {
-
-// transform_input's scratch h: the horizontal transforms d B of one channel's padded rows,
-// h[j][u % 2][u / 2][tx] for column j of tile tx in padded row u, each (j, parity) array of
-// (TH + 1) * TW floats plus a vector of slack. Split by row parity, the four rows 2ty..2ty+3 of
-// the tiles t = ty*TW + tx are the arrays (even, odd, even, odd) at t, t, t + TW, t + TW: linear
-// in t, so Bᵀ (d B) runs over all of an image's tiles as one flat loop, whatever its width.
-// Zeroed once per call: the rows of padding are the same for every channel and are never written.
+// transform_input's scratch: h[j][u % m][u / m][tx], column j of the horizontal transform d B of
+// tile tx in padded row u, each (j, phase) array (TH + 1) * TW floats plus a vector of slack.
+// Rows of padding are never written and stay zero: they are the same for every channel.
 int64_t h_array_floats(const Geometry& geo) { return (geo.tiles_h + 1) * geo.tiles_w + kStep; }
 
-}  // namespace
-
-int64_t input_scratch_floats(const Geometry& geo) { return 8 * h_array_floats(geo); }
-
-// Tile tx reads padded columns 2tx..2tx+3; split by parity they are
-// even[tx], odd[tx], even[tx+1], odd[tx+1], so a vector of tiles takes two pairs of loads and
-// their deinterleaving. Each padded row's d B is computed once (a row serves two rows of tiles).
-void transform_input(const Conv2dParams& p, const Geometry& geo, const float* x, float* V, int64_t ld,
-                     int64_t plane, float* h) {  // h: the scratch
-  const int64_t TW = geo.tiles_w, T = geo.per_image, A = h_array_floats(geo), pw = p.pad_w;
+// d B for the padded rows of one channel, row by row: kStep tiles of a row per vector.
+template <typename T>
+void horizontal_by_row(const Conv2dParams& p, const Geometry& geo, const float* plane, float* h) {
+  constexpr int m = T::m, a = T::alpha;
+  const int64_t TW = geo.tiles_w, H = h_array_floats(geo), pw = p.pad_w;
   const int64_t first_row = std::max<int64_t>(0, p.pad_h), end_row = std::min(geo.rows, p.H + p.pad_h);
-  for (int64_t c = 0; c < p.C; ++c) {
-    for (int64_t u = first_row; u < end_row; ++u) {  // padded row u: image row u - pad_h
-      const float* row = x + (c * p.H + u - p.pad_h) * p.W;
-      float* hu = h + (u % 2) * A + (u / 2) * TW;  // array (j, parity) at h + (2j + parity) * A
-      for (int64_t tx = 0; tx < TW; tx += kStep) {
-        const int64_t v = 2 * tx, n = std::min(kStep, TW - tx);
-        Vec d0, d1, d2, d3;  // columns 2tx, 2tx+1, 2tx+2, 2tx+3 of kStep tiles
-        deinterleave(load_padded(row, v, pw, p.W), load_padded(row, v + kStep, pw, p.W), d0, d1);
-        deinterleave(load_padded(row, v + 2, pw, p.W), load_padded(row, v + 2 + kStep, pw, p.W), d2, d3);
-        store(hu + tx, sub(d0, d2), n), store(hu + 2 * A + tx, add(d1, d2), n);
-        store(hu + 4 * A + tx, sub(d2, d1), n), store(hu + 6 * A + tx, sub(d1, d3), n);
+  for (int64_t u = first_row; u < end_row; ++u) {  // padded row u: image row u - pad_h
+    const float* row = plane + (u - p.pad_h) * p.W;
+    float* hu = h + (u % m) * H + (u / m) * TW;  // array (j, phase) at h + (j*m + phase) * H
+    for (int64_t tx = 0; tx < TW; tx += kStep) {
+      const int64_t n = std::min(kStep, TW - tx), v = m * tx;
+      Vec raw[m], d[m + 2], next[m];  // d[j]: padded column m*tx + j of kStep tiles
+      for (int q = 0; q < m; ++q) raw[q] = load_padded(row, v + q * kStep, pw, p.W);
+      split_phases<m>(raw, d);
+      for (int q = 0; q < m; ++q) raw[q] = load_padded(row, v + m + q * kStep, pw, p.W);
+      split_phases<m>(raw, next);
+      d[m] = next[0], d[m + 1] = next[1];
+      Vec out[a];
+      apply<T::BT>(d, out);
+      for (int j = 0; j < a; ++j) store(hu + j * m * H + tx, out[j], n);
+    }
+  }
+}
+
+// Rows narrower than a vector (TW < kStep, TW dividing kStep) are packed kStep / TW to a vector.
+// Where W = m*TW the padded rows lie end to end in x, so lane l's tile (row u0 + l/TW, column
+// l%TW) starts at column m*l of row u0: the same loads as one row, with the columns that are
+// padding (the neighbouring row's pixels) masked to zero, and one store per row.
+template <typename T>
+void horizontal_packed(const Conv2dParams& p, const Geometry& geo, const float* plane, float* h,
+                       const Vec* column_masks) {
+  constexpr int m = T::m, a = T::alpha;
+  const int64_t TW = geo.tiles_w, H = h_array_floats(geo), pw = p.pad_w, HW = p.H * p.W;
+  const int64_t rows = kStep / TW;
+  const int64_t first_row = std::max<int64_t>(0, p.pad_h), end_row = std::min(geo.rows, p.H + p.pad_h);
+  for (int64_t u0 = first_row; u0 < end_row; u0 += rows) {
+    const int64_t v = (u0 - p.pad_h) * p.W - pw;  // padded column 0 of row u0 in the plane
+    Vec raw[m], d[m + 2], next[m];
+    for (int q = 0; q < m; ++q) raw[q] = load_padded(plane, v + q * kStep, 0, HW);
+    split_phases<m>(raw, d);
+    for (int q = 0; q < m; ++q) raw[q] = load_padded(plane, v + m + q * kStep, 0, HW);
+    split_phases<m>(raw, next);
+    d[m] = next[0], d[m + 1] = next[1];
+    for (int j = 0; j < a; ++j) d[j] = keep(d[j], column_masks[j]);
+    Vec out[a];
+    apply<T::BT>(d, out);
+    for (int64_t r = 0; r < rows && u0 + r < end_row; ++r) {
+      const int64_t u = u0 + r;
+      float* hu = h + (u % m) * H + (u / m) * TW - r * TW;  // lane r*TW + tx lands on tile tx
+      for (int j = 0; j < a; ++j) store_lanes(hu + j * m * H, out[j], r * TW, (r + 1) * TW);
+    }
+  }
+}
+
+template <typename T>
+void input(const Conv2dParams& p, const Geometry& geo, const float* x, float* V, int64_t ld, int64_t plane,
+           float* h) {
+  constexpr int m = T::m, a = T::alpha;
+  const int64_t TW = geo.tiles_w, tiles = geo.per_image, H = h_array_floats(geo);
+  const bool packed = p.W == m * TW && TW < kStep && kStep % TW == 0;
+  Vec column_masks[a];  // packed rows: lane l keeps column j of its tile unless it is padding
+  if (packed)
+    for (int j = 0; j < a; ++j) {
+      float bits[kStep];
+      for (int64_t l = 0; l < kStep; ++l) {
+        const int64_t column = m * (l % TW) + j - p.pad_w;
+        bits[l] = std::bit_cast<float>(column >= 0 && column < p.W ? ~0u : 0u);
       }
+      column_masks[j] = load(bits);
+    }
+  for (int64_t c = 0; c < p.C; ++c) {
+    if (packed) {
+      horizontal_packed<T>(p, geo, x + c * p.H * p.W, h, column_masks);
+    } else {
+      horizontal_by_row<T>(p, geo, x + c * p.H * p.W, h);
     }
     float* out = V + c * ld;
-    for (int64_t t = 0; t < T; t += kStep) {  // Bᵀ (d B) over padded rows 2ty..2ty+3
-      const int64_t n = std::min(kStep, T - t);
-      for (int j = 0; j < 4; ++j) {
-        const float* even = h + 2 * j * A + t;
-        const float* odd = even + A;
-        const Vec h0 = load(even), h1 = load(odd), h2 = load(even + TW), h3 = load(odd + TW);
-        store(out + (0 * 4 + j) * plane + t, sub(h0, h2), n);
-        store(out + (1 * 4 + j) * plane + t, add(h1, h2), n);
-        store(out + (2 * 4 + j) * plane + t, sub(h2, h1), n);
-        store(out + (3 * 4 + j) * plane + t, sub(h1, h3), n);
+    for (int64_t t = 0; t < tiles; t += kStep) {  // Bᵀ (d B): tile row ty's rows m*ty + i
+      const int64_t n = std::min(kStep, tiles - t);
+      for (int j = 0; j < a; ++j) {
+        Vec column[a], v[a];
+        for (int i = 0; i < a; ++i) column[i] = load(h + (j * m + i % m) * H + (i / m) * TW + t);
+        apply<T::BT>(column, v);
+        for (int i = 0; i < a; ++i) store(out + (i * a + j) * plane + t, v[i], n);
       }
     }
   }
 }
 
-// transform_output's scratch: o[k][a][b][t], output (2ty+a, 2tx+b) of tile t of channel k, each
-// array per_image floats plus a vector of slack.
-namespace {
+// transform_output's scratch: o[k][a][b][t], output (m*ty+a, m*tx+b) of tile t, each array
+// per_image floats plus a vector of slack.
 int64_t o_array_floats(const Geometry& geo) { return geo.per_image + kStep; }
-}  // namespace
 
-int64_t output_scratch_floats(const Conv2dParams& p, const Geometry& geo) {
-  return p.K * 4 * o_array_floats(geo);
+// The output rows of kStep / TW consecutive tile rows with the same row phase a, one vector of
+// o per column phase (o's tile rows lie end to end): merged, they are those output rows, each Q
+// = m*TW floats, side by side; each row's lanes are stored where it lies in y (m rows apart).
+template <int m>
+void merge_packed(const Conv2dParams& p, const Geometry& geo, const float* o, float* y) {
+  const int64_t TW = geo.tiles_w, O = o_array_floats(geo), rows = kStep / TW, Q = p.Q;
+  for (int64_t k = 0; k < p.K; ++k)
+    for (int64_t a = 0; a < m; ++a)
+      for (int64_t ty0 = 0; ty0 < geo.tiles_h; ty0 += rows) {
+        const float* phases = o + (k * m + a) * m * O + ty0 * TW;  // phase b at + b*O
+        Vec phase[m], merged[m];
+        for (int b = 0; b < m; ++b) phase[b] = load(phases + b * O);
+        merge_phases<m>(phase, merged);
+        for (int q = 0; q < m; ++q) {  // lanes e0.. of the rows laid end to end
+          const int64_t e0 = q * kStep;
+          for (int64_t r = e0 / Q; r < rows && r * Q < e0 + kStep; ++r) {
+            const int64_t oh = m * (ty0 + r) + a;
+            if (oh >= p.P) break;
+            const int64_t first = std::max(e0, r * Q) - e0, end = std::min(e0 + kStep, (r + 1) * Q) - e0;
+            store_lanes(y + (k * p.P + oh) * Q + e0 - r * Q, merged[q], first, end);
+          }
+        }
+      }
 }
 
-// A flat loop over the tiles into o, then each output row
-// interleaves its even and odd columns.
-void transform_output(const Conv2dParams& p, const Geometry& geo, const float* M, int64_t ld, int64_t plane,
-                      float* y, const float* bias, float* o) {  // o: the scratch
-  const int64_t TW = geo.tiles_w, T = geo.per_image, O = o_array_floats(geo);
-  for (int64_t k = 0; k < p.K; ++k) {
+template <typename T>
+void output(const Conv2dParams& p, const Geometry& geo, const float* M, int64_t ld, int64_t plane, float* y,
+            const float* bias, float* o) {
+  constexpr int m = T::m, a = T::alpha;
+  const int64_t TW = geo.tiles_w, tiles = geo.per_image, O = o_array_floats(geo);
+  for (int64_t k = 0; k < p.K; ++k) {  // a flat loop over the tiles
     const Vec b = broadcast(bias ? bias[k] : 0.0f);
-    const float* m = M + k * ld;
-    float* ok = o + k * 4 * O;
-    for (int64_t t = 0; t < T; t += kStep) {
-      const int64_t n = std::min(kStep, T - t);
-      Vec s[2][4];  // Aᵀ M
-      for (int j = 0; j < 4; ++j) {
-        const Vec m0 = load(m + (0 * 4 + j) * plane + t), m1 = load(m + (1 * 4 + j) * plane + t);
-        const Vec m2 = load(m + (2 * 4 + j) * plane + t), m3 = load(m + (3 * 4 + j) * plane + t);
-        s[0][j] = add(add(m0, m1), m2), s[1][j] = sub(sub(m1, m2), m3);
+    const float* mk = M + k * ld;
+    float* ok = o + k * m * m * O;
+    for (int64_t t = 0; t < tiles; t += kStep) {
+      const int64_t n = std::min(kStep, tiles - t);
+      Vec s[m][a];  // Aᵀ M, column by column
+      for (int j = 0; j < a; ++j) {
+        Vec column[a], out[m];
+        for (int i = 0; i < a; ++i) column[i] = load(mk + (i * a + j) * plane + t);
+        apply<T::AT>(column, out);
+        for (int r = 0; r < m; ++r) s[r][j] = out[r];
       }
-      for (int a = 0; a < 2; ++a) {  // (Aᵀ M) A
-        store(ok + 2 * a * O + t, add(add(add(s[a][0], s[a][1]), s[a][2]), b), n);
-        store(ok + (2 * a + 1) * O + t, add(sub(sub(s[a][1], s[a][2]), s[a][3]), b), n);
+      for (int r = 0; r < m; ++r) {  // (Aᵀ M) A, row r
+        Vec out[m];
+        apply<T::AT>(s[r], out);
+        for (int q = 0; q < m; ++q) store(ok + (r * m + q) * O + t, add(out[q], b), n);
       }
     }
   }
-  for (int64_t k = 0; k < p.K; ++k)
+  if (p.Q == m * TW && TW < kStep && kStep % TW == 0) return merge_packed<m>(p, geo, o, y);
+  for (int64_t k = 0; k < p.K; ++k)  // each output row merges its m column phases
     for (int64_t oh = 0; oh < p.P; ++oh) {
-      const float* left = o + (k * 4 + 2 * (oh % 2)) * O + (oh / 2) * TW;  // columns 2tx
-      const float* right = left + O;                                       // columns 2tx+1
+      const float* phases = o + (k * m + oh % m) * m * O + (oh / m) * TW;  // phase q at + q*O
       float* dst = y + (k * p.P + oh) * p.Q;
       for (int64_t tx = 0; tx < TW; tx += kStep) {
-        const int64_t columns = p.Q - 2 * tx;
-        Vec lo, hi;
-        interleave(load(left + tx), load(right + tx), lo, hi);
-        store(dst + 2 * tx, lo, std::min(kStep, columns));
-        if (columns > kStep) store(dst + 2 * tx + kStep, hi, std::min(kStep, columns - kStep));
+        Vec phase[m], merged[m];
+        for (int q = 0; q < m; ++q) phase[q] = load(phases + q * O + tx);
+        merge_phases<m>(phase, merged);
+        for (int q = 0; q < m && m * tx + q * kStep < p.Q; ++q) {
+          const int64_t column = m * tx + q * kStep;
+          store(dst + column, merged[q], std::min(kStep, p.Q - column));
+        }
       }
     }
 }
 
-// transform_dy's scratch: q[a][b][t] = dy[2ty+a][2tx+b] of one channel, each array per_image
-// floats plus a vector of slack; the entries past P or Q stay zero.
-int64_t dy_scratch_floats(const Geometry& geo) { return 4 * (geo.per_image + kStep); }
+// transform_dy's scratch: q[a][b][t] = dy[m*ty+a][m*tx+b] of one channel, each array per_image
+// floats plus a vector of slack; entries past P stay zero, those past Q are loaded as zeros.
+// The rows of dy's channel [P, Q] split by column phase into q, kStep / TW rows (Q = m*TW floats
+// each, end to end) per vector, each row's lanes stored in its phase's arrays.
+template <int m>
+void split_packed(const Conv2dParams& p, const Geometry& geo, const float* channel, float* q) {
+  const int64_t TW = geo.tiles_w, O = o_array_floats(geo), rows = kStep / TW;
+  for (int64_t oh0 = 0; oh0 < p.P; oh0 += rows) {
+    const float* first_row = channel + oh0 * p.Q;
+    Vec raw[m], phase[m];
+    for (int v = 0; v < m; ++v) raw[v] = load_padded(first_row, v * kStep, 0, (p.P - oh0) * p.Q);
+    split_phases<m>(raw, phase);
+    for (int64_t r = 0; r < rows && oh0 + r < p.P; ++r) {
+      const int64_t oh = oh0 + r;
+      float* phases = q + (oh % m) * m * O + (oh / m) * TW - r * TW;  // lane r*TW + tx lands on tile tx
+      for (int v = 0; v < m; ++v) store_lanes(phases + v * O, phase[v], r * TW, (r + 1) * TW);
+    }
+  }
+}
 
-// Each output row is split by column parity into q (the inverse of transform_output's
-// interleaving), then A dY Aᵀ runs over the image's tiles as one flat loop.
-void transform_dy(const Conv2dParams& p, const Geometry& geo, const float* dy, float* D, int64_t ld,
-                  int64_t plane, float* q) {  // q: the scratch
-  const int64_t TW = geo.tiles_w, T = geo.per_image, Q4 = T + kStep;
+template <typename T>
+void output_gradient(const Conv2dParams& p, const Geometry& geo, const float* dy, float* D, int64_t ld,
+                     int64_t plane, float* q) {
+  constexpr int m = T::m, a = T::alpha;
+  const int64_t TW = geo.tiles_w, tiles = geo.per_image, O = o_array_floats(geo);
   for (int64_t k = 0; k < p.K; ++k) {
-    for (int64_t oh = 0; oh < p.P; ++oh) {
-      const float* row = dy + (k * p.P + oh) * p.Q;
-      float* even = q + 2 * (oh % 2) * Q4 + (oh / 2) * TW;  // columns 2tx
-      float* odd = even + Q4;                               // columns 2tx+1
-      for (int64_t tx = 0; tx < TW; tx += kStep) {
-        const int64_t n = std::min(kStep, TW - tx);
-        Vec e, o;
-        deinterleave(load_padded(row, 2 * tx, 0, p.Q), load_padded(row, 2 * tx + kStep, 0, p.Q), e, o);
-        store(even + tx, e, n), store(odd + tx, o, n);
+    if (p.Q == m * TW && TW < kStep && kStep % TW == 0) {
+      split_packed<m>(p, geo, dy + k * p.P * p.Q, q);
+    } else {
+      for (int64_t oh = 0; oh < p.P; ++oh) {  // split by column phase
+        const float* row = dy + (k * p.P + oh) * p.Q;
+        float* phases = q + (oh % m) * m * O + (oh / m) * TW;
+        for (int64_t tx = 0; tx < TW; tx += kStep) {
+          const int64_t n = std::min(kStep, TW - tx);
+          Vec raw[m], phase[m];
+          for (int v = 0; v < m; ++v) raw[v] = load_padded(row, m * tx + v * kStep, 0, p.Q);
+          split_phases<m>(raw, phase);
+          for (int v = 0; v < m; ++v) store(phases + v * O + tx, phase[v], n);
+        }
       }
     }
     float* out = D + k * ld;
-    for (int64_t t = 0; t < T; t += kStep) {
-      const int64_t n = std::min(kStep, T - t);
-      const Vec y00 = load(q + t), y01 = load(q + Q4 + t), y10 = load(q + 2 * Q4 + t),
-                y11 = load(q + 3 * Q4 + t);
-      // dY Aᵀ: row a becomes (y_a0, y_a0 + y_a1, y_a0 - y_a1, -y_a1)
-      const Vec zero = broadcast(0.0f);
-      const Vec r0[4] = {y00, add(y00, y01), sub(y00, y01), sub(zero, y01)};
-      const Vec r1[4] = {y10, add(y10, y11), sub(y10, y11), sub(zero, y11)};
-      for (int j = 0; j < 4; ++j) {  // A (dY Aᵀ), column j
-        store(out + (0 * 4 + j) * plane + t, r0[j], n);
-        store(out + (1 * 4 + j) * plane + t, add(r0[j], r1[j]), n);
-        store(out + (2 * 4 + j) * plane + t, sub(r0[j], r1[j]), n);
-        store(out + (3 * 4 + j) * plane + t, sub(zero, r1[j]), n);
+    for (int64_t t = 0; t < tiles; t += kStep) {
+      const int64_t n = std::min(kStep, tiles - t);
+      Vec x[a][m];  // A dY, column by column
+      for (int c = 0; c < m; ++c) {
+        Vec column[m], rows[a];
+        for (int r = 0; r < m; ++r) column[r] = load(q + (r * m + c) * O + t);
+        apply<T::A>(column, rows);
+        for (int i = 0; i < a; ++i) x[i][c] = rows[i];
+      }
+      for (int i = 0; i < a; ++i) {  // (A dY) Aᵀ, row i
+        Vec row[a];
+        apply<T::A>(x[i], row);
+        for (int j = 0; j < a; ++j) store(out + (i * a + j) * plane + t, row[j], n);
       }
     }
   }
 }
 
 // Along c with whole vectors into taps [9][C] per k, then transposed into dw[k] [C][9].
-void weight_grad_from_transformed(const Conv2dParams& p, const float* dU, float* dw) {
-  const int64_t K = p.K, C = p.C, row = (C + kStep - 1) / kStep * kStep;
+template <typename T>
+void inverse_weights(const Conv2dParams& p, const float* dU, float* dw) {
+  constexpr int a = T::alpha;
+  const int64_t K = p.K, C = p.C, row = whole_vectors(C);
   parallel_for(0, K, std::max<int64_t>(1, 2048 / C), [&](int64_t k0, int64_t k1) {
     std::vector<float> taps(size_t(9 * row));  // taps[rs*row + c] = dw[k, c, r, s]
-    const Vec half = broadcast(0.5f);
     for (int64_t k = k0; k < k1; ++k) {
       for (int64_t c = 0; c < C; c += kStep) {
         const int64_t n = std::min(kStep, C - c);
-        Vec z[3][4];  // Gᵀ X, X = dU[k, c] as 4×4
-        for (int j = 0; j < 4; ++j) {
-          const Vec x0 = load(dU + ((0 * 4 + j) * K + k) * C + c),
-                    x1 = load(dU + ((1 * 4 + j) * K + k) * C + c);
-          const Vec x2 = load(dU + ((2 * 4 + j) * K + k) * C + c),
-                    x3 = load(dU + ((3 * 4 + j) * K + k) * C + c);
-          z[0][j] = add(x0, mul(half, add(x1, x2))), z[1][j] = mul(half, sub(x1, x2));
-          z[2][j] = add(mul(half, add(x1, x2)), x3);
+        Vec z[3][a];  // Gᵀ X for X = dU[k, c] (α×α), column by column
+        for (int j = 0; j < a; ++j) {
+          Vec column[a], out[3];
+          for (int i = 0; i < a; ++i) column[i] = load(dU + ((i * a + j) * K + k) * C + c);
+          apply<T::GT>(column, out);
+          for (int r = 0; r < 3; ++r) z[r][j] = out[r];
         }
         for (int r = 0; r < 3; ++r) {  // (Gᵀ X) G, row r
-          const Vec* v = z[r];
-          store(taps.data() + (r * 3 + 0) * row + c, add(v[0], mul(half, add(v[1], v[2]))), n);
-          store(taps.data() + (r * 3 + 1) * row + c, mul(half, sub(v[1], v[2])), n);
-          store(taps.data() + (r * 3 + 2) * row + c, add(mul(half, add(v[1], v[2])), v[3]), n);
+          Vec out[3];
+          apply<T::GT>(z[r], out);
+          for (int s = 0; s < 3; ++s) store(taps.data() + (r * 3 + s) * row + c, out[s], n);
         }
       }
       transpose(taps.data(), 9, C, row, dw + k * C * 9, 9);
     }
   });
+}
+
+}  // namespace
+
+Geometry geometry(const Conv2dParams& p, int64_t m) {
+  Geometry g;
+  g.m = m, g.alpha = m + 2, g.positions = g.alpha * g.alpha;
+  g.tiles_h = (p.P + m - 1) / m, g.tiles_w = (p.Q + m - 1) / m;
+  g.per_image = g.tiles_h * g.tiles_w;
+  g.rows = m * g.tiles_h + 2;
+  return g;
+}
+
+int64_t plane_floats(int64_t rows, int64_t ld) { return (rows * ld + 1023) / 1024 * 1024 + 16; }
+
+std::vector<PackedA> transform_weights(const Conv2dParams& p, const Geometry& geo, const float* w,
+                                       bool flipped) {
+  return geo.m == 2 ? weights<Tile<2>>(p, w, flipped) : weights<Tile<4>>(p, w, flipped);
+}
+
+int64_t input_scratch_floats(const Geometry& geo) { return geo.alpha * geo.m * h_array_floats(geo); }
+
+void transform_input(const Conv2dParams& p, const Geometry& geo, const float* x, float* V, int64_t ld,
+                     int64_t plane, float* scratch) {
+  if (geo.m == 2) return input<Tile<2>>(p, geo, x, V, ld, plane, scratch);
+  input<Tile<4>>(p, geo, x, V, ld, plane, scratch);
+}
+
+int64_t output_scratch_floats(const Conv2dParams& p, const Geometry& geo) {
+  return p.K * geo.m * geo.m * o_array_floats(geo);
+}
+
+void transform_output(const Conv2dParams& p, const Geometry& geo, const float* M, int64_t ld, int64_t plane,
+                      float* y, const float* bias, float* scratch) {
+  if (geo.m == 2) return output<Tile<2>>(p, geo, M, ld, plane, y, bias, scratch);
+  output<Tile<4>>(p, geo, M, ld, plane, y, bias, scratch);
+}
+
+int64_t dy_scratch_floats(const Geometry& geo) { return geo.m * geo.m * o_array_floats(geo); }
+
+void transform_dy(const Conv2dParams& p, const Geometry& geo, const float* dy, float* D, int64_t ld,
+                  int64_t plane, float* scratch) {
+  if (geo.m == 2) return output_gradient<Tile<2>>(p, geo, dy, D, ld, plane, scratch);
+  output_gradient<Tile<4>>(p, geo, dy, D, ld, plane, scratch);
+}
+
+void weight_grad_from_transformed(const Conv2dParams& p, const Geometry& geo, const float* dU, float* dw) {
+  if (geo.m == 2) return inverse_weights<Tile<2>>(p, dU, dw);
+  inverse_weights<Tile<4>>(p, dU, dw);
 }
 
 }  // namespace kindling::cpu::winograd
