@@ -18,6 +18,13 @@ using namespace kindling::test;
 
 namespace {
 
+// Sets an environment variable for one scope (the kernels read KINDLING_WINOGRAD at every call).
+struct ScopedEnv {
+  const char* name;
+  ScopedEnv(const char* n, const char* value) : name(n) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name); }
+};
+
 // The oracle: the reference kernels (ops/cpu/reference/conv.cpp), the definition summed in double.
 std::vector<float> reference_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
                                     const Conv2dParams& p) {
@@ -54,6 +61,7 @@ const ConvCase kConvCases[] = {
 }  // namespace
 
 TEST_CASE("conv2d forward matches the reference kernel") {
+  const ScopedEnv direct("KINDLING_WINOGRAD", "0");  // the direct kernels; Winograd has its own cases
   Generator gen(1);
   for (const ConvCase& cc : kConvCases) {
     Tensor x = randn(cc.x, {}, &gen), w = randn(cc.w, {}, &gen);
@@ -85,6 +93,7 @@ double max_relative_diff(const std::vector<float>& got, const std::vector<float>
 }
 
 TEST_CASE("conv2d gradients match the reference kernels on every lowering") {
+  const ScopedEnv direct("KINDLING_WINOGRAD", "0");  // the direct kernels; Winograd has its own cases
   // Covers both lowerings (phased: stride 1 and 2, 1×1 read in place; columns: small planes,
   // strided 1×1), the three weight-gradient kernels (channels-last for 16k channels per group,
   // dot products otherwise, transposed columns), dilation, groups, uneven padding and strides,
@@ -214,11 +223,13 @@ TEST_CASE("KINDLING_WINOGRAD picks the tile, and 0 sends a Winograd shape to the
   Tensor x = zeros({1, 16, 8, 8}), w = zeros({16, 16, 3, 3});
   const Conv2dParams p = conv2d_params(x, w, {}, 1, 1, 1, 1);
   const Conv2dParams large = conv2d_params(zeros({1, 16, 16, 16}), w, {}, 1, 1, 1, 1);
-  CHECK(cpu::winograd_tile(p) == 2);
-  CHECK(cpu::winograd_tile(p, /*weight_gradient=*/true) == 4);
-  CHECK(cpu::winograd_tile(large) == 4);
+  using cpu::WinogradUse;
+  CHECK(cpu::winograd_tile(large) == 2);  // the forward keeps F(2x2,3x3): conv_winograd.h says why
+  CHECK(cpu::winograd_tile(large, WinogradUse::data_gradient) == 4);
+  CHECK(cpu::winograd_tile(p, WinogradUse::data_gradient) == 2);
+  CHECK(cpu::winograd_tile(p, WinogradUse::weight_gradient) == 4);
   ::setenv("KINDLING_WINOGRAD", "2", 1);
-  CHECK(cpu::winograd_tile(large) == 2);
+  CHECK(cpu::winograd_tile(large, WinogradUse::weight_gradient) == 2);
   ::setenv("KINDLING_WINOGRAD", "4", 1);
   CHECK(cpu::winograd_tile(p) == 4);
   ::setenv("KINDLING_WINOGRAD", "0", 1);
@@ -228,7 +239,10 @@ TEST_CASE("KINDLING_WINOGRAD picks the tile, and 0 sends a Winograd shape to the
   CHECK_FALSE(
       cpu::winograd_applies(conv2d_params(zeros({1, 8, 8, 8}), zeros({16, 8, 3, 3}), {}, 1, 1, 1, 1)));
   CHECK_FALSE(cpu::winograd_applies(conv2d_params(x, w, {}, 2, 1, 1, 1)));
-  CHECK_FALSE(cpu::winograd_applies(conv2d_params(zeros({1, 16, 4, 4}), w, {}, 1, 1, 1, 1)));  // 4x4 output
+  const Conv2dParams small = conv2d_params(zeros({1, 16, 4, 4}), w, {}, 1, 1, 1, 1);
+  CHECK(cpu::winograd_tile(small, WinogradUse::data_gradient) == 2);
+  CHECK(cpu::winograd_tile(small, WinogradUse::weight_gradient) == 2);
+  CHECK_FALSE(cpu::winograd_applies(conv2d_params(zeros({1, 16, 3, 3}), w, {}, 1, 1, 1, 1)));  // 3x3 output
 }
 
 TEST_CASE("conv2d output sizes follow PyTorch's formula") {
@@ -238,7 +252,7 @@ TEST_CASE("conv2d output sizes follow PyTorch's formula") {
   CHECK(p.Q == (7 - 1 - 1) / 2 + 1);
 }
 
-TEST_CASE("conv2d backward matches finite differences") {
+TEST_CASE("conv2d backward matches finite differences") {  // with the kernels conv2d picks
   Generator gen(2);
   for (const ConvCase& cc : kConvCases) {
     if (cc.x[0] * cc.x[1] * cc.x[2] * cc.x[3] > 400) continue;  // keep the walk short

@@ -26,8 +26,9 @@ namespace {
 using namespace winograd;
 
 constexpr int64_t kMinChannels = 16;          // below, the GEMMs' depth C is too shallow to pay
-constexpr int64_t kMinOutputPixels = 64;      // 8×8: smaller planes have too few tiles per image
-constexpr int64_t kLargeTilePlane = 16;       // the convolution's F(4×4, 3×3) from 16×16 output planes
+constexpr int64_t kMinOutputPixels = 16;      // 4×4: smaller planes have too few tiles per image
+constexpr int64_t kLargeTilePlane = 16;       // the data gradient's F(4×4, 3×3) from 16×16 planes,
+constexpr int64_t kLargeTileGradPlane = 8;    // the weight gradient's from 8×8
 constexpr int64_t kMinChunkTiles = 128;       // GEMM columns per chunk at least: U[ξ] is reused over them
 constexpr int64_t kChunkTiles = 512;          // GEMM columns per chunk at most, as the direct kernels' pixels
 constexpr int64_t kMaxChunkFloats = 1 << 18;  // the transformed operands of one chunk: 1 MB, half an L2
@@ -56,7 +57,7 @@ bool winograd_enabled() {
   return !(env && std::strcmp(env, "0") == 0);
 }
 
-int64_t winograd_tile(const Conv2dParams& p, bool weight_gradient) {
+int64_t winograd_tile(const Conv2dParams& p, WinogradUse use) {
   const char* env = std::getenv("KINDLING_WINOGRAD");  // per call: tests compare the paths
   const std::string choice = env ? env : "";
   if (choice == "0") return 0;
@@ -65,13 +66,16 @@ int64_t winograd_tile(const Conv2dParams& p, bool weight_gradient) {
                     p.P * p.Q >= kMinOutputPixels;
   if (!fits) return 0;
   if (choice == "2" || choice == "4") return choice == "2" ? 2 : 4;
-  return weight_gradient || (p.P >= kLargeTilePlane && p.Q >= kLargeTilePlane) ? 4 : 2;
+  if (use == WinogradUse::forward) return 2;
+  const int64_t large = use == WinogradUse::weight_gradient ? kLargeTileGradPlane : kLargeTilePlane;
+  return p.P >= large && p.Q >= large ? 4 : 2;
 }
 
 void winograd_conv(const Conv2dParams& p, float* y, const float* x, const float* w, bool flipped,
                    const float* bias, int64_t m) {
   if (p.N == 0) return;
-  const Geometry geo = geometry(p, m != 0 ? m : winograd_tile(p));
+  const WinogradUse use = flipped ? WinogradUse::data_gradient : WinogradUse::forward;
+  const Geometry geo = geometry(p, m != 0 ? m : winograd_tile(p, use));
   const std::vector<PackedA> U = transform_weights(p, geo, w, flipped);
   const auto [images, workers] = chunks(p, geo);
   const int64_t max_ld = images * geo.per_image;
@@ -107,7 +111,7 @@ void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, cons
     std::fill_n(dw, p.K * p.C * 9, 0.0f);
     return;
   }
-  const Geometry geo = geometry(p, m != 0 ? m : winograd_tile(p, /*weight_gradient=*/true));
+  const Geometry geo = geometry(p, m != 0 ? m : winograd_tile(p, WinogradUse::weight_gradient));
   const auto [images, workers] = chunks(p, geo);
   const int64_t max_ld = images * geo.per_image;
   // Per worker: V, D, the partial dU [α²][K][C], the input transform's scratch, the output

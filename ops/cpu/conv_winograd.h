@@ -26,22 +26,32 @@ namespace kindling::cpu {
 // Winograd applies; unset, the tile is chosen per convolution.
 bool winograd_enabled();
 
-// The tile m for this convolution: 0 (direct kernels) unless it is 3×3, stride 1, undilated and
-// ungrouped with at least 16 input and output channels and an output plane of at least 64
-// pixels. Then, for the convolution (and the data gradient), 4 on planes of at least 16×16, else
-// 2; for the weight gradient, 4: its GEMMs' depth is the tiles, and 4×4 tiles make fewer of them
-// at no loss. (Measured per ResNet layer, conv_bench, docs/performance.md.)
-int64_t winograd_tile(const Conv2dParams& p, bool weight_gradient = false);
+// Which computation a tile is chosen for.
+enum class WinogradUse { forward, data_gradient, weight_gradient };
+
+// The tile m: 0 (direct kernels) unless the convolution is 3×3, stride 1, undilated and ungrouped
+// with at least 16 input and output channels and an output plane of at least 16 pixels. Then:
+//   forward          2. F(4×4, 3×3)'s rounding, though within a few 1e-6 of each layer's largest
+//                    output, compounds through the layers where eval-mode BatchNorm subtracts a
+//                    running mean close to the outputs and divides by a small deviation: the
+//                    PyTorch fixture's eval-mode gradients drift to 3.5e-3 (tests/
+//                    test_resnet_fixture.cpp), against 4e-7 with F(2×2, 3×3).
+//   data gradient    4 on planes of at least 16×16, else 2 (same fixture: 2e-6).
+//   weight gradient  4 on planes of at least 8×8 (its GEMMs' depth is the tiles), else 2.
+// On smaller planes F(4×4, 3×3)'s 6×6 input tiles overlap too much to pay. Measured per ResNet
+// layer (conv_bench, docs/performance.md).
+int64_t winograd_tile(const Conv2dParams& p, WinogradUse use = WinogradUse::forward);
 inline bool winograd_applies(const Conv2dParams& p) { return winograd_tile(p) != 0; }
 
 // y [N,K,P,Q] = conv(x [N,C,H,W], w) + bias (bias [K] or null) with tile m (2 or 4; 0: the
-// convolution's winograd_tile). w is [K,C,3,3]; when flipped it is [C,K,3,3], the weights of the
-// convolution whose data gradient this one computes, read as w'[k,c,r,s] = w[c,k,2-r,2-s].
+// winograd_tile of the forward, or of the data gradient when flipped). w is [K,C,3,3]; when flipped it is
+// [C,K,3,3], the weights of the convolution whose data gradient this one computes, read as w'[k,c,r,s] =
+// w[c,k,2-r,2-s].
 void winograd_conv(const Conv2dParams& p, float* y, const float* x, const float* w, bool flipped,
                    const float* bias, int64_t m = 0);
 
 // dw [K,C,3,3] = sum over n of the correlation of x[n] [C,H,W] with dy[n] [K,P,Q] (overwritten),
-// with tile m (0: winograd_tile(p, true)).
+// with tile m (0: winograd_tile(p, WinogradUse::weight_gradient)).
 void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, const float* dy, int64_t m = 0);
 
 }  // namespace kindling::cpu
