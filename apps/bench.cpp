@@ -197,8 +197,8 @@ void print_table(const std::vector<BenchResult>& results) {
   if (std::any_of(results.begin(), results.end(), [](const BenchResult& r) { return r.winograd; }))
     fmt::print(
         "CPU training steps: GFLOP/s and % peak are effective, the direct convolution's FLOPs over the "
-        "time; the 3x3 stride-1 layers run Winograd F(2x2,3x3), 2.25x fewer multiplications "
-        "(KINDLING_WINOGRAD=0: direct)\n");
+        "time; the 3x3 stride-1 layers run Winograd F(2x2,3x3) and F(4x4,3x3), 2.25x and 4x fewer "
+        "multiplications (KINDLING_WINOGRAD=0: direct)\n");
 }
 
 // The CPU's FP32 peak on every rank's threads, for the training steps' peak_fraction: --peak-gflops,

@@ -297,7 +297,7 @@ TEST_CASE("bench --peak reports each peak kernel and a step its GFLOP/s and shar
   }
 
   const std::string step = "bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 --json";
-  const Run given = kindling_cli(step + " --peak-gflops 50", dir.path);
+  const Run given = kindling_cli(step + " --peak-gflops 50", dir.path, "KINDLING_WINOGRAD=");
   INFO(given.err);
   REQUIRE(given.status == 0);
   const auto given_rows = rows_of(given.out);
@@ -309,6 +309,10 @@ TEST_CASE("bench --peak reports each peak kernel and a step its GFLOP/s and shar
   CHECK(row["gflops"].get<double>() == gflop_per_s);
   CHECK(row["peak_gflop_per_s"].get<double>() == 50);
   CHECK(row["peak_fraction"].get<double>() == doctest::Approx(gflop_per_s / 50).epsilon(1e-12));
+  CHECK(row["winograd"] == true);  // its GFLOP/s are effective ones
+  const Run direct = kindling_cli(step + " --peak-gflops 50", dir.path, "KINDLING_WINOGRAD=0");
+  REQUIRE(direct.status == 0);
+  CHECK(rows_of(direct.out)[0]["winograd"] == false);
 
   const Run measured = kindling_cli(step + " --peak-seconds 0.01", dir.path);
   INFO(measured.err);
@@ -323,10 +327,12 @@ TEST_CASE("bench --peak reports each peak kernel and a step its GFLOP/s and shar
         doctest::Approx(measured_step["gflop_per_s"].get<double>() / peak_gflops).epsilon(1e-6));
 
   const Run table =
-      kindling_cli("bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 --peak-gflops 50", dir.path);
+      kindling_cli("bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 --peak-gflops 50", dir.path,
+                   "KINDLING_WINOGRAD=");
   REQUIRE(table.status == 0);
   CHECK(contains(table.out, "% peak"));
   CHECK(contains(table.out, "FP32 peak for % peak: 50.0 GFLOP/s (--peak-gflops)"));
+  CHECK(contains(table.out, "GFLOP/s and % peak are effective"));
   CHECK(kindling_cli(step + " --peak-gflops -1", dir.path).status == 2);
 }
 
