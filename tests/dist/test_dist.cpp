@@ -251,14 +251,18 @@ TEST_CASE("local BatchNorm: N ranks equal one process accumulating over the same
   CHECK(replicas_identical(*distributed));
 }
 
-TEST_CASE("sync BN: ResNet-20 on N ranks equals one process at the global batch within 1e-4") {
+// Within 5e-4, not 1e-5 as with local BatchNorm: the ranks' Winograd weight gradients sum their
+// tiles in other chunks than the one process does (ops/cpu/conv_winograd.h), and after three
+// steps that rounding reached 1.15e-4 in the sanitizer build. A statistic taken
+// over one rank's share instead of the global batch would be off by percents.
+TEST_CASE("sync BN: ResNet-20 on N ranks equals one process at the global batch within 5e-4") {
   const Problem p = make_problem(2 * 4, 3, 8, 13);
   auto reference = cifar_resnet(20, 5);
   train_one_process(*reference, p, 3);
   auto distributed = cifar_resnet(20, 5);
   set_sync_batchnorm(*distributed, [](const Tensor& t) { comm().all_reduce(t); });
   train_data_parallel(*distributed, p, 3);
-  CHECK(max_relative_difference(*distributed, *reference) < 1e-4);
+  CHECK(max_relative_difference(*distributed, *reference) < 5e-4);
   CHECK(replicas_identical(*distributed));
   const auto a = distributed->named_buffers(), b = reference->named_buffers();
   for (size_t k = 0; k < a.size(); ++k) {
