@@ -2,8 +2,8 @@
 // lowered image (ops/cpu/conv_lowering.h: the phased padded image, or im2col columns). The batch
 // is cut into chunks spread over the thread pool; each worker owns a slice of one workspace and
 // runs single-threaded GEMMs, so there is one level of threads. Stride-1 3×3 convolutions with
-// 16 channels or more in and out go to Winograd F(2×2, 3×3) (ops/cpu/conv_winograd.h), forward
-// and both gradients. Otherwise, per group g:
+// 16 channels or more in and out go to Winograd F(2×2, 3×3) or F(4×4, 3×3), forward and both
+// gradients (ops/cpu/conv_winograd.h says which where). Otherwise, per group g:
 //   forward      y[n]_g [Kg, PQ] = W_g [Kg, CRS] · B(x[n]_g)     (per image; per chunk for columns)
 //   data grad    stride 1: a forward convolution of dy with the flipped, transposed weights;
 //                otherwise dcol [CRS, PQ] = W_gᵀ · dy[n]_g, dx[n]_g = col2im(dcol)

@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -50,16 +49,18 @@ Chunks chunks(const Conv2dParams& p, const Geometry& geo) {
           std::min<int64_t>(threads, p.N)};
 }
 
-}  // namespace
-
-bool winograd_enabled() {
+// KINDLING_WINOGRAD's value, "" when unset; read at every call, so that tests compare the paths.
+std::string winograd_choice() {
   const char* env = std::getenv("KINDLING_WINOGRAD");
-  return !(env && std::strcmp(env, "0") == 0);
+  return env ? env : "";
 }
 
+}  // namespace
+
+bool winograd_enabled() { return winograd_choice() != "0"; }
+
 int64_t winograd_tile(const Conv2dParams& p, WinogradUse use) {
-  const char* env = std::getenv("KINDLING_WINOGRAD");  // per call: tests compare the paths
-  const std::string choice = env ? env : "";
+  const std::string choice = winograd_choice();
   if (choice == "0") return 0;
   const bool fits = p.R == 3 && p.S == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
                     p.dil_w == 1 && p.groups == 1 && p.C >= kMinChannels && p.K >= kMinChannels &&

@@ -31,20 +31,19 @@ inline Vec load(const float* p, Mask lanes) { return _mm512_maskz_loadu_ps(lanes
 inline void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 // The first min(n, 16) lanes of v to p.
 inline void store_first(float* p, Vec v, int64_t n) { _mm512_mask_storeu_ps(p, first_lanes(n), v); }
-// Lanes first..end-1 of v to p[first..end-1] (0 <= first < end <= 16).
-inline void store_lanes(float* p, Vec v, int64_t first, int64_t end) {
-  _mm512_mask_storeu_ps(p, Mask(first_lanes(end) & ~first_lanes(first)), v);
-}
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
 inline Vec sub(Vec a, Vec b) { return _mm512_sub_ps(a, b); }
-inline Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
 inline Vec and_bits(Vec a, Vec b) {
   return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)));
 }
 // Lanes lo..hi-1 (clamped to 0..16).
 inline Mask lanes_between(int64_t lo, int64_t hi) {
   return Mask(first_lanes(hi < 0 ? 0 : hi) & ~first_lanes(lo < 0 ? 0 : lo));
+}
+// Lanes first..end-1 of v to p[first..end-1] (0 <= first < end <= 16).
+inline void store_lanes(float* p, Vec v, int64_t first, int64_t end) {
+  _mm512_mask_storeu_ps(p, lanes_between(first, end), v);
 }
 // The 32 floats of a then b split by parity: even = a0 a2 .. a14 b0 .. b14, odd = a1 a3 .. b15.
 inline void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
@@ -104,7 +103,6 @@ inline void store_lanes(float* p, Vec v, int64_t first, int64_t end) {
 inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 inline Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
-inline Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
 inline Vec and_bits(Vec a, Vec b) { return _mm256_and_ps(a, b); }
 // Lanes lo..hi-1 (clamped to 0..8).
 inline Mask lanes_between(int64_t lo, int64_t hi) {
