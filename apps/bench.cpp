@@ -10,6 +10,7 @@
 #include "core/autograd.h"
 #include "core/backend.h"
 #include "core/parallel.h"
+#include "core/precision.h"
 #include "dist/gradient_reducer.h"
 #include "losses/loss.h"
 #include "losses/loss_bench.h"
@@ -106,7 +107,11 @@ BenchResult train_step(const BenchOptions& o, Device device, double cpu_peak_gfl
   r.images_per_s = double(o.batch_size) * 1e3 / r.ms_median;
   r.gflop_per_image = flop_per_image * 1e-9;
   r.gflop_per_s = r.gflop_per_image * r.images_per_s;
-  if (device.is_cpu()) r.peak_gflop_per_s = cpu_peak_gflops, r.winograd = cpu::winograd_enabled();
+  if (device.is_cpu()) {
+    r.peak_gflop_per_s = cpu_peak_gflops;
+    r.precision = precision_name(gemm_precision());
+    r.winograd = cpu::winograd_enabled() && gemm_precision() == Precision::fp32;
+  }
   return r;
 }
 
@@ -223,6 +228,7 @@ nlohmann::json BenchResult::to_json() const {
     j["peak_gflop_per_s"] = peak_gflop_per_s;
     j["peak_fraction"] = peak_fraction();
     j["winograd"] = winograd;
+    j["precision"] = precision;
   }
   return j;
 }
@@ -245,6 +251,10 @@ Command add_bench(CLI::App& app) {
           ->check(CLI::PositiveNumber)
           ->capture_default_str();
   app.add_option("--threads", o->threads, "CPU threads (0: default)")->check(CLI::NonNegativeNumber);
+  app.add_option("--precision", o->precision,
+                 "the CPU's convolutions and matrix products: fp32, or bf16 (needs AVX512-BF16)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
   app.add_flag("--ops", o->ops, "also time the op-level benchmarks");
   app.add_flag("--peak", o->peak,
                "measure the CPU's FP32 FMA peak (and bf16 dot-product peak) on 1 and on all threads, alone");
@@ -265,6 +275,7 @@ Command add_bench(CLI::App& app) {
   return [o, repeats] {
     o->repeats_given = repeats->count() > 0;
     apply_threads(o->threads);
+    apply_precision(o->precision, o->device);
     // Under mpirun every rank runs the benchmarks (the training step together); rank 0 reports.
     const bool report = dist::world().rank() == 0;
     if (!o->json && report) fmt::print("{}\n", machine_summary());

@@ -16,6 +16,7 @@ struct BenchOptions {
   std::string model = "resnet20";
   int64_t batch_size = 128, channels = 3, image_size = 32, classes = 10;
   std::string device = "cpu";
+  std::string precision = "fp32";  // the CPU's GEMMs (core/precision.h)
   int warmup = 3, repeats = 20, threads = 0;
   bool repeats_given = false;  // --peak takes 5 repeats of its longer measurements unless told
   bool ops = false, json = false, compare_pytorch = false, peak = false;
@@ -33,6 +34,7 @@ struct BenchResult {
   double gflop_per_image = -1;   // training steps: forward and backward, nn/flops.h
   double peak_gflop_per_s = -1;  // CPU training steps: the FP32 peak the step is measured against
   bool winograd = false;         // CPU training steps: 3×3 stride-1 layers by Winograd (GFLOP/s effective)
+  std::string precision;         // CPU training steps: fp32 or bf16
   size_t peak_bytes = 0;
   double peak_fraction() const { return peak_gflop_per_s > 0 ? gflop_per_s / peak_gflop_per_s : -1; }
   nlohmann::json to_json() const;

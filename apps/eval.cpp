@@ -26,6 +26,7 @@ Command add_eval(CLI::App& app) {
   app.add_flag("--json", flags->json, "print one JSON object: accuracy, nll, ece, samples");
   return [flags] {
     apply_threads(flags->data.threads);
+    apply_precision(flags->data.precision, flags->data.device);
     const Device device = Device::parse(flags->data.device);
     backend(device);
     data::ImageDataset test_set = data::load_dataset(flags->data.data, false, flags->data.data_dir);

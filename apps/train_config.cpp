@@ -82,6 +82,11 @@ void add_data_flags(CLI::App& app, DataFlags& f) {
                  "oversubscribes them and is slower)")
       ->check(in_range({0, 256, true}));
   app.add_option("--workers", f.workers, "data prefetch threads, 1 to 64")->check(in_range({1, 64, true}));
+  app.add_option("--precision", f.precision,
+                 "the CPU's convolutions and matrix products: fp32, or bf16 (operands rounded to bfloat16, "
+                 "sums in fp32; needs AVX512-BF16)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
 }
 
 void add_train_flags(CLI::App& app, TrainConfig& c) {
@@ -164,6 +169,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"device", c.data.device},
           {"threads", c.data.threads},
           {"workers", c.data.workers},
+          {"precision", c.data.precision},
           {"model", c.model},
           {"loss", c.loss},
           {"epochs", c.epochs},
@@ -200,6 +206,7 @@ TrainConfig config_from_json(const nlohmann::json& j) {
   get("device", c.data.device);
   get("threads", c.data.threads);
   get("workers", c.data.workers);
+  get("precision", c.data.precision);
   get("model", c.model);
   get("loss", c.loss);
   get("epochs", c.epochs);

@@ -16,8 +16,9 @@ struct DataFlags {
   int64_t limit_test = 0;  // 0: the whole test set
   int64_t batch_size = 128;
   std::string device = "cpu";
-  int threads = 0;  // 0: KINDLING_NUM_THREADS or the core count
-  int workers = 1;  // prefetch threads of the loader
+  int threads = 0;                 // 0: KINDLING_NUM_THREADS or the core count
+  int workers = 1;                 // prefetch threads of the loader
+  std::string precision = "fp32";  // the CPU's GEMMs: fp32 or bf16 (core/precision.h)
 };
 
 struct TrainConfig {

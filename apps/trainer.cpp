@@ -8,6 +8,7 @@
 #include "core/autograd.h"
 #include "core/checkpoint.h"
 #include "core/parallel.h"
+#include "core/precision.h"
 #include "core/rng.h"
 #include "core/test_point.h"
 #include "data/datasets.h"
@@ -63,6 +64,13 @@ nlohmann::json EpochMetrics::to_json() const {
 
 void apply_threads(int threads) {
   if (threads > 0) set_num_threads(threads);
+}
+
+void apply_precision(const std::string& precision, const std::string& device) {
+  const Precision p = parse_precision(precision);
+  if (p == Precision::bf16 && device != "cpu")
+    throw UsageError("--precision bf16 is a CPU setting: the CUDA backend computes in fp32");
+  set_gemm_precision(p);
 }
 
 namespace {
@@ -342,6 +350,7 @@ RunResult run_training(const TrainConfig& requested) {
   DataParallel data_parallel(requested);  // one rank without mpirun; only rank 0 prints and writes
   const TrainConfig& c = data_parallel.config();
   apply_threads(c.data.threads);
+  apply_precision(c.data.precision, c.data.device);
   // Read by the CUDA backend before its first convolution: deterministic cuDNN algorithms only. The
   // CPU kernels are deterministic for a fixed thread count already.
   if (c.deterministic) setenv("KINDLING_DETERMINISTIC", "1", 1);
@@ -373,9 +382,10 @@ RunResult run_training(const TrainConfig& requested) {
     if (c.resume.empty()) write_file_atomically(run.folder->file("metrics.jsonl"), "");
   }
   if (!c.quiet)
-    fmt::print("train {} on {} ({} train, {} test, {} classes), loss {}, {} epochs on {}, {} threads\n",
+    fmt::print("train {} on {} ({} train, {} test, {} classes), loss {}, {} epochs on {}, {} threads{}\n",
                c.model, c.data.data, train_set.size(), run.data.test.size(), train_set.num_classes,
-               run.loss.spec(), c.epochs, run.device.str(), num_threads());
+               run.loss.spec(), c.epochs, run.device.str(), num_threads(),
+               c.data.precision == "bf16" ? ", bf16 GEMMs" : "");
 
   RunResult result;
   const auto run_start = std::chrono::steady_clock::now();

@@ -37,6 +37,9 @@ struct RunResult {
 
 // Sets kindling's thread count from --threads (0 keeps the default).
 void apply_threads(int threads);
+// --precision: "fp32" or "bf16" (core/precision.h) for the CPU's GEMMs; bf16 is refused with
+// --device cuda (the CUDA backend computes in fp32) and on a CPU without AVX512-BF16.
+void apply_precision(const std::string& precision, const std::string& device);
 
 // Trains as `config` says, writing to config.out when set. Throws kindling errors; a non-finite
 // loss stops with an Error naming the epoch and batch, leaving the last checkpoint intact.

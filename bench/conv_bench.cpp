@@ -90,7 +90,22 @@ int main(int argc, char** argv) {
         reps);
     const double bwd =
         best_ms([&] { be.batch_norm_bwd(dx, dweight, dbias, dy, x, weight, save_mean, save_invstd); }, reps);
-    std::printf("batch_norm [%ld,%ld,%ld,%ld]: fwd_train %.2f ms (%.1f GB/s of x) | bwd %.2f ms\n", long(N),
-                long(C), long(H), long(H), fwd, gb / fwd * 1e3, bwd);
+    // The residual block's form: + residual, ReLU, and the ReLU's mask in the backward.
+    Tensor residual = randn(x.shape()), dresidual = empty(x.shape());
+    const double fused_fwd = best_ms(
+        [&] {
+          be.batch_norm_relu_fwd_train(y, save_mean, save_invstd, mean, var, x, weight, bias, residual, 0.1f,
+                                       1e-5f);
+        },
+        reps);
+    const double fused_bwd = best_ms(
+        [&] {
+          be.batch_norm_relu_bwd(dx, dweight, dbias, dresidual, dy, y, x, weight, save_mean, save_invstd);
+        },
+        reps);
+    std::printf(
+        "batch_norm [%ld,%ld,%ld,%ld]: fwd_train %.2f ms (%.1f GB/s of x) | bwd %.2f ms | with residual and "
+        "ReLU: fwd_train %.2f ms | bwd %.2f ms\n",
+        long(N), long(C), long(H), long(H), fwd, gb / fwd * 1e3, bwd, fused_fwd, fused_bwd);
   }
 }

@@ -3,7 +3,8 @@
 // is cut into chunks spread over the thread pool; each worker owns a slice of one workspace and
 // runs single-threaded GEMMs, so there is one level of threads. Stride-1 3×3 convolutions with
 // 16 channels or more in and out go to Winograd F(2×2, 3×3) or F(4×4, 3×3), forward and both
-// gradients (ops/cpu/conv_winograd.h says which where). Otherwise, per group g:
+// gradients (ops/cpu/conv_winograd.h says which where). At `--precision bf16` every convolution
+// goes to ops/cpu/conv_bf16.h instead. Otherwise, per group g:
 //   forward      y[n]_g [Kg, PQ] = W_g [Kg, CRS] · B(x[n]_g)     (per image; per chunk for columns)
 //   data grad    stride 1: a forward convolution of dy with the flipped, transposed weights;
 //                otherwise dcol [CRS, PQ] = W_gᵀ · dy[n]_g, dx[n]_g = col2im(dcol)
@@ -11,6 +12,7 @@
 //                sums added in worker order; as a broadcast GEMM with dy packed as A and B's
 //                transpose (channels-last phased image, or transposed columns) as B, or, for
 //                phased groups whose channels are not a multiple of 16, as dot products.
+#include "ops/cpu/conv_bf16.h"
 #include "ops/cpu/conv_gemm.h"
 #include "ops/cpu/conv_lowering.h"
 #include "ops/cpu/conv_winograd.h"
@@ -20,6 +22,7 @@
 #include "ops/cpu/transpose.h"
 
 #include "core/parallel.h"
+#include "core/precision.h"
 
 #include <algorithm>
 #include <cstring>
@@ -309,6 +312,8 @@ void weight_grad_channels_last(const Conv2dParams& p, const LoweringPlan& plan, 
 void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor& x, const Tensor& w,
                             const Tensor& bias) {
   const float* b = bias.defined() ? bias.data<float>() : nullptr;
+  if (gemm_precision() == Precision::bf16)
+    return cpu::conv_bf16_forward(p, y.data<float>(), x.data<float>(), w.data<float>(), b);
   if (cpu::winograd_applies(p))
     return cpu::winograd_conv(p, y.data<float>(), x.data<float>(), w.data<float>(), false, b);
   forward(p, y.data<float>(), x.data<float>(), pack_weights(p, w.data<float>()), b);
@@ -317,6 +322,8 @@ void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor
 // dy [N,K,P,Q], w [K,C/G,R,S] -> dx [N,C,H,W];  dx[n]_g = col2im(W_gᵀ · dy[n]_g)
 void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& w) {
   if (p.N == 0) return;
+  if (gemm_precision() == Precision::bf16)
+    return cpu::conv_bf16_data_grad(p, dx.data<float>(), dy.data<float>(), w.data<float>());
   if (data_grad_is_convolution(p))
     return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
   // Strided (or padded beyond the window): the explicit transpose through a column matrix.
@@ -351,6 +358,8 @@ void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, cons
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
   if (p.N == 0) {  // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
+  } else if (gemm_precision() == Precision::bf16) {
+    cpu::conv_bf16_weight_grad(p, dwp, x.data<float>(), dy.data<float>());
   } else if (cpu::winograd_applies(p)) {
     cpu::winograd_weight_grad(p, dwp, x.data<float>(), dy.data<float>());
   } else if (!plan.phased) {

@@ -1,12 +1,18 @@
 // CPU GEMM: cblas_sgemm (OpenBLAS pinned to one thread) split over kindling's thread pool, by
 // batch when there are enough batches, else by blocks of rows of C. One level of threads only.
+// At --precision bf16 (core/precision.h) the products run on ops/cpu/gemm_bf16.h instead.
 #include "ops/cpu/cpu_backend.h"
 
+#include "ops/cpu/gemm_bf16.h"
+#include "ops/cpu/transpose.h"
+
 #include "core/parallel.h"
+#include "core/precision.h"
 
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace kindling {
 namespace {
@@ -14,8 +20,37 @@ namespace {
 // Below this many multiply-adds per task, splitting costs more than it saves.
 constexpr int64_t kMinTaskFlops = int64_t(1) << 18;
 
+// At --precision bf16: alpha * op(A)·op(B) + beta * C on the bf16 kernels, through a scratch
+// product where alpha or beta ask for more than "overwrite" or "add".
+void bf16_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const bool plain = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+  std::vector<float> scratch(plain ? 0 : size_t(M * N));
+  float* out = plain ? C : scratch.data();
+  const int64_t ld_out = plain ? ldc : N;
+  const bool accumulate = plain && beta == 1.0f;
+  if (trans_b && !trans_a) {  // B stored [N, K]: rows of A against rows of B
+    cpu::gemm_bf16_nt(M, N, K, A, lda, B, ldb, out, ld_out, accumulate);
+  } else if (trans_b) {  // both stored transposed: A's rows gathered first
+    std::vector<float> a_rows(size_t(M * K));
+    cpu::transpose(A, K, M, lda, a_rows.data(), K);
+    cpu::gemm_bf16_nt(M, N, K, a_rows.data(), K, B, ldb, out, ld_out, accumulate);
+  } else {
+    const cpu::StridedMatrix a = trans_a ? cpu::StridedMatrix{A, 1, lda} : cpu::StridedMatrix{A, lda, 1};
+    cpu::gemm_bf16_nn(cpu::PackedBf16(a, M, K), N, B, ldb, out, ld_out, accumulate);
+  }
+  if (plain) return;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      float& c = C[i * ldc + j];
+      c = alpha * scratch[size_t(i * N + j)] + (beta == 0.0f ? 0.0f : beta * c);
+    }
+}
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (gemm_precision() == Precision::bf16)
+    return bf16_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, int(M),
               int(N), int(K), alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
 }
