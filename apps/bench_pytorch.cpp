@@ -84,6 +84,7 @@ PytorchComparison compare_pytorch(const BenchOptions& o, Device device, const Be
   else
     out.text += fmt::format("PyTorch 2.x: no {} (bash bench/setup_pytorch2.sh makes it)\n", torch2);
 
+  const std::string ours = step.precision.empty() ? "fp32" : step.precision;  // kindling's GEMMs
   std::map<std::string, nlohmann::json> fastest;  // precision -> the faster PyTorch's row
   for (const std::string& python : pythons) {
     for (bool bf16 : {false, true}) {
@@ -100,9 +101,9 @@ PytorchComparison compare_pytorch(const BenchOptions& o, Device device, const Be
       row["kindling_over_pytorch"] = step.images_per_s / images_per_s;
       const std::string precision = row.value("precision", bf16 ? "bf16" : "fp32");
       out.text +=
-          fmt::format("  torch {} {:<4}: {:8.0f} img/s (median {:.2f} ms); kindling fp32 / this = {:.2f}x\n",
+          fmt::format("  torch {} {:<4}: {:8.0f} img/s (median {:.2f} ms); kindling {} / this = {:.2f}x\n",
                       row.at("torch").get<std::string>(), precision, images_per_s,
-                      row.at("ms_median").get<double>(), step.images_per_s / images_per_s);
+                      row.at("ms_median").get<double>(), ours, step.images_per_s / images_per_s);
       auto best = fastest.find(precision);
       if (best == fastest.end() || best->second.at("images_per_s").get<double>() < images_per_s)
         fastest[precision] = row;
@@ -113,12 +114,13 @@ PytorchComparison compare_pytorch(const BenchOptions& o, Device device, const Be
     if (!fastest.contains(precision)) continue;
     const nlohmann::json& row = fastest.at(precision);
     const double ratio = step.images_per_s / row.at("images_per_s").get<double>();
-    out.text += fmt::format("kindling fp32 / the faster PyTorch {} (torch {}): {:.2f}x\n", precision,
+    out.text += fmt::format("kindling {} / the faster PyTorch {} (torch {}): {:.2f}x\n", ours, precision,
                             row.at("torch").get<std::string>(), ratio);
     out.rows.push_back(
         {{"name", fmt::format("compare/train_step/{}/b{}/{}", o.model, o.batch_size, precision)},
          {"device", device.str()},
          {"kindling_images_per_s", step.images_per_s},
+         {"kindling_precision", ours},
          {"pytorch_images_per_s", row.at("images_per_s")},
          {"torch", row.at("torch")},
          {"python", row.value("python", std::string())},

@@ -50,3 +50,33 @@ TEST_CASE("train --precision bf16 trains to fp32's numbers, or says why it canno
     CHECK(ours != theirs);
   }
 }
+
+TEST_CASE("bench --precision bf16 times the bf16 step and says so in --json") {
+  TempDir dir;
+  auto step_row = [](const std::string& out) {
+    size_t start = 0;
+    for (size_t end; (end = out.find('\n', start)) != std::string::npos; start = end + 1) {
+      const auto row = nlohmann::json::parse(out.substr(start, end - start));
+      if (row.value("name", std::string()).starts_with("train_step/")) return row;
+    }
+    FAIL("no train_step row in: " << out);
+    return nlohmann::json();
+  };
+  const std::string step =
+      "bench --model resnet20 --batch-size 2 --warmup 0 --repeats 1 --json --peak-gflops 50";
+  const Run fp32 = kindling_cli(step, dir.path, "KINDLING_WINOGRAD=");
+  INFO(fp32.err);
+  REQUIRE(fp32.status == 0);
+  CHECK(step_row(fp32.out)["precision"] == "fp32");
+  CHECK(step_row(fp32.out)["winograd"] == true);
+  const Run bf16 = kindling_cli(step + " --precision bf16", dir.path, "KINDLING_WINOGRAD=");
+  if (!cpu_has_avx512_bf16()) {
+    CHECK(bf16.status == 1);
+    CHECK(contains(bf16.err, "precision bf16 needs a CPU with AVX512-BF16"));
+    return;
+  }
+  INFO(bf16.err);
+  REQUIRE(bf16.status == 0);
+  CHECK(step_row(bf16.out)["precision"] == "bf16");
+  CHECK(step_row(bf16.out)["winograd"] == false);  // bf16 runs every convolution on its own GEMMs
+}
