@@ -1,5 +1,7 @@
-// bf16 convolutions (see conv_bf16.h): im2col per image and group, then gemm_bf16_nn for the
-// convolution and its data gradient, gemm_bf16_nt for the weight gradient.
+// bf16 convolutions (see conv_bf16.h): im2col per chunk of images, the chunk's column matrices
+// side by side (at least kChunkColumns columns, so that 8×8 and 4×4 planes still fill the GEMM
+// tiles and give the weight gradient a deep sum), then gemm_bf16_nn for the convolution and its
+// data gradient, gemm_bf16_nt for the weight gradient.
 #include "ops/cpu/conv_bf16.h"
 
 #include "ops/cpu/conv_lowering.h"
@@ -9,88 +11,122 @@
 #include "core/parallel.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 namespace kindling::cpu {
 namespace {
 
-struct Shape {
-  int64_t Cg, Kg, CRS, PQ, HW, workers;
+constexpr int64_t kChunkColumns = 512;  // pixels per GEMM at least, as the fp32 kernels' chunks
+
+struct Plan {
+  int64_t Cg, Kg, CRS, PQ, HW;
+  int64_t workers, images;  // images per chunk: whole planes up to kChunkColumns, within a worker's share
 };
 
-Shape shape_of(const Conv2dParams& p) {
-  const int64_t Cg = p.C / p.groups;
-  return {Cg, p.K / p.groups, Cg * p.R * p.S, p.P * p.Q, p.H * p.W, std::min<int64_t>(num_threads(), p.N)};
+Plan plan_of(const Conv2dParams& p) {
+  const int64_t Cg = p.C / p.groups, PQ = p.P * p.Q;
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(num_threads(), p.N));
+  const int64_t share = (p.N + workers - 1) / workers;
+  const int64_t images = std::clamp<int64_t>((kChunkColumns + PQ - 1) / std::max<int64_t>(PQ, 1), 1, share);
+  return {Cg, p.K / p.groups, Cg * p.R * p.S, PQ, p.H * p.W, workers, images};
+}
+
+// Rows k of group g of images n0.. of t [N, channels, PQ] side by side: out[k][b*PQ + i].
+void gather_rows(const float* t, int64_t channels, int64_t first_channel, int64_t rows, int64_t PQ,
+                 int64_t n0, int64_t images, float* out) {
+  const int64_t ld = images * PQ;
+  for (int64_t b = 0; b < images; ++b)
+    for (int64_t k = 0; k < rows; ++k)
+      std::memcpy(out + k * ld + b * PQ, t + ((n0 + b) * channels + first_channel + k) * PQ,
+                  size_t(PQ) * sizeof(float));
 }
 
 }  // namespace
 
 void conv_bf16_forward(const Conv2dParams& p, float* y, const float* x, const float* w, const float* bias) {
   if (p.N == 0) return;
-  const Shape s = shape_of(p);
+  const Plan s = plan_of(p);
   std::vector<PackedBf16> weights;  // W_g [Kg, CRS]
   for (int64_t g = 0; g < p.groups; ++g)
     weights.emplace_back(StridedMatrix{w + g * s.Kg * s.CRS, s.CRS, 1}, s.Kg, s.CRS);
-  const Workspace ws(s.workers, s.CRS * s.PQ);
+  const int64_t max_ld = s.images * s.PQ;
+  const Workspace ws(s.workers, (s.CRS + s.Kg) * max_ld);  // per worker: columns, then the product
   for_each_chunk(
-      p.N, s.workers, 1, [](int64_t) {},
-      [&](int64_t worker, int64_t n, int64_t) {
+      p.N, s.workers, s.images, [](int64_t) {},
+      [&](int64_t worker, int64_t n0, int64_t images) {
         float* col = ws.slice(worker);
+        float* product = col + s.CRS * max_ld;
+        const int64_t ld = images * s.PQ;
         for (int64_t g = 0; g < p.groups; ++g) {
-          im2col(p, s.Cg, x + (n * p.C + g * s.Cg) * s.HW, col, s.PQ);
-          float* yg = y + (n * p.K + g * s.Kg) * s.PQ;
-          gemm_bf16_nn(weights[size_t(g)], s.PQ, col, s.PQ, yg, s.PQ, false);
-          if (bias)
-            for (int64_t k = 0; k < s.Kg; ++k)
-              for (int64_t i = 0; i < s.PQ; ++i) yg[k * s.PQ + i] += bias[g * s.Kg + k];
+          for (int64_t b = 0; b < images; ++b)
+            im2col(p, s.Cg, x + ((n0 + b) * p.C + g * s.Cg) * s.HW, col + b * s.PQ, ld);
+          gemm_bf16_nn(weights[size_t(g)], ld, col, ld, product, ld, false);
+          for (int64_t b = 0; b < images; ++b)
+            for (int64_t k = 0; k < s.Kg; ++k) {
+              const float v = bias ? bias[g * s.Kg + k] : 0.0f;
+              const float* src = product + k * ld + b * s.PQ;
+              float* dst = y + ((n0 + b) * p.K + g * s.Kg + k) * s.PQ;
+              for (int64_t i = 0; i < s.PQ; ++i) dst[i] = src[i] + v;
+            }
         }
       });
 }
 
 void conv_bf16_data_grad(const Conv2dParams& p, float* dx, const float* dy, const float* w) {
   if (p.N == 0) return;
-  const Shape s = shape_of(p);
+  const Plan s = plan_of(p);
   std::vector<PackedBf16> transposed;  // W_gᵀ [CRS, Kg]
   for (int64_t g = 0; g < p.groups; ++g)
     transposed.emplace_back(StridedMatrix{w + g * s.Kg * s.CRS, 1, s.CRS}, s.CRS, s.Kg);
-  const Workspace ws(s.workers, s.CRS * s.PQ);
+  const int64_t max_ld = s.images * s.PQ;
+  const Workspace ws(s.workers, (s.CRS + s.Kg) * max_ld);  // per worker: dcol, then dy's rows
   for_each_chunk(
-      p.N, s.workers, 1, [](int64_t) {},
-      [&](int64_t worker, int64_t n, int64_t) {
+      p.N, s.workers, s.images, [](int64_t) {},
+      [&](int64_t worker, int64_t n0, int64_t images) {
         float* dcol = ws.slice(worker);
+        float* rows = dcol + s.CRS * max_ld;
+        const int64_t ld = images * s.PQ;
         for (int64_t g = 0; g < p.groups; ++g) {
-          gemm_bf16_nn(transposed[size_t(g)], s.PQ, dy + (n * p.K + g * s.Kg) * s.PQ, s.PQ, dcol, s.PQ,
-                       false);
-          col2im(p, s.Cg, dcol, s.PQ, dx + (n * p.C + g * s.Cg) * s.HW);
+          gather_rows(dy, p.K, g * s.Kg, s.Kg, s.PQ, n0, images, rows);
+          gemm_bf16_nn(transposed[size_t(g)], ld, rows, ld, dcol, ld, false);
+          for (int64_t b = 0; b < images; ++b)
+            col2im(p, s.Cg, dcol + b * s.PQ, ld, dx + ((n0 + b) * p.C + g * s.Cg) * s.HW);
         }
       });
 }
 
 void conv_bf16_weight_grad(const Conv2dParams& p, float* dw, const float* x, const float* dy) {
-  const Shape s = shape_of(p);
+  const Plan s = plan_of(p);
   const int64_t dw_floats = p.K * s.CRS;
   if (p.N == 0) {
     std::fill_n(dw, dw_floats, 0.0f);
     return;
   }
-  const Workspace ws(s.workers, s.CRS * s.PQ + dw_floats);  // per worker: col, then its partial dW
+  const int64_t max_ld = s.images * s.PQ;
+  const int64_t partial_at = (s.CRS + s.Kg) * max_ld;  // per worker: columns, dy's rows, its partial dW
+  const Workspace ws(s.workers, partial_at + dw_floats);
   std::vector<char> started(size_t(s.workers), 0);
   for_each_chunk(
-      p.N, s.workers, 1, [](int64_t) {},
-      [&](int64_t worker, int64_t n, int64_t) {
+      p.N, s.workers, s.images, [](int64_t) {},
+      [&](int64_t worker, int64_t n0, int64_t images) {
         float* col = ws.slice(worker);
-        float* partial = col + s.CRS * s.PQ;
+        float* rows = col + s.CRS * max_ld;
+        float* partial = ws.slice(worker) + partial_at;
+        const int64_t ld = images * s.PQ;
         for (int64_t g = 0; g < p.groups; ++g) {
-          im2col(p, s.Cg, x + (n * p.C + g * s.Cg) * s.HW, col, s.PQ);
-          gemm_bf16_nt(s.Kg, s.CRS, s.PQ, dy + (n * p.K + g * s.Kg) * s.PQ, s.PQ, col, s.PQ,
-                       partial + g * s.Kg * s.CRS, s.CRS, started[size_t(worker)] != 0);
+          for (int64_t b = 0; b < images; ++b)
+            im2col(p, s.Cg, x + ((n0 + b) * p.C + g * s.Cg) * s.HW, col + b * s.PQ, ld);
+          gather_rows(dy, p.K, g * s.Kg, s.Kg, s.PQ, n0, images, rows);
+          gemm_bf16_nt(s.Kg, s.CRS, ld, rows, ld, col, ld, partial + g * s.Kg * s.CRS, s.CRS,
+                       started[size_t(worker)] != 0);
         }
         started[size_t(worker)] = 1;
       });
   parallel_for(0, dw_floats, 16384, [&](int64_t first, int64_t end) {
     for (int64_t i = first; i < end; ++i) {
       float sum = 0.0f;
-      for (int64_t worker = 0; worker < s.workers; ++worker) sum += ws.slice(worker)[s.CRS * s.PQ + i];
+      for (int64_t worker = 0; worker < s.workers; ++worker) sum += ws.slice(worker)[partial_at + i];
       dw[i] = sum;
     }
   });
