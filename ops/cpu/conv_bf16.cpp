@@ -42,58 +42,73 @@ void gather_rows(const float* t, int64_t channels, int64_t first_channel, int64_
                   size_t(PQ) * sizeof(float));
 }
 
+// The weights per group, rounded and packed: W_g [Kg, CRS], or W_gᵀ [CRS, Kg] when transposed.
+std::vector<PackedBf16> pack_weights(const Conv2dParams& p, const Plan& s, const float* w, bool transposed) {
+  std::vector<PackedBf16> packed;
+  for (int64_t g = 0; g < p.groups; ++g) {
+    const float* wg = w + g * s.Kg * s.CRS;
+    if (transposed)
+      packed.emplace_back(StridedMatrix{wg, 1, s.CRS}, s.CRS, s.Kg);
+    else
+      packed.emplace_back(StridedMatrix{wg, s.CRS, 1}, s.Kg, s.CRS);
+  }
+  return packed;
+}
+
+// Where a worker's scratch ends: columns [CRS, max ld] and rows [Kg, max ld]; what a caller
+// needs besides (a partial dW) follows at slice(worker) + extra_at(s).
+int64_t extra_at(const Plan& s) { return (s.CRS + s.Kg) * s.images * s.PQ; }
+
+// fn(worker, n0, images, ld, columns, rows) for every chunk of images n0.. (ld = images*PQ) with
+// that worker's scratch.
+template <typename Fn>
+void for_each_image_chunk(const Conv2dParams& p, const Plan& s, const Workspace& ws, Fn&& fn) {
+  for_each_chunk(
+      p.N, s.workers, s.images, [](int64_t) {},
+      [&](int64_t worker, int64_t n0, int64_t images) {
+        float* columns = ws.slice(worker);
+        fn(worker, n0, images, images * s.PQ, columns, columns + s.CRS * s.images * s.PQ);
+      });
+}
+
 }  // namespace
 
 void conv_bf16_forward(const Conv2dParams& p, float* y, const float* x, const float* w, const float* bias) {
   if (p.N == 0) return;
   const Plan s = plan_of(p);
-  std::vector<PackedBf16> weights;  // W_g [Kg, CRS]
-  for (int64_t g = 0; g < p.groups; ++g)
-    weights.emplace_back(StridedMatrix{w + g * s.Kg * s.CRS, s.CRS, 1}, s.Kg, s.CRS);
-  const int64_t max_ld = s.images * s.PQ;
-  const Workspace ws(s.workers, (s.CRS + s.Kg) * max_ld);  // per worker: columns, then the product
-  for_each_chunk(
-      p.N, s.workers, s.images, [](int64_t) {},
-      [&](int64_t worker, int64_t n0, int64_t images) {
-        float* col = ws.slice(worker);
-        float* product = col + s.CRS * max_ld;
-        const int64_t ld = images * s.PQ;
-        for (int64_t g = 0; g < p.groups; ++g) {
-          for (int64_t b = 0; b < images; ++b)
-            im2col(p, s.Cg, x + ((n0 + b) * p.C + g * s.Cg) * s.HW, col + b * s.PQ, ld);
-          gemm_bf16_nn(weights[size_t(g)], ld, col, ld, product, ld, false);
-          for (int64_t b = 0; b < images; ++b)
-            for (int64_t k = 0; k < s.Kg; ++k) {
-              const float v = bias ? bias[g * s.Kg + k] : 0.0f;
-              const float* src = product + k * ld + b * s.PQ;
-              float* dst = y + ((n0 + b) * p.K + g * s.Kg + k) * s.PQ;
-              for (int64_t i = 0; i < s.PQ; ++i) dst[i] = src[i] + v;
-            }
+  const std::vector<PackedBf16> weights = pack_weights(p, s, w, false);
+  const Workspace ws(s.workers, extra_at(s));
+  auto chunk = [&](int64_t, int64_t n0, int64_t images, int64_t ld, float* col, float* product) {
+    for (int64_t g = 0; g < p.groups; ++g) {
+      for (int64_t b = 0; b < images; ++b)
+        im2col(p, s.Cg, x + ((n0 + b) * p.C + g * s.Cg) * s.HW, col + b * s.PQ, ld);
+      gemm_bf16_nn(weights[size_t(g)], ld, col, ld, product, ld, false);
+      for (int64_t b = 0; b < images; ++b)
+        for (int64_t k = 0; k < s.Kg; ++k) {
+          const float v = bias ? bias[g * s.Kg + k] : 0.0f;
+          const float* src = product + k * ld + b * s.PQ;
+          float* dst = y + ((n0 + b) * p.K + g * s.Kg + k) * s.PQ;
+          for (int64_t i = 0; i < s.PQ; ++i) dst[i] = src[i] + v;
         }
-      });
+    }
+  };
+  for_each_image_chunk(p, s, ws, chunk);
 }
 
 void conv_bf16_data_grad(const Conv2dParams& p, float* dx, const float* dy, const float* w) {
   if (p.N == 0) return;
   const Plan s = plan_of(p);
-  std::vector<PackedBf16> transposed;  // W_gᵀ [CRS, Kg]
-  for (int64_t g = 0; g < p.groups; ++g)
-    transposed.emplace_back(StridedMatrix{w + g * s.Kg * s.CRS, 1, s.CRS}, s.CRS, s.Kg);
-  const int64_t max_ld = s.images * s.PQ;
-  const Workspace ws(s.workers, (s.CRS + s.Kg) * max_ld);  // per worker: dcol, then dy's rows
-  for_each_chunk(
-      p.N, s.workers, s.images, [](int64_t) {},
-      [&](int64_t worker, int64_t n0, int64_t images) {
-        float* dcol = ws.slice(worker);
-        float* rows = dcol + s.CRS * max_ld;
-        const int64_t ld = images * s.PQ;
-        for (int64_t g = 0; g < p.groups; ++g) {
-          gather_rows(dy, p.K, g * s.Kg, s.Kg, s.PQ, n0, images, rows);
-          gemm_bf16_nn(transposed[size_t(g)], ld, rows, ld, dcol, ld, false);
-          for (int64_t b = 0; b < images; ++b)
-            col2im(p, s.Cg, dcol + b * s.PQ, ld, dx + ((n0 + b) * p.C + g * s.Cg) * s.HW);
-        }
-      });
+  const std::vector<PackedBf16> transposed = pack_weights(p, s, w, true);
+  const Workspace ws(s.workers, extra_at(s));
+  auto chunk = [&](int64_t, int64_t n0, int64_t images, int64_t ld, float* dcol, float* rows) {
+    for (int64_t g = 0; g < p.groups; ++g) {
+      gather_rows(dy, p.K, g * s.Kg, s.Kg, s.PQ, n0, images, rows);
+      gemm_bf16_nn(transposed[size_t(g)], ld, rows, ld, dcol, ld, false);
+      for (int64_t b = 0; b < images; ++b)
+        col2im(p, s.Cg, dcol + b * s.PQ, ld, dx + ((n0 + b) * p.C + g * s.Cg) * s.HW);
+    }
+  };
+  for_each_image_chunk(p, s, ws, chunk);
 }
 
 void conv_bf16_weight_grad(const Conv2dParams& p, float* dw, const float* x, const float* dy) {
@@ -103,30 +118,24 @@ void conv_bf16_weight_grad(const Conv2dParams& p, float* dw, const float* x, con
     std::fill_n(dw, dw_floats, 0.0f);
     return;
   }
-  const int64_t max_ld = s.images * s.PQ;
-  const int64_t partial_at = (s.CRS + s.Kg) * max_ld;  // per worker: columns, dy's rows, its partial dW
-  const Workspace ws(s.workers, partial_at + dw_floats);
+  const Workspace ws(s.workers, extra_at(s) + dw_floats);  // + the worker's partial dW
   std::vector<char> started(size_t(s.workers), 0);
-  for_each_chunk(
-      p.N, s.workers, s.images, [](int64_t) {},
-      [&](int64_t worker, int64_t n0, int64_t images) {
-        float* col = ws.slice(worker);
-        float* rows = col + s.CRS * max_ld;
-        float* partial = ws.slice(worker) + partial_at;
-        const int64_t ld = images * s.PQ;
-        for (int64_t g = 0; g < p.groups; ++g) {
-          for (int64_t b = 0; b < images; ++b)
-            im2col(p, s.Cg, x + ((n0 + b) * p.C + g * s.Cg) * s.HW, col + b * s.PQ, ld);
-          gather_rows(dy, p.K, g * s.Kg, s.Kg, s.PQ, n0, images, rows);
-          gemm_bf16_nt(s.Kg, s.CRS, ld, rows, ld, col, ld, partial + g * s.Kg * s.CRS, s.CRS,
-                       started[size_t(worker)] != 0);
-        }
-        started[size_t(worker)] = 1;
-      });
+  auto chunk = [&](int64_t worker, int64_t n0, int64_t images, int64_t ld, float* col, float* rows) {
+    float* partial = ws.slice(worker) + extra_at(s);
+    for (int64_t g = 0; g < p.groups; ++g) {
+      for (int64_t b = 0; b < images; ++b)
+        im2col(p, s.Cg, x + ((n0 + b) * p.C + g * s.Cg) * s.HW, col + b * s.PQ, ld);
+      gather_rows(dy, p.K, g * s.Kg, s.Kg, s.PQ, n0, images, rows);
+      gemm_bf16_nt(s.Kg, s.CRS, ld, rows, ld, col, ld, partial + g * s.Kg * s.CRS, s.CRS,
+                   started[size_t(worker)] != 0);
+    }
+    started[size_t(worker)] = 1;
+  };
+  for_each_image_chunk(p, s, ws, chunk);
   parallel_for(0, dw_floats, 16384, [&](int64_t first, int64_t end) {
     for (int64_t i = first; i < end; ++i) {
       float sum = 0.0f;
-      for (int64_t worker = 0; worker < s.workers; ++worker) sum += ws.slice(worker)[partial_at + i];
+      for (int64_t worker = 0; worker < s.workers; ++worker) sum += ws.slice(worker)[extra_at(s) + i];
       dw[i] = sum;
     }
   });
