@@ -1,5 +1,8 @@
 // A fixed pool of worker threads that parallel_for hands equal chunks to. The caller runs one
-// chunk itself and waits for the rest, so with n threads there are n-1 workers.
+// chunk itself and waits for the rest, so with n threads there are n-1 workers. Workers, and the
+// caller waiting for them, spin for a short while (kSpin) before they sleep on a condition
+// variable: a training step makes hundreds of parallel_for calls a few milliseconds apart, and a
+// sleeping thread takes tens of microseconds to wake (more in a virtual machine), each time.
 #include "core/parallel.h"
 
 #include <cblas.h>
@@ -7,6 +10,7 @@
 #include <sched.h>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <ctime>
@@ -20,6 +24,22 @@ namespace kindling {
 namespace {
 
 thread_local bool tls_in_parallel = false;
+
+// How long a thread polls for work (a worker) or for the workers' end (the caller) before it sleeps.
+constexpr std::chrono::microseconds kSpin{100};
+
+// Polls done() until it is true or kSpin has passed; says which.
+template <typename Done>
+bool spin_until(Done&& done) {
+  const auto give_up = std::chrono::steady_clock::now() + kSpin;
+  for (int polls = 0;; ++polls) {
+    if (done()) return true;
+    if ((polls & 63) == 63 && std::chrono::steady_clock::now() > give_up) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
 std::atomic<bool> profiling{false};
 std::atomic<int64_t> wait_ns{0};
 
@@ -51,10 +71,10 @@ class ThreadPool {
   void resize(int threads) {
     if (threads == size() && !workers_.empty()) return;
     stop_workers();
-    stopping_ = false;
+    stopping_.store(false);
     // New workers start at the current generation: the last task ran already and is gone.
     for (int i = 0; i < threads - 1; ++i)
-      workers_.emplace_back([this, i, start = generation_] { worker_loop(i, start); });
+      workers_.emplace_back([this, i, start = generation_.load()] { worker_loop(i, start); });
   }
 
   void run(int64_t begin, int64_t end, int chunks, const std::function<void(int64_t, int64_t)>& fn) {
@@ -78,9 +98,10 @@ class ThreadPool {
       }
       if (profile) chunk_cpu_ns[size_t(c)] = thread_cpu_ns() - start;
     };
+    const std::function<void(int)> task = guarded;
     {
       std::lock_guard lock(mutex_);
-      task_ = guarded;
+      task_ = &task;
       num_chunks_ = chunks;
       pending_ = chunks - 1;
       ++generation_;
@@ -89,42 +110,49 @@ class ThreadPool {
     tls_in_parallel = true;
     guarded(0);
     tls_in_parallel = false;
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
-    task_ = nullptr;
-    lock.unlock();
+    auto finished = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(finished)) {
+      std::unique_lock lock(mutex_);
+      done_.wait(lock, finished);
+    }
     if (profile) wait_ns += *std::max_element(chunk_cpu_ns.begin(), chunk_cpu_ns.end()) - chunk_cpu_ns[0];
     if (first_error) std::rethrow_exception(first_error);
   }
 
  private:
+  // A worker polls the generation without the mutex, then reads the generation, the chunk count
+  // and the task under it, as a sleeping one does: a worker with no chunk in one generation may
+  // see the next one's, never a mixture.
   void worker_loop(int index, uint64_t seen) {
     tls_in_parallel = true;
     for (;;) {
-      std::function<void(int)> task;
-      int chunk;
+      auto woken = [&] {
+        return stopping_.load(std::memory_order_acquire) ||
+               generation_.load(std::memory_order_acquire) != seen;
+      };
+      spin_until(woken);
+      const std::function<void(int)>* task;
+      const int chunk = index + 1;
       {
         std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        wake_.wait(lock, woken);
         if (stopping_) return;
         seen = generation_;
-        chunk = index + 1;
         if (chunk >= num_chunks_) continue;
         task = task_;
       }
-      task(chunk);
-      {
-        std::lock_guard lock(mutex_);
-        --pending_;
+      (*task)(chunk);
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard lock(mutex_);  // the caller checks pending_ under it before it sleeps
+        done_.notify_all();
       }
-      done_.notify_all();
     }
   }
 
   void stop_workers() {
     {
       std::lock_guard lock(mutex_);
-      stopping_ = true;
+      stopping_.store(true, std::memory_order_release);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -134,11 +162,11 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex call_mutex_, mutex_;
   std::condition_variable wake_, done_;
-  std::function<void(int)> task_;
+  const std::function<void(int)>* task_ = nullptr;  // the running parallel_for's, on its caller's stack
   int num_chunks_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
 };
 
 ThreadPool& pool() {
