@@ -136,9 +136,10 @@ TEST_CASE("conv2d gradients match the reference kernels on every lowering") {
 TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) match the reference kernels, forward and both gradients") {
   // Called directly, whatever winograd_tile says: output sizes that are and are not multiples of
   // the tile (a last tile cropped), paddings 0..2 (the data gradient's padding is 2 - padding),
-  // channel counts that leave a ragged panel or vector, one-pixel outputs, batches split unevenly
-  // over chunks, rows wider than a vector of tiles. The tolerance is relative to the largest
-  // output: F(4x4,3x3)'s transforms multiply by up to 8 and round more (conv_winograd.h).
+  // channel counts that leave a ragged panel or vector (the weight gradient's GEMMs below and
+  // from 32 input channels), one-pixel outputs, batches split unevenly over chunks, rows wider
+  // than a vector of tiles. The tolerance is relative to the largest output: F(4x4,3x3)'s
+  // transforms multiply by up to 8 and round more (conv_winograd.h).
   const ConvCase cases[] = {
       {{2, 16, 8, 8}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
       {{3, 16, 7, 9}, {24, 16, 3, 3}, 1, 1, 1, 1, false},
@@ -150,6 +151,9 @@ TEST_CASE("Winograd F(2x2,3x3) and F(4x4,3x3) match the reference kernels, forwa
       {{2, 17, 9, 6}, {19, 17, 3, 3}, 1, Size2{0, 2}, 1, 1, true},
       {{2, 3, 37, 35}, {5, 3, 3, 3}, 1, 1, 1, 1, true},
       {{2, 64, 11, 13}, {64, 64, 3, 3}, 1, 1, 1, 1, false},
+      // the weight gradient's broadcast path (C >= 32): ragged panels of D, ragged column vectors
+      {{3, 40, 9, 9}, {20, 40, 3, 3}, 1, 1, 1, 1, true},
+      {{5, 100, 6, 6}, {36, 100, 3, 3}, 1, 1, 1, 1, false},
       {{1, 8, 70, 66}, {4, 8, 3, 3}, 1, 1, 1, 1, true},
       // rows packed several to a vector, the last tile row cropped (7 rows), one tile per row
       {{2, 16, 7, 8}, {16, 16, 3, 3}, 1, 1, 1, 1, true},
