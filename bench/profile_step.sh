@@ -36,7 +36,7 @@ categories = [
     ("memory copy and set", r"memmove|memcpy|memset"),
     ("allocation and page faults", r"malloc|free|alloc|clear_page|page_fault|folio|mmap|munmap|"
                                    r"_int_|tcache|handle_mm_fault|zap_|lru"),
-    ("thread pool and kernel", r"parallel|futex|spin|sched|\[kernel|kallsyms|schedule|syscall"),
+    ("thread pool and kernel", r"parallel|ThreadPool|futex|spin|sched|\[kernel|kallsyms|schedule|syscall"),
 ]
 totals, examples = {}, {}
 for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
