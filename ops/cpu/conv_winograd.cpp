@@ -123,13 +123,13 @@ void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, cons
   const auto [images, workers] = chunks(p, geo);
   const int64_t max_ld = images * geo.per_image;
   // Per worker: V, D, the partial dU [α²][K][C], the input transform's scratch, the output
-  // gradient's.
+  // gradient's, and one V[ξ]ᵀ [T][C] for the broadcast tiles.
   const int64_t v_floats = geo.positions * plane_floats(p.C, max_ld);
   const int64_t d_floats = geo.positions * plane_floats(p.K, max_ld);
   const int64_t du_floats = geo.positions * p.K * p.C;
   const int64_t in_floats = input_scratch_floats(geo), dy_floats = dy_scratch_floats(geo);
   const bool broadcast = p.C >= kMinBroadcastGradChannels;
-  const int64_t vt_floats = broadcast ? max_ld * p.C : 0;  // one V[ξ]ᵀ [T][C]
+  const int64_t vt_floats = broadcast ? max_ld * p.C : 0;
   const Workspace ws(workers, v_floats + d_floats + du_floats + in_floats + dy_floats + vt_floats);
   auto partial = [&](int64_t worker) { return ws.slice(worker) + v_floats + d_floats; };
   std::vector<char> started(size_t(workers), 0);
