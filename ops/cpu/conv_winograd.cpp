@@ -8,8 +8,8 @@
 //                    thread timing, and transformed back to dw once.
 // From 32 channels in, the weight gradient packs D[ξ] and transposes V[ξ] to [T][C] for gemm_nn
 // rather than run gemm_nt's dot products: a chunk has at most a few hundred tiles, and over so
-// short a depth the dot-product tiles ran at 35-45 % of the FMA peak against the broadcast tiles'
-// 85-95 %, while the transposes read and write each transformed element once more. With 16
+// short a depth the dot-product tiles ran at 35-50 % of the FMA peak against the broadcast tiles'
+// 85-98 %, while the transposes read and write each transformed element once more. With 16
 // channels the broadcast tile has a single vector of columns and the transposes are not paid back.
 #include "ops/cpu/conv_winograd.h"
 
