@@ -1,11 +1,15 @@
 // batch_norm on the CPU: batch statistics, output and unbiased running variance in training, float
-// precision under a large mean, running statistics in eval, [N,C] input, and finite differences.
+// precision under a large mean, running statistics in eval, [N,C] input, finite differences, and
+// every channel of the kernel's channel blocks against sums taken here.
 #include "core/rng.h"
 #include "ops/batchnorm.h"
+#include "ops/elementwise.h"
+#include "ops/reduce.h"
 #include "tests/test_op_util.h"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -116,6 +120,53 @@ TEST_CASE("batch_norm gradients match finite differences in training and eval mo
         for (const Tensor& t : inputs) fresh.push_back(t.detach().clone().set_requires_grad(true));
         check_gradient(f, fresh, which, 3e-2);
       }
+    }
+  }
+}
+
+TEST_CASE("batch_norm in channel blocks: partial last blocks and plane sizes agree with a per-channel sum") {
+  // The CPU kernel walks blocks of channels (16 channels of 6-pixel planes, 4 of 256-pixel ones,
+  // 1 of planes over 1024 pixels); every channel, the last block's included, must match the
+  // training formulas computed here in double, forward and backward.
+  Generator gen(8);
+  for (const Shape& shape : {Shape{3, 37, 2, 3}, Shape{2, 9, 16, 16}, Shape{2, 3, 33, 33}}) {
+    INFO("shape ", shape_str(shape));
+    const int64_t N = shape[0], C = shape[1], HW = shape[2] * shape[3];
+    const double M = double(N * HW), eps = 1e-5;
+    Tensor x = randn(shape, {}, &gen, 0.5, 2.0).set_requires_grad(true);
+    Tensor weight = randn({C}, {}, &gen, 1.0, 0.5).set_requires_grad(true);
+    Tensor bias = randn({C}, {}, &gen).set_requires_grad(true);
+    Tensor running_mean = zeros({C}), running_var = ones({C});
+    Tensor y = batch_norm(x, weight, bias, running_mean, running_var, true, 0.1, eps);
+    const Tensor g = randn(shape, {}, &gen);
+    sum(mul(y, g)).backward();
+    const std::vector<float> xv = values_of(x), yv = values_of(y), gv = values_of(g), w = values_of(weight),
+                             b = values_of(bias), dx = values_of(x.grad()), dw = values_of(weight.grad()),
+                             db = values_of(bias.grad()), rv = values_of(running_var);
+    for (int64_t c = 0; c < C; ++c) {
+      auto at = [&](int64_t n, int64_t i) { return size_t((n * C + c) * HW + i); };
+      double s = 0, q = 0, sg = 0, sgx = 0;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < HW; ++i) s += xv[at(n, i)], sg += gv[at(n, i)];
+      const double mean = s / M;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < HW; ++i)
+          q += (xv[at(n, i)] - mean) * (xv[at(n, i)] - mean), sgx += gv[at(n, i)] * (xv[at(n, i)] - mean);
+      const double invstd = 1 / std::sqrt(q / M + eps), sgxhat = sgx * invstd;
+      INFO("channel ", c);
+      CHECK(rv[size_t(c)] == doctest::Approx(0.9 + 0.1 * q / (M - 1)).epsilon(1e-5));
+      CHECK(db[size_t(c)] == doctest::Approx(sg).epsilon(1e-4));
+      CHECK(dw[size_t(c)] == doctest::Approx(sgxhat).epsilon(1e-4));
+      double y_error = 0, dx_error = 0;  // largest |found - expected|
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < HW; ++i) {
+          const double xhat = (xv[at(n, i)] - mean) * invstd;
+          y_error = std::max(y_error, std::fabs(yv[at(n, i)] - (xhat * w[size_t(c)] + b[size_t(c)])));
+          const double expected_dx = w[size_t(c)] * invstd * (gv[at(n, i)] - sg / M - xhat * sgxhat / M);
+          dx_error = std::max(dx_error, std::fabs(dx[at(n, i)] - expected_dx));
+        }
+      CHECK(y_error < 1e-5);
+      CHECK(dx_error < 1e-5);
     }
   }
 }

@@ -1,11 +1,17 @@
-// CPU batch norm, alone and fused with a residual add and a ReLU. Channels are independent, so they
-// are spread over the thread pool; a channel's values are N planes of H*W contiguous floats.
-// Statistics accumulate in double (lane_sums.h), and every pass over the data is a per-channel map
-// ((x - mean)*scale + bias, or a*dy + b*(x - mean) + d) that vectorises. Both subtract the mean
-// first, so a large mean does not cancel in float. The fused forms do the residual add and the ReLU
-// inside the normalising pass, and the ReLU's mask inside the backward's first pass, which stores
-// the masked gradient for the second, with the unfused arithmetic: their results equal the
-// composition's.
+// CPU batch norm, alone and fused with a residual add and a ReLU. Channels are independent, so
+// blocks of them are spread over the thread pool. A channel's values are N planes of H*W
+// contiguous floats, and the planes of one image's consecutive channels lie end to end, so a
+// block of channels reads runs of at least 4 KB (one channel of 32×32 planes, 16 of 8×8 ones):
+// a single channel's 256-byte planes, each in a different page, left the hardware prefetchers
+// nothing to follow (a cold [128,64,8,8] backward took 1.0–1.3 ms in channels, 0.6 in blocks,
+// bench/conv_bench's shapes). A block's second pass still finds most of what the first read in
+// L2, and each channel sums its planes in image order as before, so the results do not depend
+// on the blocking. Statistics accumulate in double (lane_sums.h), and every pass over the data
+// is a per-channel map ((x - mean)*scale + bias, or a*dy + b*(x - mean) + d) that vectorises.
+// Both subtract the mean first, so a large mean does not cancel in float. The fused forms do the
+// residual add and the ReLU inside the normalising pass, and the ReLU's mask inside the
+// backward's first pass, which stores the masked gradient for the second, with the unfused
+// arithmetic: their results equal the composition's.
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/lane_sums.h"
 
@@ -22,13 +28,24 @@ struct Layout {
 };
 Layout layout_of(const Tensor& x) { return {x.size(0), x.size(1), x.size(2) * x.size(3)}; }
 
-// fn(c) for every channel, in parallel when the tensor is big enough to pay for it.
+// Channels per block: whole planes adding up to kRunFloats contiguous floats per image, at most
+// kMaxBlock channels (the per-channel sums of a block live on the stack).
+constexpr int64_t kRunFloats = 1024;
+constexpr int64_t kMaxBlock = 16;
+int64_t block_channels(const Layout& l) {
+  return std::clamp<int64_t>(kRunFloats / std::max<int64_t>(1, l.HW), 1, kMaxBlock);
+}
+
+// fn(c0, c1) for consecutive blocks of channels, in parallel when the tensor is big enough to pay
+// for it.
 template <typename Fn>
-void for_each_channel(const Layout& l, Fn&& fn) {
-  const int64_t per_channel = std::max<int64_t>(1, l.N * l.HW);
-  const int64_t grain = std::max<int64_t>(1, 32768 / per_channel);
-  parallel_for(0, l.C, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) fn(c);
+void for_each_block(const Layout& l, Fn&& fn) {
+  const int64_t block = block_channels(l);
+  const int64_t blocks = (l.C + block - 1) / block;
+  const int64_t per_block = std::max<int64_t>(1, l.N * l.HW * block);
+  const int64_t grain = std::max<int64_t>(1, 32768 / per_block);
+  parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) fn(b * block, std::min(l.C, (b + 1) * block));
   });
 }
 
@@ -38,35 +55,43 @@ struct Epilogue {
   bool relu = false;
 };
 
-// out = (in - mean)*scale + bias over channel c's planes, then the epilogue: + residual, max(0, .)
-// as relu() computes it (x > 0 ? x : 0, so NaN becomes 0). Without an epilogue it is batch_norm's map.
+// Per-channel constants of the normalising map.
+struct ChannelMap {
+  float mean, scale, bias;
+};
+
+// out = (in - mean)*scale + bias over channels [c0, c1) of every image, then the epilogue:
+// + residual, max(0, .) as relu() computes it (x > 0 ? x : 0, so NaN becomes 0). Without an
+// epilogue it is batch_norm's map. maps[c - c0] holds channel c's constants.
 template <bool kResidual, bool kRelu>
-void normalise_channel(const Layout& l, int64_t c, const float* in, float* out, float mean, float scale,
-                       float bias, const float* residual) {
-  for (int64_t n = 0; n < l.N; ++n) {
-    const int64_t offset = (n * l.C + c) * l.HW;
-    const float* src = in + offset;
-    float* dst = out + offset;
-    for (int64_t i = 0; i < l.HW; ++i) {
-      float v = (src[i] - mean) * scale + bias;
-      if constexpr (kResidual) v = v + residual[offset + i];
-      if constexpr (kRelu) v = v > 0.0f ? v : 0.0f;
-      dst[i] = v;
+void normalise_block(const Layout& l, int64_t c0, int64_t c1, const float* in, float* out,
+                     const ChannelMap* maps, const float* residual) {
+  for (int64_t n = 0; n < l.N; ++n)
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t offset = (n * l.C + c) * l.HW;
+      const float* src = in + offset;
+      float* dst = out + offset;
+      const auto [mean, scale, bias] = maps[c - c0];
+      for (int64_t i = 0; i < l.HW; ++i) {
+        float v = (src[i] - mean) * scale + bias;
+        if constexpr (kResidual) v = v + residual[offset + i];
+        if constexpr (kRelu) v = v > 0.0f ? v : 0.0f;
+        dst[i] = v;
+      }
     }
-  }
 }
 
-void normalise_channel(const Layout& l, int64_t c, const float* in, float* out, float mean, float scale,
-                       float bias, const Epilogue& epilogue) {
+void normalise_block(const Layout& l, int64_t c0, int64_t c1, const float* in, float* out,
+                     const ChannelMap* maps, const Epilogue& epilogue) {
   const bool residual = epilogue.residual != nullptr;
   if (residual && epilogue.relu)
-    normalise_channel<true, true>(l, c, in, out, mean, scale, bias, epilogue.residual);
+    normalise_block<true, true>(l, c0, c1, in, out, maps, epilogue.residual);
   else if (residual)
-    normalise_channel<true, false>(l, c, in, out, mean, scale, bias, epilogue.residual);
+    normalise_block<true, false>(l, c0, c1, in, out, maps, epilogue.residual);
   else if (epilogue.relu)
-    normalise_channel<false, true>(l, c, in, out, mean, scale, bias, nullptr);
+    normalise_block<false, true>(l, c0, c1, in, out, maps, nullptr);
   else
-    normalise_channel<false, false>(l, c, in, out, mean, scale, bias, nullptr);
+    normalise_block<false, false>(l, c0, c1, in, out, maps, nullptr);
 }
 
 const float* data_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
@@ -90,21 +115,26 @@ void forward_train(const Tensor& y, const Tensor& save_mean, const Tensor& save_
   float* running_means = mutable_data_or_null(running_mean);
   float* running_vars = mutable_data_or_null(running_var);
   const double M = double(l.N * l.HW);
-  for_each_channel(l, [&](int64_t c) {
-    cpu::MomentSums sums;
-    for (int64_t n = 0; n < l.N; ++n) sums.add(xp + (n * l.C + c) * l.HW, l.HW);
-    const double mean = sums.sum() / M;
-    const double var = std::max(0.0, sums.sum_squares() / M - mean * mean);
-    const double invstd = 1.0 / std::sqrt(var + double(eps));
-    mean_out[c] = float(mean);
-    invstd_out[c] = float(invstd);
-    if (running_means) {
-      const double unbiased = M > 1 ? var * M / (M - 1) : var;
-      running_means[c] = float((1.0 - momentum) * double(running_means[c]) + momentum * mean);
-      running_vars[c] = float((1.0 - momentum) * double(running_vars[c]) + momentum * unbiased);
+  for_each_block(l, [&](int64_t c0, int64_t c1) {
+    cpu::MomentSums sums[kMaxBlock];
+    for (int64_t n = 0; n < l.N; ++n)
+      for (int64_t c = c0; c < c1; ++c) sums[c - c0].add(xp + (n * l.C + c) * l.HW, l.HW);
+    ChannelMap maps[kMaxBlock];
+    for (int64_t c = c0; c < c1; ++c) {
+      const double mean = sums[c - c0].sum() / M;
+      const double var = std::max(0.0, sums[c - c0].sum_squares() / M - mean * mean);
+      const double invstd = 1.0 / std::sqrt(var + double(eps));
+      mean_out[c] = float(mean);
+      invstd_out[c] = float(invstd);
+      if (running_means) {
+        const double unbiased = M > 1 ? var * M / (M - 1) : var;
+        running_means[c] = float((1.0 - momentum) * double(running_means[c]) + momentum * mean);
+        running_vars[c] = float((1.0 - momentum) * double(running_vars[c]) + momentum * unbiased);
+      }
+      const double scale = invstd * (weights ? weights[c] : 1.0);
+      maps[c - c0] = {float(mean), float(scale), biases ? biases[c] : 0.0f};
     }
-    const double scale = invstd * (weights ? weights[c] : 1.0);
-    normalise_channel(l, c, xp, yp, float(mean), float(scale), biases ? biases[c] : 0.0f, epilogue);
+    normalise_block(l, c0, c1, xp, yp, maps, epilogue);
   });
 }
 
@@ -119,10 +149,14 @@ void forward_eval(const Tensor& y, const Tensor& x, const Tensor& weight, const 
   const float* biases = data_or_null(bias);
   const float* running_means = running_mean.data<float>();
   const float* running_vars = running_var.data<float>();
-  for_each_channel(l, [&](int64_t c) {
-    const double invstd = 1.0 / std::sqrt(double(running_vars[c]) + double(eps));
-    const double scale = invstd * (weights ? weights[c] : 1.0);
-    normalise_channel(l, c, xp, yp, running_means[c], float(scale), biases ? biases[c] : 0.0f, epilogue);
+  for_each_block(l, [&](int64_t c0, int64_t c1) {
+    ChannelMap maps[kMaxBlock];
+    for (int64_t c = c0; c < c1; ++c) {
+      const double invstd = 1.0 / std::sqrt(double(running_vars[c]) + double(eps));
+      const double scale = invstd * (weights ? weights[c] : 1.0);
+      maps[c - c0] = {running_means[c], float(scale), biases ? biases[c] : 0.0f};
+    }
+    normalise_block(l, c0, c1, xp, yp, maps, epilogue);
   });
 }
 
@@ -134,29 +168,26 @@ struct GradIn {
 };
 inline float relu_grad(float dy, float y) { return y > 0.0f ? dy : 0.0f; }
 
-// Adds channel c's sum g and sum g*x to `sums`. With a ReLU, g is masked a chunk at a time into
-// g_out (when given: dresidual, or dx, which the second pass overwrites) or a buffer on the stack,
-// and summed by the same code as the unfused gradient: the chunk is a multiple of the 16-float
-// vector step, so the sums are the unfused ones exactly.
-void add_grad_sums(const Layout& l, int64_t c, const GradIn& g, const float* xp, float* g_out,
+// Adds the sum of g and of g*x over plane `offset` (HW floats) to `sums`. With a ReLU, g is masked
+// a chunk at a time into g_out (when given: dresidual, or dx, which the second pass overwrites)
+// or a buffer on the stack, and summed by the same code as the unfused gradient: the chunk is a
+// multiple of the 16-float vector step, so the sums are the unfused ones exactly.
+void add_grad_sums(const Layout& l, int64_t offset, const GradIn& g, const float* xp, float* g_out,
                    cpu::SumAndDot& sums) {
+  if (g.relu_output == nullptr) {
+    sums.add(g.dy + offset, xp + offset, l.HW);
+    return;
+  }
   constexpr int64_t kChunk = 1024;
   static_assert(kChunk % 16 == 0);
   float buffer[kChunk];
-  for (int64_t n = 0; n < l.N; ++n) {
-    const int64_t offset = (n * l.C + c) * l.HW;
-    if (g.relu_output == nullptr) {
-      sums.add(g.dy + offset, xp + offset, l.HW);
-      continue;
-    }
-    for (int64_t begin = 0; begin < l.HW; begin += kChunk) {
-      const int64_t count = std::min(kChunk, l.HW - begin);
-      const float* dy = g.dy + offset + begin;
-      const float* y = g.relu_output + offset + begin;
-      float* masked = g_out ? g_out + offset + begin : buffer;
-      for (int64_t i = 0; i < count; ++i) masked[i] = relu_grad(dy[i], y[i]);
-      sums.add(masked, xp + offset + begin, count);
-    }
+  for (int64_t begin = 0; begin < l.HW; begin += kChunk) {
+    const int64_t count = std::min(kChunk, l.HW - begin);
+    const float* dy = g.dy + offset + begin;
+    const float* y = g.relu_output + offset + begin;
+    float* masked = g_out ? g_out + offset + begin : buffer;
+    for (int64_t i = 0; i < count; ++i) masked[i] = relu_grad(dy[i], y[i]);
+    sums.add(masked, xp + offset + begin, count);
   }
 }
 
@@ -179,32 +210,37 @@ void backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias, cons
   float* dw = mutable_data_or_null(dweight);
   float* db = mutable_data_or_null(dbias);
   const double M = double(l.N * l.HW);
-  for_each_channel(l, [&](int64_t c) {
-    cpu::SumAndDot sums;
-    add_grad_sums(l, c, g, xp, g_out, sums);
-    const double sum_dy = sums.sum(), sum_dy_x = sums.dot();
-    const double mean = mean_in[c], invstd = invstd_in[c];
-    const double sum_dy_xhat = (sum_dy_x - mean * sum_dy) * invstd;
-    if (dw) dw[c] = float(sum_dy_xhat);
-    if (db) db[c] = float(sum_dy);
-    if (!dxp) return;
+  for_each_block(l, [&](int64_t c0, int64_t c1) {
+    cpu::SumAndDot sums[kMaxBlock];
+    for (int64_t n = 0; n < l.N; ++n)
+      for (int64_t c = c0; c < c1; ++c) add_grad_sums(l, (n * l.C + c) * l.HW, g, xp, g_out, sums[c - c0]);
     // dx = a*g + b*(x - mean) + d with the per-channel constants below (x - mean first, so a
     // large mean does not cancel in float).
-    const double k = invstd * (weights ? weights[c] : 1.0);
-    const float a = float(k);
-    const float b = float(-k * invstd * sum_dy_xhat / M);
-    const float d = float(-k * sum_dy / M);
-    const float mean32 = float(mean);
-    // The planes go last first, as the first pass left them in cache (measured: 0.45 against
+    struct DxMap {
+      float a, b, d, mean;
+    } maps[kMaxBlock];
+    for (int64_t c = c0; c < c1; ++c) {
+      const double sum_dy = sums[c - c0].sum(), sum_dy_x = sums[c - c0].dot();
+      const double mean = mean_in[c], invstd = invstd_in[c];
+      const double sum_dy_xhat = (sum_dy_x - mean * sum_dy) * invstd;
+      if (dw) dw[c] = float(sum_dy_xhat);
+      if (db) db[c] = float(sum_dy);
+      const double k = invstd * (weights ? weights[c] : 1.0);
+      maps[c - c0] = {float(k), float(-k * invstd * sum_dy_xhat / M), float(-k * sum_dy / M), float(mean)};
+    }
+    if (!dxp) return;
+    // The images go last first, as the first pass left them in cache (measured: 0.45 against
     // 0.37 ms on [128,64,8,8] in bench/conv_bench; the forward's second pass gains nothing so).
     const float* grad = g_out ? g_out : g.dy;
-    for (int64_t n = l.N - 1; n >= 0; --n) {
-      const int64_t offset = (n * l.C + c) * l.HW;
-      const float* xs = xp + offset;
-      const float* gs = grad + offset;
-      float* out = dxp + offset;
-      for (int64_t i = 0; i < l.HW; ++i) out[i] = a * gs[i] + b * (xs[i] - mean32) + d;
-    }
+    for (int64_t n = l.N - 1; n >= 0; --n)
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t offset = (n * l.C + c) * l.HW;
+        const float* xs = xp + offset;
+        const float* gs = grad + offset;
+        float* out = dxp + offset;
+        const auto [a, b, d, mean32] = maps[c - c0];
+        for (int64_t i = 0; i < l.HW; ++i) out[i] = a * gs[i] + b * (xs[i] - mean32) + d;
+      }
   });
 }
 
