@@ -208,9 +208,15 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     Tensor& slot = grads[edge.output_nr];
     if (!slot.defined()) {
       slot = std::move(grad);
+    } else if (slot.impl_ptr().use_count() == 1 && slot.storage().use_count() == 1 && slot.is_contiguous()) {
+      // Nothing else holds the slot's buffer, and each element has its own float (not a
+      // broadcast view such as sum's gradient): summed in place, one pass and no copy.
+      slot.add_(grad);
     } else {
-      Tensor sum = slot.clone();  // never update a gradient that another node may still hold
-      sum.add_(grad);
+      // Never update a gradient that another node, a view or the caller may still hold: the sum
+      // goes to a new buffer, in one pass over both.
+      Tensor sum = empty(slot.shape(), TensorOptions{}.with_device(slot.device()));
+      backend(slot.device()).binary(BinaryOp::Add, sum, slot, grad);
       slot = sum;
     }
   };

@@ -1,6 +1,6 @@
 // Autograd engine behaviour: reuse of a tensor, shared subgraphs, retain_graph, no_grad, detach,
-// gradient accumulation, saved-tensor lifetime and version checks, and the errors for misuse
-// (asserted by text, since the text is the user interface).
+// gradient accumulation (and who may own the summed buffer), saved-tensor lifetime and version checks, and
+// the errors for misuse (asserted by text, since the text is the user interface).
 #include "core/autograd.h"
 #include "ops/ops.h"
 
@@ -93,6 +93,23 @@ TEST_CASE("a leaf's gradient owns its buffer: later changes to the upstream grad
     upstream.fill_(5.0);
   }
   check_close(values(x.grad()), {1, 1, 1});
+}
+
+TEST_CASE("summing a tensor's gradients never changes a gradient that the caller still holds") {
+  // Both roots pass their gradient through unchanged to a, whose slot first holds the caller's
+  // g1 itself; the second gradient must go to a new buffer, not into g1.
+  Tensor x = leaf({1, 2, 3}, {3});
+  Tensor a = x * 2.0;
+  Tensor g1 = from_vector(std::vector<float>{1, 10, 100}, {3});
+  Tensor g2 = from_vector(std::vector<float>{2, 20, 200}, {3});
+  run_backward({a + 0.0, a + 0.0}, {g1, g2}, false);
+  check_close(values(x.grad()), {6, 60, 600});
+  check_close(values(g1), {1, 10, 100});
+  check_close(values(g2), {2, 20, 200});
+  // Gradients that nothing else holds are summed in place; the result is the same.
+  Tensor y = leaf({1, 2, 3}, {3});
+  sum(y * y * 3.0 + y * y).backward();  // d/dy 4y² = 8y
+  check_close(values(y.grad()), {8, 16, 24});
 }
 
 TEST_CASE("no_grad records nothing and restores the previous mode") {
