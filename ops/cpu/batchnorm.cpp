@@ -3,15 +3,16 @@
 // contiguous floats, and the planes of one image's consecutive channels lie end to end, so a
 // block of channels reads runs of at least 4 KB (one channel of 32×32 planes, 16 of 8×8 ones):
 // a single channel's 256-byte planes, each in a different page, left the hardware prefetchers
-// nothing to follow (a cold [128,64,8,8] backward took 1.0–1.3 ms in channels, 0.6 in blocks,
-// bench/conv_bench's shapes). A block's second pass still finds most of what the first read in
-// L2, and each channel sums its planes in image order as before, so the results do not depend
-// on the blocking. Statistics accumulate in double (lane_sums.h), and every pass over the data
-// is a per-channel map ((x - mean)*scale + bias, or a*dy + b*(x - mean) + d) that vectorises.
-// Both subtract the mean first, so a large mean does not cancel in float. The fused forms do the
-// residual add and the ReLU inside the normalising pass, and the ReLU's mask inside the
-// backward's first pass, which stores the masked gradient for the second, with the unfused
-// arithmetic: their results equal the composition's.
+// nothing to follow (the fused backward on a cold [128,64,8,8] took 0.70–1.01 ms a channel at
+// a time, 0.34–0.54 in blocks: bench/conv_bench's cold column, 2026-12-07, Intel m207). A
+// block's second pass still finds most of what the first read in L2, and each channel sums its
+// planes in image order as before, so the results do not depend on the blocking. Statistics
+// accumulate in double (lane_sums.h), and every pass over the data is a per-channel map
+// ((x - mean)*scale + bias, or a*dy + b*(x - mean) + d) that vectorises. Both subtract the mean
+// first, so a large mean does not cancel in float. The fused forms do the residual add and the
+// ReLU inside the normalising pass, and the ReLU's mask inside the backward's first pass, which
+// stores the masked gradient for the second, with the unfused arithmetic: their results equal
+// the composition's.
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/lane_sums.h"
 
