@@ -26,7 +26,7 @@ categories = [
     ("conv Winograd transforms", r"winograd"),
     ("conv lowering and packing", r"lower|im2col|col2im|for_each_chunk|LoweringPlan|transpose|pack|"
                                   r"PackedA|sum_partials|conv2d"),
-    ("BatchNorm", r"batch_norm|batchnorm|add_grad_sums|normalise_channel|for_each_channel|forward_train|"
+    ("BatchNorm", r"batch_norm|batchnorm|add_grad_sums|normalise_block|for_each_block|forward_train|"
                   r"forward_eval|relu_grad|\(anonymous namespace\)::backward\(kindling::Tensor const&"),
     ("pooling", r"pool"),
     ("loss and softmax", r"loss|softmax|one_hot"),
