@@ -172,7 +172,7 @@ inline float relu_grad(float dy, float y) { return y > 0.0f ? dy : 0.0f; }
 // Adds the sum of g and of g*x over plane `offset` (HW floats) to `sums`. With a ReLU, g is masked
 // a chunk at a time into g_out (when given: dresidual, or dx, which the second pass overwrites)
 // or a buffer on the stack, and summed by the same code as the unfused gradient: the chunk is a
-// multiple of the 16-float vector step, so the sums are the unfused ones exactly.
+// multiple of the sums' vector step (lane_sums.h), so the sums are the unfused ones exactly.
 void add_grad_sums(const Layout& l, int64_t offset, const GradIn& g, const float* xp, float* g_out,
                    cpu::SumAndDot& sums) {
   if (g.relu_output == nullptr) {
@@ -180,7 +180,7 @@ void add_grad_sums(const Layout& l, int64_t offset, const GradIn& g, const float
     return;
   }
   constexpr int64_t kChunk = 1024;
-  static_assert(kChunk % 16 == 0);
+  static_assert(kChunk % cpu::kStepFloats == 0);
   float buffer[kChunk];
   for (int64_t begin = 0; begin < l.HW; begin += kChunk) {
     const int64_t count = std::min(kChunk, l.HW - begin);
