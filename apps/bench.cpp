@@ -110,7 +110,7 @@ BenchResult train_step(const BenchOptions& o, Device device, double cpu_peak_gfl
   if (device.is_cpu()) {
     r.peak_gflop_per_s = cpu_peak_gflops;
     r.precision = precision_name(gemm_precision());
-    r.winograd = cpu::winograd_enabled() && gemm_precision() == Precision::fp32;
+    r.winograd = cpu::winograd_enabled();
   }
   return r;
 }
@@ -202,8 +202,10 @@ void print_table(const std::vector<BenchResult>& results) {
   if (std::any_of(results.begin(), results.end(), [](const BenchResult& r) { return r.winograd; }))
     fmt::print(
         "CPU training steps: GFLOP/s and % peak are effective, the direct convolution's FLOPs over the "
-        "time; the 3x3 stride-1 layers run Winograd F(2x2,3x3) and F(4x4,3x3), 2.25x and 4x fewer "
-        "multiplications (KINDLING_WINOGRAD=0: direct)\n");
+        "time; the 3x3 stride-1 layers run Winograd {} (KINDLING_WINOGRAD=0: direct)\n",
+        gemm_precision() == Precision::bf16
+            ? "F(2x2,3x3), 2.25x fewer multiplications, on bf16 tile GEMMs"
+            : "F(2x2,3x3) and F(4x4,3x3), 2.25x and 4x fewer multiplications");
 }
 
 // The CPU's FP32 peak on every rank's threads, for the training steps' peak_fraction: --peak-gflops,

@@ -6,6 +6,7 @@
 #include "core/precision.h"
 #include "core/rng.h"
 #include "ops/conv.h"
+#include "ops/cpu/conv_winograd.h"
 #include "ops/cpu/gemm_bf16.h"
 #include "ops/cpu/reference/reference_backend.h"
 #include "ops/matmul.h"
@@ -122,6 +123,8 @@ TEST_CASE("bf16 GEMM kernels equal the fp32 product of bf16-rounded operands") {
 TEST_CASE("bf16 convolutions equal the reference convolution of bf16-rounded operands") {
   if (skip_without_bf16()) return;
   const ScopedPrecision bf16(Precision::bf16);
+  // The direct kernels, which round the operands themselves; Winograd rounds its transforms (below).
+  const ScopedEnv direct("KINDLING_WINOGRAD", "0");
   struct Case {
     Shape x, w;
     Size2 stride, padding, dilation;
@@ -162,6 +165,136 @@ TEST_CASE("bf16 convolutions equal the reference convolution of bf16-rounded ope
     ref.conv2d_bwd_weight(p, dw, db, xr, dyr);
     ref.conv2d_bwd_weight(p, dw_scale, db_scale, xa, dya);
     check_within_sum_rounding(values_of(w.grad()), values_of(dw), values_of(dw_scale), p.N * p.P * p.Q);
+  }
+}
+
+namespace {
+
+// conv2d_fwd of the reference kernels (sums in double).
+Tensor reference_conv(const Conv2dParams& p, const Tensor& x, const Tensor& w) {
+  Tensor y = empty({p.N, p.K, p.P, p.Q});
+  reference_cpu_backend().conv2d_fwd(p, y, x, w, Tensor());
+  return y;
+}
+
+// Σ_c (Σ_taps |w[k,c]|)·(Σ of |x[c]| over the 5×5 window of padded rows and columns o-pad-1 .. o-pad+3)
+// for every output o of a stride-1 3×3 convolution with padding `pad`: the window holds the 4×4
+// input tile of o's F(2×2, 3×3) tile, whichever of its rows and columns o is.
+Tensor tile_scale(const Tensor& x, const Tensor& w, int64_t pad) {
+  const Tensor w_abs = magnitudes(w);
+  const int64_t K = w.size(0), C = w.size(1);
+  std::vector<float> w5(size_t(K * C * 25));
+  for (int64_t kc = 0; kc < K * C; ++kc) {
+    float sum = 0.0f;
+    for (int64_t tap = 0; tap < 9; ++tap) sum += w_abs.data<float>()[kc * 9 + tap];
+    std::fill_n(w5.begin() + kc * 25, 25, sum);
+  }
+  const Tensor window = from_vector(w5, {K, C, 5, 5}), xa = magnitudes(x);
+  return reference_conv(conv2d_params(xa, window, {}, 1, pad + 1, 1, 1), xa, window);
+}
+
+// Every got[i] within bound·scale[i] of want[i].
+void check_within(const Tensor& got, const Tensor& want, const Tensor& scale, double bound) {
+  const std::vector<float> g = values_of(got), v = values_of(want), sc = values_of(scale);
+  REQUIRE(g.size() == v.size());
+  REQUIRE(g.size() == sc.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < g.size(); ++i)
+    if (!(std::fabs(double(g[i]) - double(v[i])) <= bound * double(sc[i]))) ++bad;
+  CHECK(bad == 0);
+}
+
+// ‖got − want‖ / ‖want‖.
+double relative_rms_error(const Tensor& got, const Tensor& want) {
+  const std::vector<float> g = values_of(got), v = values_of(want);
+  double error = 0.0, norm = 0.0;
+  for (size_t i = 0; i < g.size(); ++i)
+    error += (double(g[i]) - v[i]) * (double(g[i]) - v[i]), norm += double(v[i]) * v[i];
+  return std::sqrt(error / norm);
+}
+
+}  // namespace
+
+// With bf16, Winograd's GEMMs take U = G g Gᵀ and V = Bᵀ d B rounded to bf16 (unit roundoff
+// u = 2⁻⁸). F(2×2, 3×3)'s matrices bound every error: |U[ξ]| <= max|G_i·|·max|G_j·|·Σ|g| and
+// |V[ξ]| <= Σ over the 4×4 tile of |d|, and Aᵀ's rows weight those maxima by 1 + ½ + ½ = 2 per
+// axis, so |Δy| <= 4(2u + u²)·Σ_c Σ|g_c|·Σ_tile|d_c|, fp32's roundings (of order 2⁻²⁴ per term)
+// inside the 1 + 2⁻⁶ margin. The weight gradient is the same with Gᵀ's column sums (2, 1, 2, so
+// again 4) and the 2×2 tiles of dy. F(4×4, 3×3), whose matrices hold 4, 5 and 8, is not used:
+// its bf16 error is 2.5–2.8e-2 of the outputs' norm against 3.8–4.1e-3 for F(2×2, 3×3) and
+// 2.3–2.4e-3 for the direct bf16 kernels (ResNet-20's shapes, Gaussian data).
+TEST_CASE("bf16 Winograd convolutions stay within bf16's rounding of F(2x2,3x3)'s transforms") {
+  if (skip_without_bf16()) return;
+  const ScopedPrecision bf16(Precision::bf16);
+  ::unsetenv("KINDLING_WINOGRAD");  // a suite run with KINDLING_WINOGRAD=0 still tests this path
+  const double u = std::ldexp(1.0, -8), bound = 4 * (2 * u + u * u) * (1 + std::ldexp(1.0, -6));
+  struct Case {
+    Shape x, w;
+    int64_t pad;
+  };
+  const Case cases[] = {
+      {{4, 16, 8, 8}, {16, 16, 3, 3}, 1},    // the ResNet block's
+      {{2, 32, 16, 16}, {16, 32, 3, 3}, 1},  // the data gradient's F(4×4) plane in fp32
+      {{3, 16, 9, 7}, {24, 16, 3, 3}, 1},    // odd planes: part tiles
+      {{2, 16, 10, 11}, {16, 16, 3, 3}, 0},  // unpadded (the data gradient's padding 2)
+  };
+  Generator gen(11);
+  for (const Case& cc : cases) {
+    INFO("x ", shape_str(cc.x), " w ", shape_str(cc.w), " padding ", cc.pad);
+    Tensor x = randn(cc.x, {}, &gen).set_requires_grad(true),
+           w = randn(cc.w, {}, &gen).set_requires_grad(true);
+    const Conv2dParams p = conv2d_params(x, w, {}, 1, cc.pad, 1, 1);
+    REQUIRE(cpu::winograd_tile(p) == 2);
+    CHECK(cpu::winograd_tile(p, cpu::WinogradUse::data_gradient) == 2);
+    CHECK(cpu::winograd_tile(p, cpu::WinogradUse::weight_gradient) == 2);
+    Tensor y = conv2d(x, w, {}, 1, cc.pad);
+    Tensor dy = randn(y.shape(), {}, &gen);
+    y.backward(dy);
+    const Tensor xd = x.detach(), wd = w.detach();
+    // The exact results, and the direct bf16 kernels' (a different path: they must differ).
+    const Tensor want = reference_conv(p, xd, wd);
+    Tensor dx = empty(cc.x), dw = empty(cc.w);
+    reference_cpu_backend().conv2d_bwd_data(p, dx, dy, wd);
+    reference_cpu_backend().conv2d_bwd_weight(p, dw, Tensor(), xd, dy);
+    {
+      const ScopedEnv direct("KINDLING_WINOGRAD", "0");
+      CHECK(max_abs_diff(values_of(conv2d(xd, wd, {}, 1, cc.pad)), values_of(y)) > 0.0);
+    }
+    // Forward, and the data gradient as the convolution of dy with the flipped weights.
+    check_within(y, want, tile_scale(xd, wd, cc.pad), bound);
+    // (tile_scale needs only Σ|w[k,c]| per pair, which flipping the taps leaves as it is)
+    check_within(x.grad(), dx, tile_scale(dy, wd.transpose(0, 1).contiguous(), 2 - cc.pad), bound);
+    // Weight gradient: Σ over images and 2×2 output tiles of (Σ|dy| on the tile)·(Σ|x| on its 4×4
+    // input tile), per (k, c).
+    const std::vector<float> xa = values_of(magnitudes(xd)), dya = values_of(magnitudes(dy));
+    const int64_t TH = (p.P + 1) / 2, TW = (p.Q + 1) / 2;
+    std::vector<float> dw_scale(size_t(p.K * p.C * 9), 0.0f);
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t ty = 0; ty < TH; ++ty)
+        for (int64_t tx = 0; tx < TW; ++tx) {
+          std::vector<double> x_tile(size_t(p.C), 0.0);
+          for (int64_t c = 0; c < p.C; ++c)
+            for (int64_t r = 2 * ty - cc.pad; r < 2 * ty - cc.pad + 4; ++r)
+              for (int64_t q = 2 * tx - cc.pad; q < 2 * tx - cc.pad + 4; ++q)
+                if (r >= 0 && r < p.H && q >= 0 && q < p.W)
+                  x_tile[size_t(c)] += xa[size_t(((n * p.C + c) * p.H + r) * p.W + q)];
+          for (int64_t k = 0; k < p.K; ++k) {
+            double dy_tile = 0.0;
+            for (int64_t r = 2 * ty; r < std::min(2 * ty + 2, p.P); ++r)
+              for (int64_t q = 2 * tx; q < std::min(2 * tx + 2, p.Q); ++q)
+                dy_tile += dya[size_t(((n * p.K + k) * p.P + r) * p.Q + q)];
+            for (int64_t c = 0; c < p.C; ++c)
+              for (int64_t tap = 0; tap < 9; ++tap)
+                dw_scale[size_t((k * p.C + c) * 9 + tap)] += float(dy_tile * x_tile[size_t(c)]);
+          }
+        }
+    check_within(w.grad(), dw, from_vector(dw_scale, cc.w), bound);
+    // Bounds hold for any path; the errors' size says the products were bf16 and F(2×2, 3×3)'s.
+    for (const auto& [got, exact] : {std::pair{y, want}, std::pair{x.grad(), dx}, std::pair{w.grad(), dw}}) {
+      const double error = relative_rms_error(got, exact);
+      CHECK(error > 1e-3);
+      CHECK(error < 8e-3);
+    }
   }
 }
 

@@ -78,5 +78,9 @@ TEST_CASE("bench --precision bf16 times the bf16 step and says so in --json") {
   INFO(bf16.err);
   REQUIRE(bf16.status == 0);
   CHECK(step_row(bf16.out)["precision"] == "bf16");
-  CHECK(step_row(bf16.out)["winograd"] == false);  // bf16 runs every convolution on its own GEMMs
+  CHECK(step_row(bf16.out)["winograd"] == true);  // F(2x2,3x3) on bf16 tile GEMMs
+  const Run direct = kindling_cli(step + " --precision bf16", dir.path, "KINDLING_WINOGRAD=0");
+  INFO(direct.err);
+  REQUIRE(direct.status == 0);
+  CHECK(step_row(direct.out)["winograd"] == false);
 }

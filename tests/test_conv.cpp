@@ -18,13 +18,6 @@ using namespace kindling::test;
 
 namespace {
 
-// Sets an environment variable for one scope (the kernels read KINDLING_WINOGRAD at every call).
-struct ScopedEnv {
-  const char* name;
-  ScopedEnv(const char* n, const char* value) : name(n) { ::setenv(name, value, 1); }
-  ~ScopedEnv() { ::unsetenv(name); }
-};
-
 // The oracle: the reference kernels (ops/cpu/reference/conv.cpp), the definition summed in double.
 std::vector<float> reference_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias,
                                     const Conv2dParams& p) {

@@ -9,10 +9,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <vector>
 
 namespace kindling::test {
+
+// Sets an environment variable for one scope (the CPU kernels read KINDLING_WINOGRAD at every call).
+struct ScopedEnv {
+  const char* name;
+  ScopedEnv(const char* n, const char* value) : name(n) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name); }
+};
 
 inline std::vector<float> values_of(const Tensor& t) { return t.contiguous().to_vector<float>(); }
 

@@ -3,8 +3,8 @@
 // is cut into chunks spread over the thread pool; each worker owns a slice of one workspace and
 // runs single-threaded GEMMs, so there is one level of threads. Stride-1 3×3 convolutions with
 // 16 channels or more in and out go to Winograd F(2×2, 3×3) or F(4×4, 3×3), forward and both
-// gradients (ops/cpu/conv_winograd.h says which where). At `--precision bf16` every convolution
-// goes to ops/cpu/conv_bf16.h instead. Otherwise, per group g:
+// gradients (ops/cpu/conv_winograd.h says which where; at `--precision bf16` F(2×2, 3×3) on bf16
+// tile GEMMs). At bf16 the other convolutions go to ops/cpu/conv_bf16.h. Otherwise, per group g:
 //   forward      y[n]_g [Kg, PQ] = W_g [Kg, CRS] · B(x[n]_g)     (per image; per chunk for columns)
 //   data grad    stride 1: a forward convolution of dy with the flipped, transposed weights;
 //                otherwise dcol [CRS, PQ] = W_gᵀ · dy[n]_g, dx[n]_g = col2im(dcol)
@@ -122,11 +122,17 @@ bool data_grad_is_convolution(const Conv2dParams& p) {
          p.pad_w <= p.dil_w * (p.S - 1);
 }
 
-void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy, const float* w) {
+// That convolution's parameters.
+Conv2dParams flipped_convolution(const Conv2dParams& p) {
   Conv2dParams t = p;
   t.C = p.K, t.H = p.P, t.W = p.Q, t.K = p.C, t.P = p.H, t.Q = p.W;
   t.pad_h = p.dil_h * (p.R - 1) - p.pad_h;
   t.pad_w = p.dil_w * (p.S - 1) - p.pad_w;
+  return t;
+}
+
+void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy, const float* w) {
+  const Conv2dParams t = flipped_convolution(p);
   if (cpu::winograd_applies(t)) return cpu::winograd_conv(t, dx, dy, w, /*flipped=*/true, nullptr);
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
   const int64_t panel = PackedA::panel_rows();
@@ -312,17 +318,18 @@ void weight_grad_channels_last(const Conv2dParams& p, const LoweringPlan& plan, 
 void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor& x, const Tensor& w,
                             const Tensor& bias) {
   const float* b = bias.defined() ? bias.data<float>() : nullptr;
-  if (gemm_precision() == Precision::bf16)
-    return cpu::conv_bf16_forward(p, y.data<float>(), x.data<float>(), w.data<float>(), b);
   if (cpu::winograd_applies(p))
     return cpu::winograd_conv(p, y.data<float>(), x.data<float>(), w.data<float>(), false, b);
+  if (gemm_precision() == Precision::bf16)
+    return cpu::conv_bf16_forward(p, y.data<float>(), x.data<float>(), w.data<float>(), b);
   forward(p, y.data<float>(), x.data<float>(), pack_weights(p, w.data<float>()), b);
 }
 
 // dy [N,K,P,Q], w [K,C/G,R,S] -> dx [N,C,H,W];  dx[n]_g = col2im(W_gᵀ · dy[n]_g)
 void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& w) {
   if (p.N == 0) return;
-  if (gemm_precision() == Precision::bf16)
+  const bool by_winograd = data_grad_is_convolution(p) && cpu::winograd_applies(flipped_convolution(p));
+  if (gemm_precision() == Precision::bf16 && !by_winograd)
     return cpu::conv_bf16_data_grad(p, dx.data<float>(), dy.data<float>(), w.data<float>());
   if (data_grad_is_convolution(p))
     return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
@@ -358,10 +365,10 @@ void CpuBackend::conv2d_bwd_weight(const Conv2dParams& p, const Tensor& dw, cons
   if (dbias.defined()) bias_grad(p, dy.data<float>(), dbias.data<float>());
   if (p.N == 0) {  // an empty batch
     std::fill_n(dwp, dw.numel(), 0.0f);
-  } else if (gemm_precision() == Precision::bf16) {
-    cpu::conv_bf16_weight_grad(p, dwp, x.data<float>(), dy.data<float>());
   } else if (cpu::winograd_applies(p)) {
     cpu::winograd_weight_grad(p, dwp, x.data<float>(), dy.data<float>());
+  } else if (gemm_precision() == Precision::bf16) {
+    cpu::conv_bf16_weight_grad(p, dwp, x.data<float>(), dy.data<float>());
   } else if (!plan.phased) {
     weight_grad_columns(p, plan, dwp, x.data<float>(), dy.data<float>());
   } else if (plan.Cg % 16 == 0) {

@@ -4,8 +4,8 @@
 //   data grad    dcol [CRS, PQ] = bf16(W_g)ᵀ · bf16(dy[n]_g),  dx[n]_g = col2im(dcol)
 //   weight grad  dW_g [Kg, CRS] = Σ_n bf16(dy[n]_g) · bf16(col(x[n]_g))ᵀ, per worker, the workers'
 //                partial sums added in worker order (the result does not depend on timing)
-// Products are summed in fp32. Winograd is not used at bf16: its transforms would add their own
-// rounding to bf16's.
+// Products are summed in fp32. The convolutions where Winograd applies do not come here: they run
+// F(2×2, 3×3) on bf16 tile GEMMs (conv_winograd.h).
 #pragma once
 #include "core/backend.h"
 

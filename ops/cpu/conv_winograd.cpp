@@ -6,6 +6,8 @@
 //                    dU[ξ] += D[ξ] · V[ξ]ᵀ (α² GEMMs of depth T) into the worker's partial sum;
 //                    the partials are added in worker order, so the result does not depend on
 //                    thread timing, and transformed back to dw once.
+// At `--precision bf16` the GEMMs are gemm_bf16_nn (U[ξ] rounded and packed once per call, V[ξ]
+// rounded as it is packed) and, for the weight gradient, gemm_bf16_nt; the transforms stay fp32.
 // From 32 channels in, the weight gradient packs D[ξ] and transposes V[ξ] to [T][C] for gemm_nn
 // rather than run gemm_nt's dot products: a chunk has at most a few hundred tiles, and over so
 // short a depth the dot-product tiles ran at 35-50 % of the FMA peak against the broadcast tiles'
@@ -19,6 +21,7 @@
 #include "ops/cpu/winograd_transforms.h"
 
 #include "core/parallel.h"
+#include "core/precision.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -74,7 +77,7 @@ int64_t winograd_tile(const Conv2dParams& p, WinogradUse use) {
                     p.P * p.Q >= kMinOutputPixels;
   if (!fits) return 0;
   if (choice == "2" || choice == "4") return choice == "2" ? 2 : 4;
-  if (use == WinogradUse::forward) return 2;
+  if (use == WinogradUse::forward || gemm_precision() == Precision::bf16) return 2;
   const int64_t large = use == WinogradUse::weight_gradient ? kLargeTileGradPlane : kLargeTilePlane;
   return p.P >= large && p.Q >= large ? 4 : 2;
 }
@@ -84,7 +87,10 @@ void winograd_conv(const Conv2dParams& p, float* y, const float* x, const float*
   if (p.N == 0) return;
   const WinogradUse use = flipped ? WinogradUse::data_gradient : WinogradUse::forward;
   const Geometry geo = geometry(p, m != 0 ? m : winograd_tile(p, use));
-  const std::vector<PackedA> U = transform_weights(p, geo, w, flipped);
+  const bool bf16 = gemm_precision() == Precision::bf16;
+  const std::vector<PackedA> U = bf16 ? std::vector<PackedA>() : transform_weights(p, geo, w, flipped);
+  const std::vector<PackedBf16> U_bf16 =
+      bf16 ? transform_weights_bf16(p, geo, w, flipped) : std::vector<PackedBf16>();
   const auto [images, workers] = chunks(p, geo);
   const int64_t max_ld = images * geo.per_image;
   // Per worker: V, M, the input transform's scratch, the output transform's.
@@ -107,7 +113,10 @@ void winograd_conv(const Conv2dParams& p, float* y, const float* x, const float*
                           in_scratch);
         const std::vector<int64_t> v_rows = strided_rows(p.C, ld);
         for (int64_t xi = 0; xi < geo.positions; ++xi)
-          gemm_nn(U[size_t(xi)], ld, V + xi * v_plane, v_rows.data(), M + xi * m_plane, ld, false);
+          if (bf16)
+            gemm_bf16_nn(U_bf16[size_t(xi)], ld, V + xi * v_plane, ld, M + xi * m_plane, ld, false);
+          else
+            gemm_nn(U[size_t(xi)], ld, V + xi * v_plane, v_rows.data(), M + xi * m_plane, ld, false);
         for (int64_t b = 0; b < chunk_images; ++b)
           transform_output(p, geo, M + b * geo.per_image, ld, m_plane, y + (n0 + b) * p.K * p.P * p.Q, bias,
                            out_scratch);
@@ -128,7 +137,8 @@ void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, cons
   const int64_t d_floats = geo.positions * plane_floats(p.K, max_ld);
   const int64_t du_floats = geo.positions * p.K * p.C;
   const int64_t in_floats = input_scratch_floats(geo), dy_floats = dy_scratch_floats(geo);
-  const bool broadcast = p.C >= kMinBroadcastGradChannels;
+  const bool bf16 = gemm_precision() == Precision::bf16;
+  const bool broadcast = !bf16 && p.C >= kMinBroadcastGradChannels;
   const int64_t vt_floats = broadcast ? max_ld * p.C : 0;
   const Workspace ws(workers, v_floats + d_floats + du_floats + in_floats + dy_floats + vt_floats);
   auto partial = [&](int64_t worker) { return ws.slice(worker) + v_floats + d_floats; };
@@ -151,7 +161,11 @@ void winograd_weight_grad(const Conv2dParams& p, float* dw, const float* x, cons
                        dy_scratch);
         }
         const bool accumulate = started[size_t(worker)] != 0;
-        if (broadcast) {
+        if (bf16) {
+          for (int64_t xi = 0; xi < geo.positions; ++xi)
+            gemm_bf16_nt(p.K, p.C, ld, D + xi * d_plane, ld, V + xi * v_plane, ld,
+                         partial(worker) + xi * p.K * p.C, p.C, accumulate);
+        } else if (broadcast) {
           PackedA d_panels(p.K, ld);
           const std::vector<int64_t> vt_rows = strided_rows(ld, p.C);
           for (int64_t xi = 0; xi < geo.positions; ++xi) {

@@ -39,7 +39,9 @@ enum class WinogradUse { forward, data_gradient, weight_gradient };
 //   data gradient    4 on planes of at least 16×16, else 2 (same fixture: 2e-6).
 //   weight gradient  4 on planes of at least 8×8 (its GEMMs' depth is the tiles), else 2.
 // On smaller planes F(4×4, 3×3)'s 6×6 input tiles overlap too much to pay. Measured per ResNet
-// layer (conv_bench, docs/performance.md).
+// layer (conv_bench, docs/performance.md). At `--precision bf16` (core/precision.h) always 2: the
+// GEMMs round U and V to bf16, and F(4×4, 3×3)'s matrices amplify that rounding about sevenfold
+// (tests/test_bf16.cpp). KINDLING_WINOGRAD=4 still forces it.
 int64_t winograd_tile(const Conv2dParams& p, WinogradUse use = WinogradUse::forward);
 inline bool winograd_applies(const Conv2dParams& p) { return winograd_tile(p) != 0; }
 

@@ -4,10 +4,11 @@
 // outside the GEMMs stay fp32. vdpbf16ps multiplies pairs along the depth, so both kernels work on
 // pairs (k, k+1) of bf16 held in one 32-bit word, the depth padded with a zero to an even length:
 //   gemm_bf16_nn   C = A·B, B row-major [K, N]: 8×48 register tiles, a pair of A broadcast
-//                  against 48 columns of B's pairs (the convolution and its data gradient);
+//                  against 48 columns of B's pairs (the convolution and its data gradient,
+//                  and Winograd's U[ξ]·V[ξ]);
 //   gemm_bf16_nt   C = A·Bᵀ, A [M, K] and B [N, K] row-major: 4×4 tiles of dot products along
 //                  rows converted to bf16 in place order (the weight gradient, whose depth is
-//                  the pixels).
+//                  the pixels, or Winograd's tiles).
 // All are single-threaded: callers split the work over their threads. They throw DeviceError on a
 // CPU without AVX512-BF16 (cpu_has_avx512_bf16() in core/precision.h).
 #pragma once

@@ -19,20 +19,19 @@
 
 #include <algorithm>
 #include <bit>
+#include <type_traits>
 
 namespace kindling::cpu::winograd {
 namespace {
 
 int64_t whole_vectors(int64_t n) { return (n + kStep - 1) / kStep * kStep; }
 
-// Per output channel k the C filters are transposed to taps [9][C], so that G g Gᵀ runs along c
-// with whole vectors and writes each u[ξ][k] row in order.
+// u [α²][K][C]. Per output channel k the C filters are transposed to taps [9][C], so that G g Gᵀ
+// runs along c with whole vectors and writes each u[ξ][k] row in order.
 template <typename T>
-std::vector<PackedA> weights(const Conv2dParams& p, const float* w, bool flipped) {
+void weights(const Conv2dParams& p, const float* w, bool flipped, float* u) {
   constexpr int a = T::alpha;
   const int64_t K = p.K, C = p.C, row = whole_vectors(C);
-  const Workspace u_buffer(1, a * a * K * C);
-  float* u = u_buffer.slice(0);
   parallel_for(0, K, std::max<int64_t>(1, 2048 / C), [&](int64_t k0, int64_t k1) {
     std::vector<float> taps(size_t(9 * row));  // taps[rs*row + c] = w'[k, c, r, s]
     for (int64_t k = k0; k < k1; ++k) {
@@ -62,10 +61,16 @@ std::vector<PackedA> weights(const Conv2dParams& p, const float* w, bool flipped
       }
     }
   });
-  std::vector<PackedA> packed;
-  packed.reserve(a * a);
-  for (int64_t xi = 0; xi < a * a; ++xi) packed.emplace_back(u + xi * K * C, K, C, C, 1);
-  return packed;
+}
+
+// U [α²][K][C], unpacked, in a workspace.
+Workspace weights(const Conv2dParams& p, const Geometry& geo, const float* w, bool flipped) {
+  Workspace u(1, geo.positions * p.K * p.C);
+  if (geo.m == 2)
+    weights<Tile<2>>(p, w, flipped, u.slice(0));
+  else
+    weights<Tile<4>>(p, w, flipped, u.slice(0));
+  return u;
 }
 
 // transform_input's scratch: h[j][u % m][u / m][tx], column j of the horizontal transform d B of
@@ -380,9 +385,34 @@ Geometry geometry(const Conv2dParams& p, int64_t m) {
 
 int64_t plane_floats(int64_t rows, int64_t ld) { return (rows * ld + 1023) / 1024 * 1024 + 16; }
 
+namespace {
+
+// U[ξ] [K, C] for every ξ, packed for gemm_nn (PackedA) or rounded and packed for gemm_bf16_nn.
+template <typename Packed>
+std::vector<Packed> packed_weights(const Conv2dParams& p, const Geometry& geo, const float* w, bool flipped) {
+  const Workspace u = weights(p, geo, w, flipped);
+  std::vector<Packed> packed;
+  packed.reserve(size_t(geo.positions));
+  for (int64_t xi = 0; xi < geo.positions; ++xi) {
+    const float* u_xi = u.slice(0) + xi * p.K * p.C;
+    if constexpr (std::is_same_v<Packed, PackedA>)
+      packed.emplace_back(u_xi, p.K, p.C, p.C, 1);
+    else
+      packed.emplace_back(StridedMatrix{u_xi, p.C, 1}, p.K, p.C);
+  }
+  return packed;
+}
+
+}  // namespace
+
 std::vector<PackedA> transform_weights(const Conv2dParams& p, const Geometry& geo, const float* w,
                                        bool flipped) {
-  return geo.m == 2 ? weights<Tile<2>>(p, w, flipped) : weights<Tile<4>>(p, w, flipped);
+  return packed_weights<PackedA>(p, geo, w, flipped);
+}
+
+std::vector<PackedBf16> transform_weights_bf16(const Conv2dParams& p, const Geometry& geo, const float* w,
+                                               bool flipped) {
+  return packed_weights<PackedBf16>(p, geo, w, flipped);
 }
 
 int64_t input_scratch_floats(const Geometry& geo) { return geo.alpha * geo.m * h_array_floats(geo); }

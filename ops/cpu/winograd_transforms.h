@@ -7,6 +7,7 @@
 #pragma once
 #include "core/backend.h"
 #include "ops/cpu/conv_gemm.h"
+#include "ops/cpu/gemm_bf16.h"
 
 #include <cstdint>
 #include <vector>
@@ -31,6 +32,9 @@ int64_t plane_floats(int64_t rows, int64_t ld);
 // [K,C,3,3], or when flipped [C,K,3,3] read as w'[k,c,r,s] = w[c,k,2-r,2-s].
 std::vector<PackedA> transform_weights(const Conv2dParams& p, const Geometry& geo, const float* w,
                                        bool flipped);
+// The same rounded to bf16 and packed for gemm_bf16_nn (`--precision bf16`).
+std::vector<PackedBf16> transform_weights_bf16(const Conv2dParams& p, const Geometry& geo, const float* w,
+                                               bool flipped);
 
 // V[ξ][c][t] = (Bᵀ d B)[ξ] for every tile d of image x [C, H, W]; channel rows ld apart. `scratch`
 // holds input_scratch_floats, zeroed before the first image of a convolution.
