@@ -237,6 +237,7 @@ TEST_CASE("bf16 Winograd convolutions stay within bf16's rounding of F(2x2,3x3)'
       {{2, 32, 16, 16}, {16, 32, 3, 3}, 1},  // the data gradient's F(4×4) plane in fp32
       {{3, 16, 9, 7}, {24, 16, 3, 3}, 1},    // odd planes: part tiles
       {{2, 16, 10, 11}, {16, 16, 3, 3}, 0},  // unpadded (the data gradient's padding 2)
+      {{2, 17, 6, 6}, {19, 17, 3, 3}, 1},    // odd depths: a pair padded with zero
   };
   Generator gen(11);
   for (const Case& cc : cases) {
