@@ -49,16 +49,21 @@ Tensor magnitudes(const Tensor& t) {
   return from_vector(v, t.shape());
 }
 
+// Every got[i] within bound·scale[i] + slack of want[i].
+void check_within(const std::vector<float>& got, const std::vector<float>& want,
+                  const std::vector<float>& scale, double bound, double slack = 0.0) {
+  REQUIRE(got.size() == want.size());
+  REQUIRE(got.size() == scale.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::fabs(double(got[i]) - double(want[i])) <= bound * double(scale[i]) + slack)) ++bad;
+  CHECK(bad == 0);
+}
+
 // Every got[i] within (terms + 2)·2⁻²⁴·scale[i] of want[i] (scale: Σ|a·b| of that output).
 void check_within_sum_rounding(const std::vector<float>& got, const std::vector<float>& want,
                                const std::vector<float>& scale, int64_t terms) {
-  REQUIRE(got.size() == want.size());
-  REQUIRE(got.size() == scale.size());
-  const double unit = std::ldexp(1.0, -24) * double(terms + 2);
-  size_t bad = 0;
-  for (size_t i = 0; i < got.size(); ++i)
-    if (!(std::fabs(double(got[i]) - double(want[i])) <= unit * double(scale[i]) + 1e-30)) ++bad;
-  CHECK(bad == 0);
+  check_within(got, want, scale, std::ldexp(1.0, -24) * double(terms + 2), 1e-30);
 }
 
 }  // namespace
@@ -193,17 +198,6 @@ Tensor tile_scale(const Tensor& x, const Tensor& w, int64_t pad) {
   return reference_conv(conv2d_params(xa, window, {}, 1, pad + 1, 1, 1), xa, window);
 }
 
-// Every got[i] within bound·scale[i] of want[i].
-void check_within(const Tensor& got, const Tensor& want, const Tensor& scale, double bound) {
-  const std::vector<float> g = values_of(got), v = values_of(want), sc = values_of(scale);
-  REQUIRE(g.size() == v.size());
-  REQUIRE(g.size() == sc.size());
-  size_t bad = 0;
-  for (size_t i = 0; i < g.size(); ++i)
-    if (!(std::fabs(double(g[i]) - double(v[i])) <= bound * double(sc[i]))) ++bad;
-  CHECK(bad == 0);
-}
-
 // ‖got − want‖ / ‖want‖.
 double relative_rms_error(const Tensor& got, const Tensor& want) {
   const std::vector<float> g = values_of(got), v = values_of(want);
@@ -262,9 +256,10 @@ TEST_CASE("bf16 Winograd convolutions stay within bf16's rounding of F(2x2,3x3)'
       CHECK(max_abs_diff(values_of(conv2d(xd, wd, {}, 1, cc.pad)), values_of(y)) > 0.0);
     }
     // Forward, and the data gradient as the convolution of dy with the flipped weights.
-    check_within(y, want, tile_scale(xd, wd, cc.pad), bound);
+    check_within(values_of(y), values_of(want), values_of(tile_scale(xd, wd, cc.pad)), bound);
     // (tile_scale needs only Σ|w[k,c]| per pair, which flipping the taps leaves as it is)
-    check_within(x.grad(), dx, tile_scale(dy, wd.transpose(0, 1).contiguous(), 2 - cc.pad), bound);
+    check_within(values_of(x.grad()), values_of(dx),
+                 values_of(tile_scale(dy, wd.transpose(0, 1).contiguous(), 2 - cc.pad)), bound);
     // Weight gradient: Σ over images and 2×2 output tiles of (Σ|dy| on the tile)·(Σ|x| on its 4×4
     // input tile), per (k, c).
     const std::vector<float> xa = values_of(magnitudes(xd)), dya = values_of(magnitudes(dy));
@@ -289,7 +284,7 @@ TEST_CASE("bf16 Winograd convolutions stay within bf16's rounding of F(2x2,3x3)'
                 dw_scale[size_t((k * p.C + c) * 9 + tap)] += float(dy_tile * x_tile[size_t(c)]);
           }
         }
-    check_within(w.grad(), dw, from_vector(dw_scale, cc.w), bound);
+    check_within(values_of(w.grad()), values_of(dw), dw_scale, bound);
     // Bounds hold for any path; the errors' size says the products were bf16 and F(2×2, 3×3)'s.
     for (const auto& [got, exact] : {std::pair{y, want}, std::pair{x.grad(), dx}, std::pair{w.grad(), dw}}) {
       const double error = relative_rms_error(got, exact);

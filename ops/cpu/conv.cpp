@@ -131,9 +131,9 @@ Conv2dParams flipped_convolution(const Conv2dParams& p) {
   return t;
 }
 
+// On the direct kernels (conv2d_bwd_data sends Winograd's shapes to winograd_conv first).
 void data_grad_by_convolution(const Conv2dParams& p, float* dx, const float* dy, const float* w) {
   const Conv2dParams t = flipped_convolution(p);
-  if (cpu::winograd_applies(t)) return cpu::winograd_conv(t, dx, dy, w, /*flipped=*/true, nullptr);
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, RS = p.R * p.S;
   const int64_t panel = PackedA::panel_rows();
   std::vector<PackedA> flipped;  // per group [Cg, Kg*R*S]: row c, column (k, r, s)
@@ -328,8 +328,13 @@ void CpuBackend::conv2d_fwd(const Conv2dParams& p, const Tensor& y, const Tensor
 // dy [N,K,P,Q], w [K,C/G,R,S] -> dx [N,C,H,W];  dx[n]_g = col2im(W_gᵀ · dy[n]_g)
 void CpuBackend::conv2d_bwd_data(const Conv2dParams& p, const Tensor& dx, const Tensor& dy, const Tensor& w) {
   if (p.N == 0) return;
-  const bool by_winograd = data_grad_is_convolution(p) && cpu::winograd_applies(flipped_convolution(p));
-  if (gemm_precision() == Precision::bf16 && !by_winograd)
+  if (data_grad_is_convolution(p)) {
+    const Conv2dParams t = flipped_convolution(p);
+    if (cpu::winograd_applies(t))
+      return cpu::winograd_conv(t, dx.data<float>(), dy.data<float>(), w.data<float>(), /*flipped=*/true,
+                                nullptr);
+  }
+  if (gemm_precision() == Precision::bf16)
     return cpu::conv_bf16_data_grad(p, dx.data<float>(), dy.data<float>(), w.data<float>());
   if (data_grad_is_convolution(p))
     return data_grad_by_convolution(p, dx.data<float>(), dy.data<float>(), w.data<float>());
